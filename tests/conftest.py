@@ -1,0 +1,80 @@
+"""Shared fixtures: an in-process cluster (coordinator + nodes in this Trio run)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+import pytest
+import trio
+
+from torua.config import CoordinatorSettings, HealthSettings, NodeSettings
+from torua.coordinator import Coordinator
+from torua.node import Node
+
+FAST_HEALTH = HealthSettings(interval=0.2, timeout=0.1, failures=2, successes=1)
+
+
+class LocalCluster:
+    def __init__(self, nursery: trio.Nursery, coordinator: Coordinator) -> None:
+        self.nursery = nursery
+        self.coordinator = coordinator
+        self.nodes: dict[str, Node] = {}
+        self.http = httpx.AsyncClient(base_url=coordinator.url, timeout=10.0)
+
+    async def add_node(self, node_id: str, *, capacity: int | None = None) -> Node:
+        node = Node(NodeSettings(node_id=node_id, port=0, coordinator=self.coordinator.url,
+                                 capacity=capacity, memory=True, register_backoff_max=0.2))
+        await self.nursery.start(node.run)
+        self.nodes[node_id] = node
+        return node
+
+    async def wait_healthy(self, count: int) -> None:
+        with trio.fail_after(10):
+            while True:
+                nodes = (await self.http.get("/nodes")).json()["nodes"]
+                if sum(n["status"] == "healthy" for n in nodes) >= count:
+                    placed = (await self.http.get("/cluster/info")).json()
+                    if placed["assigned_shards"] == placed["total_shards"]:
+                        return
+                await trio.sleep(0.05)
+
+    async def snapshot(self) -> tuple:
+        """Everything a bad request must leave unchanged."""
+        nodes = (await self.http.get("/nodes")).json()["nodes"]
+        for node in nodes:
+            node.pop("last_health_check")
+        shards = (await self.http.get("/shards")).json()
+        info = (await self.http.get("/cluster/info")).json()
+        info.pop("uptime")
+        return nodes, shards, info
+
+
+@asynccontextmanager
+async def local_cluster(
+    nodes: int = 2, *, replicas: int = 2, shards: int = 8, health: HealthSettings = FAST_HEALTH
+) -> AsyncIterator[LocalCluster]:
+    settings = CoordinatorSettings(port=0, shards=shards, replication_factor=replicas,
+                                   health=health, memory=True)
+    async with trio.open_nursery() as nursery:
+        coordinator = Coordinator(settings)
+        await nursery.start(coordinator.run)
+        cluster = LocalCluster(nursery, coordinator)
+        try:
+            for i in range(1, nodes + 1):
+                await cluster.add_node(f"n{i}")
+            if nodes:
+                await cluster.wait_healthy(nodes)
+            yield cluster
+        finally:
+            await cluster.http.aclose()
+            for node in cluster.nodes.values():
+                node.stop()
+            coordinator.stop()
+
+
+@pytest.fixture
+async def cluster() -> AsyncIterator[LocalCluster]:
+    async with local_cluster() as c:
+        yield c

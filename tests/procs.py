@@ -1,0 +1,154 @@
+"""Start real Torua processes on loopback for process-level tests, and reap them.
+
+Every process is tracked by pid and stopped when the group closes: SIGCONT
+first (a test may have suspended it), then SIGTERM, then SIGKILL after a grace
+period. Tests then assert nothing of theirs is left.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass, field
+
+import httpx
+import psutil
+import trio
+
+__all__ = ["Proc", "ProcessGroup", "wait_until"]
+
+
+@dataclass
+class Proc:
+    name: str
+    process: trio.Process
+    url: str = ""
+    output: list[str] = field(default_factory=list)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def suspend(self) -> None:
+        psutil.Process(self.pid).suspend()
+
+    def resume(self) -> None:
+        psutil.Process(self.pid).resume()
+
+    def kill(self) -> None:
+        psutil.Process(self.pid).kill()
+
+    async def wait(self) -> int:
+        return await self.process.wait()
+
+
+async def wait_until(predicate, *, within: float, every: float = 0.1, what: str = "condition"):
+    """Poll an async predicate until it returns a truthy value; fail after ``within`` s."""
+    with trio.move_on_after(within):
+        while True:
+            result = await predicate()
+            if result:
+                return result
+            await trio.sleep(every)
+    raise AssertionError(f"{what} not reached within {within}s")
+
+
+class ProcessGroup:
+    def __init__(self, env: dict[str, str] | None = None) -> None:
+        self.env = {**os.environ, "TORUA_LOG_LEVEL": "INFO", **(env or {})}
+        self.env.pop("TORUA_TOKEN", None)
+        self.procs: list[Proc] = []
+        self.pids: set[int] = set()
+
+    async def __aenter__(self) -> ProcessGroup:
+        self._nursery_manager = trio.open_nursery()
+        self.nursery = await self._nursery_manager.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> bool | None:
+        try:
+            with trio.CancelScope(shield=True):
+                await self.stop_all()
+        finally:
+            self.nursery.cancel_scope.cancel()
+            result = await self._nursery_manager.__aexit__(*exc_info)
+        return result
+
+    async def start(self, name: str, argv: list[str], env: dict[str, str] | None = None,
+                    *, ready_within: float = 20.0) -> Proc:
+        full_env = {**self.env, **(env or {})}
+        process: trio.Process = await self.nursery.start(
+            lambda task_status: trio.run_process(
+                [sys.executable, "-m", "torua", *argv], env=full_env, check=False,
+                stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, start_new_session=True,
+                task_status=task_status,
+            )
+        )
+        proc = Proc(name, process)
+        self.procs.append(proc)
+        self.pids.add(process.pid)
+        ready = trio.Event()
+
+        async def pump() -> None:
+            buffer = b""
+            assert process.stdout is not None
+            async for chunk in process.stdout:
+                buffer += chunk
+                *lines, buffer = buffer.split(b"\n")
+                for raw in lines:
+                    line = raw.decode(errors="replace")
+                    proc.output.append(line)
+                    if line.startswith("READY ") and not ready.is_set():
+                        proc.url = line.split(" ", 1)[1].strip()
+                        ready.set()
+
+        self.nursery.start_soon(pump)
+        with trio.move_on_after(ready_within):
+            await ready.wait()
+        if not ready.is_set():
+            raise AssertionError(f"{name} printed no READY line within {ready_within}s")
+        return proc
+
+    async def coordinator(self, env: dict[str, str] | None = None, *args: str) -> Proc:
+        return await self.start("coordinator",
+                                 ["coordinator", "--listen", "127.0.0.1:0", "--memory", *args],
+                                 env)
+
+    async def node(self, node_id: str, coordinator: str, env: dict[str, str] | None = None,
+                   *args: str) -> Proc:
+        return await self.start(node_id, ["node", "--id", node_id, "--listen", "127.0.0.1:0",
+                                          "--coordinator", coordinator, "--memory", *args], env)
+
+    async def stop(self, proc: Proc, grace: float = 10.0) -> int:
+        if proc.process.returncode is None:
+            try:
+                proc.resume()
+                proc.process.send_signal(signal.SIGTERM)
+            except (psutil.NoSuchProcess, ProcessLookupError):
+                pass
+            with trio.move_on_after(grace):
+                return await proc.wait()
+            proc.process.kill()
+        return await proc.wait()
+
+    async def stop_all(self) -> None:
+        for proc in reversed(self.procs):
+            await self.stop(proc)
+        for pid in self.pids:
+            assert not _alive(pid), f"process {pid} outlived its test"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+async def get_json(url: str, path: str) -> dict:
+    async with httpx.AsyncClient(timeout=5.0) as client:
+        response = await client.get(url + path)
+        response.raise_for_status()
+        return response.json()

@@ -1,0 +1,177 @@
+"""HTTP probes against httpx.MockTransport; TCP probes against real 127.0.0.1 sockets."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Awaitable, Callable
+from functools import partial
+
+import httpx
+import pytest
+import trio
+
+from torua.config import HealthSettings
+from torua.coordinator.probes import describe_error, make_probe, probe_http, probe_tcp
+
+HTTP = HealthSettings()
+TCP = HealthSettings(kind="tcp")
+
+Handler = Callable[[httpx.Request], httpx.Response]
+
+
+@pytest.fixture
+def seen() -> list[httpx.Request]:
+    return []
+
+
+def client_for(handler: Handler) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.MockTransport(handler))
+
+
+def status(code: int, requests: list[httpx.Request]) -> Handler:
+    def handler(request: httpx.Request) -> httpx.Response:
+        requests.append(request)
+        return httpx.Response(code, json={"status": "ok"})
+
+    return handler
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+# -- http -----------------------------------------------------------------------
+
+
+async def test_http_200_passes(seen: list[httpx.Request]) -> None:
+    async with client_for(status(200, seen)) as client:
+        assert await make_probe(client)("http://127.0.0.1:8081", HTTP) is None
+    assert [(r.method, str(r.url)) for r in seen] == [("GET", "http://127.0.0.1:8081/health")]
+
+
+@pytest.mark.parametrize(
+    ("code", "error"), [(500, "HTTP 500"), (503, "HTTP 503"), (301, "HTTP 301"), (204, "HTTP 204")]
+)
+async def test_http_other_status_fails(seen: list[httpx.Request], code: int, error: str) -> None:
+    async with client_for(status(code, seen)) as client:
+        assert await make_probe(client)("http://127.0.0.1:8081", HTTP) == error
+
+
+@pytest.mark.parametrize(
+    "addr",
+    ["127.0.0.1:8081", "http://127.0.0.1:8081", "http://127.0.0.1:8081/", " 127.0.0.1:8081 "],
+)
+async def test_http_address_with_or_without_scheme(seen: list[httpx.Request], addr: str) -> None:
+    async with client_for(status(200, seen)) as client:
+        assert await probe_http(client, addr, HTTP) is None
+    assert str(seen[0].url) == "http://127.0.0.1:8081/health"
+
+
+async def test_http_uses_the_path_setting(seen: list[httpx.Request]) -> None:
+    async with client_for(status(200, seen)) as client:
+        probe = make_probe(client)
+        assert await probe("127.0.0.1:8081", HealthSettings(path="/ready")) is None
+        assert await probe("127.0.0.1:8081", HealthSettings(path="/v1/health")) is None
+    assert [r.url.path for r in seen] == ["/ready", "/v1/health"]
+
+
+async def test_http_connection_error_fails() -> None:
+    def refuse(request: httpx.Request) -> httpx.Response:
+        cause = ConnectionRefusedError(111, "Connection refused")
+        raise httpx.ConnectError("all attempts to connect failed", request=request) from cause
+
+    async with client_for(refuse) as client:
+        assert await make_probe(client)("127.0.0.1:8081", HTTP) == "connection refused"
+
+
+async def test_http_other_transport_errors_fail() -> None:
+    def broken(request: httpx.Request) -> httpx.Response:
+        raise httpx.RemoteProtocolError("peer closed connection", request=request)
+
+    def slow(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadTimeout("timed out", request=request)
+
+    async with client_for(broken) as client:
+        assert await make_probe(client)("127.0.0.1:8081", HTTP) == "peer closed connection"
+    async with client_for(slow) as client:
+        assert await make_probe(client)("127.0.0.1:8081", HTTP) == "timeout (client)"
+
+
+async def test_http_probe_against_a_closed_port() -> None:
+    async with httpx.AsyncClient() as client:
+        error = await make_probe(client)(f"127.0.0.1:{closed_port()}", HTTP)
+    assert error == "connection refused"
+
+
+async def test_http_hangs_rather_than_applying_the_timeout(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """The probe leaves the deadline to the monitor's cancel scope."""
+
+    async def hang(request: httpx.Request) -> httpx.Response:
+        await trio.sleep_forever()
+        raise AssertionError("unreachable")
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(hang)) as client:
+        with trio.move_on_after(3600) as scope:
+            await make_probe(client)("127.0.0.1:8081", HTTP)
+    assert scope.cancelled_caught
+
+
+# -- tcp ------------------------------------------------------------------------
+
+
+async def test_tcp_probe_passes_against_a_listener() -> None:
+    send, accepted = trio.open_memory_channel[int](2)
+    async with trio.open_nursery() as nursery:
+        listeners = await nursery.start(
+            partial(trio.serve_tcp, _accept_and_close(send), 0, host="127.0.0.1")
+        )
+        port = listeners[0].socket.getsockname()[1]
+        assert await probe_tcp(f"127.0.0.1:{port}", TCP) is None
+        async with httpx.AsyncClient() as client:
+            assert await make_probe(client)(f"http://127.0.0.1:{port}", TCP) is None
+        with trio.fail_after(5):  # the listener really saw both connections
+            assert [await accepted.receive(), await accepted.receive()] == [port, port]
+        nursery.cancel_scope.cancel()
+
+
+async def test_tcp_probe_fails_against_a_closed_port() -> None:
+    assert await probe_tcp(f"http://127.0.0.1:{closed_port()}", TCP) == "connection refused"
+
+
+@pytest.mark.parametrize(
+    ("addr", "error"),
+    [
+        ("", "bad address: no host in ''"),
+        ("127.0.0.1:notaport", "bad address"),
+        ("127.0.0.1:99999", "bad address"),
+    ],
+)
+async def test_tcp_probe_bad_address(addr: str, error: str) -> None:
+    result = await probe_tcp(addr, TCP)
+    assert result is not None and result.startswith(error)
+
+
+def test_describe_error_digs_out_the_os_error() -> None:
+    group = ExceptionGroup("attempts", [ConnectionRefusedError(111, "Connection refused")])
+    wrapped = OSError("all attempts to connect to 127.0.0.1:1 failed")
+    wrapped.__cause__ = group
+    assert describe_error(wrapped) == "connection refused"
+    assert describe_error(OSError(113, "No route to host")) == "no route to host"
+    assert describe_error(RuntimeError("odd")) == "odd"
+    assert describe_error(RuntimeError()) == "RuntimeError"
+
+
+def _accept_and_close(
+    accepted: trio.MemorySendChannel[int],
+) -> Callable[[trio.SocketStream], Awaitable[None]]:
+    async def handler(stream: trio.SocketStream) -> None:
+        await accepted.send(stream.socket.getsockname()[1])
+        await stream.aclose()
+
+    return handler

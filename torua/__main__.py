@@ -1,0 +1,112 @@
+"""argv -> settings -> logging -> trio.run. The only place handlers are configured.
+
+A bad setting prints one line naming it and exits with status 2, never a
+traceback. SIGINT and SIGTERM stop a service gracefully and exit 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from collections.abc import Callable, Sequence
+
+import trio
+
+from torua.config import parse_int
+from torua.environment import (
+    add_coordinator_flags,
+    add_node_flags,
+    coordinator_settings,
+    node_settings,
+)
+from torua.errors import ConfigError
+
+__all__ = ["main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="torua", description="Torua key-value cluster")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    up = commands.add_parser("up", help="run a coordinator and N nodes on loopback")
+    up.add_argument("--nodes", default="3")
+    up.add_argument("--port", default="8080")
+    up.add_argument("--shards", default="16")
+    up.add_argument("--replicas", default="2")
+    up.add_argument("--data-dir", default=None)
+    up.add_argument("--memory", action="store_true")
+    add_coordinator_flags(commands.add_parser("coordinator", help="run the coordinator"))
+    add_node_flags(commands.add_parser("node", help="run one storage node"))
+    from torua.cli.commands import add_client_commands
+
+    add_client_commands(commands)
+    return parser
+
+
+async def _serve_until_signal(service: object) -> None:
+    """Run a service; the first SIGINT/SIGTERM asks it to stop gracefully."""
+    async with trio.open_nursery() as nursery:
+
+        async def stop_on_signal() -> None:
+            with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                async for _ in signals:
+                    service.stop()  # type: ignore[attr-defined]
+                    return
+
+        nursery.start_soon(stop_on_signal)
+        async with trio.open_nursery() as inner:
+            url = await inner.start(service.run)  # type: ignore[attr-defined]
+            # One flushed line that supervisors and tests wait for.
+            print(f"READY {url}", flush=True)
+        nursery.cancel_scope.cancel()
+
+
+def _run_service(factory: Callable[[], object], name: str, log_level: str | None) -> int:
+    from torua.logs import configure_logging
+
+    service = factory()
+    configure_logging(name, log_level)
+    trio.run(_serve_until_signal, service)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    env = os.environ
+    try:
+        if args.command == "coordinator":
+            from torua.coordinator import Coordinator
+
+            settings = coordinator_settings(args, env)
+            return _run_service(lambda: Coordinator(settings), "coordinator", args.log_level)
+        if args.command == "node":
+            from torua.node import Node
+
+            node = node_settings(args, env)
+            return _run_service(lambda: Node(node), node.node_id, args.log_level)
+        if args.command == "up":
+            from torua.launcher import UpSettings, run_up
+            from torua.logs import configure_logging
+
+            up = UpSettings(
+                nodes=parse_int(args.nodes, setting="--nodes"),
+                port=parse_int(args.port, setting="--port"),
+                shards=parse_int(args.shards, setting="--shards", minimum=1),
+                replicas=parse_int(args.replicas, setting="--replicas", minimum=1),
+                data_dir=args.data_dir or env.get("TORUA_DATA_DIR") or "./.torua",
+                memory=args.memory,
+                token=env.get("TORUA_TOKEN") or None,
+            )
+            configure_logging("up")
+            return trio.run(run_up, up)
+        from torua.cli.commands import run_client_command
+
+        return run_client_command(args)
+    except ConfigError as exc:
+        print(f"torua: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The ``torua`` client commands: a thin HTTP client over the coordinator API."""

@@ -1,0 +1,291 @@
+"""Settings for every Torua process, as frozen, validated value objects.
+
+Each process kind gets one dataclass, validated in ``__post_init__`` so a bad
+value can never reach a running service. ``__main__`` is the only place that
+reads flags and the environment (:func:`pick` merges them: flag over env over
+default); library users build these objects directly.
+
+Every validation failure is a :class:`~torua.errors.ConfigError` whose text is
+the one line the process prints before exiting with status 2.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+from torua.errors import ConfigError
+
+__all__ = [
+    "CoordinatorSettings",
+    "HealthSettings",
+    "NodeSettings",
+    "format_duration",
+    "is_loopback_host",
+    "normalize_url",
+    "parse_bool",
+    "parse_duration",
+    "parse_listen",
+    "pick",
+]
+
+NODE_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+_UNIT_SECONDS = {
+    "ns": 1e-9,
+    "us": 1e-6,
+    "µs": 1e-6,
+    "ms": 1e-3,
+    "s": 1.0,
+    "m": 60.0,
+    "h": 3600.0,
+}
+
+ProbeKind = Literal["http", "tcp"]
+
+
+def parse_duration(text: str, *, setting: str = "duration") -> float:
+    """Parse a Go duration (``500ms``, ``2s``, ``1m30s``) into seconds.
+
+    Go syntax because operators of the original Torua already write it; a bare
+    number is refused because ``5`` could mean seconds or milliseconds.
+    """
+    raw = text.strip()
+    if raw in ("0",):
+        return 0.0
+    pos, total = 0, 0.0
+    while pos < len(raw):
+        match = _DURATION_PART.match(raw, pos)
+        if match is None:
+            raise ConfigError(
+                f"{setting}={text!r} is not a duration (use Go syntax such as 500ms, 2s, 1m30s)"
+            )
+        total += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+        pos = match.end()
+    if not raw:
+        raise ConfigError(f"{setting}={text!r} is not a duration (use Go syntax such as 2s)")
+    return total
+
+
+def format_duration(seconds: float) -> str:
+    """Render seconds in Go syntax, the inverse of :func:`parse_duration`."""
+    if seconds == 0:
+        return "0s"
+    ms = round(seconds * 1000)
+    if ms % 1000:
+        return f"{ms}ms"
+    secs = ms // 1000
+    hours, rest = divmod(secs, 3600)
+    minutes, secs = divmod(rest, 60)
+    out = (f"{hours}h" if hours else "") + (f"{minutes}m" if minutes else "")
+    return out + (f"{secs}s" if secs or not out else "")
+
+
+def parse_bool(text: str, *, setting: str) -> bool:
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ConfigError(f"{setting}={text!r} is not a boolean (use 1/0, true/false)")
+
+
+def parse_int(text: str, *, setting: str, minimum: int | None = None) -> int:
+    try:
+        value = int(text.strip())
+    except ValueError:
+        raise ConfigError(f"{setting}={text!r} is not a whole number") from None
+    if minimum is not None and value < minimum:
+        raise ConfigError(f"{setting}={text!r} must be at least {minimum}")
+    return value
+
+
+def parse_listen(text: str, *, setting: str) -> tuple[str, int]:
+    """Split ``host:port`` (``:8080`` means every interface, as in Go)."""
+    raw = text.strip()
+    if raw.startswith(("http://", "https://")):
+        raw = raw.split("://", 1)[1].rstrip("/")
+    host, sep, port_text = raw.rpartition(":")
+    if not sep or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        raise ConfigError(f"{setting}={text!r} is not a listen address (use host:port)")
+    host = host.strip("[]") or "0.0.0.0"
+    return host, int(port_text)
+
+
+def is_loopback_host(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def normalize_url(addr: str) -> str:
+    """Accept a node address with or without a scheme; return ``http://host:port``."""
+    url = addr.strip().rstrip("/")
+    if "://" not in url:
+        url = "http://" + url
+    return url
+
+
+def pick(flag: str | None, env: Mapping[str, str], name: str, default: str | None) -> str | None:
+    """Flag over environment over default: the one merging rule of every process."""
+    if flag is not None:
+        return flag
+    value = env.get(name)
+    if value is not None and value != "":
+        return value
+    return default
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HealthSettings:
+    """How the coordinator probes nodes; changeable live through /cluster/config."""
+
+    interval: float = 5.0
+    timeout: float = 2.0
+    failures: int = 3
+    successes: int = 1
+    kind: ProbeKind = "http"
+    path: str = "/health"
+    history: int = 100
+
+    def __post_init__(self) -> None:
+        if self.interval <= 0:
+            raise ConfigError(f"HEALTH_CHECK_INTERVAL={format_duration(self.interval)} must be > 0")
+        if self.timeout <= 0:
+            raise ConfigError(f"HEALTH_CHECK_TIMEOUT={format_duration(self.timeout)} must be > 0")
+        if self.timeout >= self.interval:
+            raise ConfigError(
+                f"HEALTH_CHECK_TIMEOUT={format_duration(self.timeout)} must be shorter than "
+                f"HEALTH_CHECK_INTERVAL={format_duration(self.interval)}"
+            )
+        if self.failures < 1:
+            raise ConfigError(f"HEALTH_CHECK_FAILURES={self.failures} must be at least 1")
+        if self.successes < 1:
+            raise ConfigError(f"HEALTH_CHECK_SUCCESSES={self.successes} must be at least 1")
+        if self.kind not in ("http", "tcp"):
+            raise ConfigError(f"HEALTH_CHECK_TYPE={self.kind!r} must be http or tcp")
+        if not self.path.startswith("/"):
+            raise ConfigError(f"HEALTH_CHECK_PATH={self.path!r} must start with /")
+        if self.history < 100:
+            raise ConfigError(f"probe history={self.history} must keep at least 100 probes")
+
+    @property
+    def lease(self) -> float:
+        """How long a node trusts its last word from the coordinator (SPEC §4)."""
+        return 3 * self.interval + self.timeout
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], **flags: str | None) -> HealthSettings:
+        def get(name: str, flag: str) -> str | None:
+            return pick(flags.get(flag), env, name, None)
+
+        kwargs: dict[str, object] = {}
+        if (v := get("HEALTH_CHECK_INTERVAL", "interval")) is not None:
+            kwargs["interval"] = parse_duration(v, setting="HEALTH_CHECK_INTERVAL")
+        if (v := get("HEALTH_CHECK_TIMEOUT", "timeout")) is not None:
+            kwargs["timeout"] = parse_duration(v, setting="HEALTH_CHECK_TIMEOUT")
+        if (v := get("HEALTH_CHECK_FAILURES", "failures")) is not None:
+            kwargs["failures"] = parse_int(v, setting="HEALTH_CHECK_FAILURES")
+        if (v := get("HEALTH_CHECK_SUCCESSES", "successes")) is not None:
+            kwargs["successes"] = parse_int(v, setting="HEALTH_CHECK_SUCCESSES")
+        if (v := get("HEALTH_CHECK_TYPE", "kind")) is not None:
+            kwargs["kind"] = v.strip().lower()
+        if (v := get("HEALTH_CHECK_PATH", "path")) is not None:
+            kwargs["path"] = v.strip()
+        return cls(**kwargs)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CoordinatorSettings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    health: HealthSettings = field(default_factory=HealthSettings)
+    shards: int = 16
+    replication_factor: int = 2
+    node_capacity: int | None = None
+    max_value: int = 16 * 1024 * 1024
+    max_moves: int = 2
+    data_dir: str = "./.torua"
+    memory: bool = False
+    token: str | None = None
+    insecure: bool = False
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.shards <= 65536:
+            raise ConfigError(f"TORUA_SHARDS={self.shards} must be between 1 and 65536")
+        if not 1 <= self.replication_factor <= 16:
+            raise ConfigError(
+                f"TORUA_REPLICATION_FACTOR={self.replication_factor} must be between 1 and 16"
+            )
+        if self.node_capacity is not None and self.node_capacity < 0:
+            raise ConfigError(f"TORUA_NODE_CAPACITY={self.node_capacity} must be 0 or more")
+        if self.max_value < 1:
+            raise ConfigError(f"TORUA_MAX_VALUE={self.max_value} must be at least 1")
+        if self.max_moves < 1:
+            raise ConfigError(f"max_moves={self.max_moves} must be at least 1")
+        _check_exposure(self.host, self.token, self.insecure)
+
+    @property
+    def url(self) -> str:
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
+        return f"http://{host}:{self.port}"
+
+    def with_port(self, port: int) -> CoordinatorSettings:
+        return replace(self, port=port)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NodeSettings:
+    node_id: str
+    host: str = "127.0.0.1"
+    port: int = 0
+    addr: str | None = None
+    coordinator: str = "http://127.0.0.1:8080"
+    capacity: int | None = None
+    max_value: int = 16 * 1024 * 1024
+    data_dir: str = "./.torua"
+    memory: bool = False
+    token: str | None = None
+    insecure: bool = False
+    register_backoff_max: float = 5.0
+
+    def __post_init__(self) -> None:
+        if not NODE_ID_RE.match(self.node_id):
+            raise ConfigError(
+                f"NODE_ID={self.node_id!r} is not a node id (1-64 of A-Z a-z 0-9 . _ -)"
+            )
+        if self.capacity is not None and self.capacity < 0:
+            raise ConfigError(f"TORUA_NODE_CAPACITY={self.capacity} must be 0 or more")
+        if self.max_value < 1:
+            raise ConfigError(f"TORUA_MAX_VALUE={self.max_value} must be at least 1")
+        if self.addr is not None and not re.match(r"^https?://[^/\s]+$", self.addr):
+            raise ConfigError(f"NODE_ADDR={self.addr!r} is not a URL such as http://host:port")
+        if not re.match(r"^https?://[^/\s]+$", self.coordinator):
+            raise ConfigError(f"COORDINATOR_ADDR={self.coordinator!r} is not a URL")
+        _check_exposure(self.host, self.token, self.insecure)
+
+    def public_url(self, bound_port: int | None = None) -> str:
+        """The URL the coordinator calls: NODE_ADDR, else derived from the bound socket."""
+        if self.addr is not None:
+            return self.addr
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
+        return f"http://{host}:{bound_port if bound_port is not None else self.port}"
+
+
+def _check_exposure(host: str, token: str | None, insecure: bool) -> None:
+    if not is_loopback_host(host) and not token and not insecure:
+        raise ConfigError(
+            f"refusing to listen on {host} without TORUA_TOKEN; set TORUA_TOKEN or pass --insecure"
+        )
+
+
+def environ() -> Mapping[str, str]:
+    """The process environment; a seam so tests can pass their own mapping."""
+    return os.environ

@@ -1,0 +1,228 @@
+"""The coordinator's HTTP API (SPEC §3): thin handlers over the services.
+
+Handlers validate, call one service method, and render a view; every rule
+lives in the services, so the API never holds state of its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import trio
+from pydantic import Field
+from quart import Response, jsonify, request
+from quart_trio import QuartTrio
+
+from torua.cluster import Move
+from torua.config import NODE_ID_RE, normalize_url
+from torua.coordinator.assignments import AssignmentSync
+from torua.coordinator.health import HealthMonitor
+from torua.coordinator.node_client import NodeClient, NodeUnreachable
+from torua.coordinator.redistributor import Redistributor
+from torua.coordinator.router import Router
+from torua.coordinator.state import ClusterState
+from torua.coordinator.views import cluster_info, node_info, node_view, shards_view
+from torua.errors import BadRequest, Conflict, NotFound
+from torua.events import EventBus, NodeJoined, NodeRemoved
+from torua.http.auth import install_token_check
+from torua.http.errors import install_error_handlers, read_limited
+from torua.http.validate import Body, parse_body
+
+__all__ = ["Services", "create_coordinator_app"]
+
+MAX_KEY_BYTES = 1024
+NODE_ID_PATTERN = NODE_ID_RE.pattern
+ADDR_PATTERN = r"^(https?://)?[A-Za-z0-9.\-\[\]:]+:\d{1,5}/?$"
+
+
+class NodeSpec(Body):
+    id: str = Field(pattern=NODE_ID_PATTERN)
+    addr: str = Field(pattern=ADDR_PATTERN, max_length=300)
+    capacity: int | None = Field(default=None, ge=0)
+
+
+class RegisterBody(Body):
+    node: NodeSpec
+
+
+class AssignBody(Body):
+    shard_id: int = Field(ge=0)
+    node_id: str = Field(pattern=NODE_ID_PATTERN)
+
+
+class BroadcastBody(Body):
+    path: str = Field(pattern=r"^/[A-Za-z0-9/_\-.]*$", max_length=200)
+    payload: dict[str, Any] = Field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    state: ClusterState
+    monitor: HealthMonitor
+    redistributor: Redistributor
+    router: Router
+    sync: AssignmentSync
+    nodes: NodeClient
+    bus: EventBus
+
+
+def move_json(move: Move) -> dict[str, Any]:
+    return {
+        "shard_id": move.shard_id,
+        "source": move.source,
+        "target": move.target,
+        "primary": move.primary,
+        "reason": move.reason,
+    }
+
+
+def create_coordinator_app(services: Services) -> QuartTrio:
+    s = services
+    state = s.state
+    app = QuartTrio("torua.coordinator")
+    app.config["MAX_CONTENT_LENGTH"] = None  # read_limited enforces limits per route
+    install_error_handlers(app)
+    install_token_check(app, state.settings.token)
+
+    def record_of(node_id: str) -> Any:
+        record = state.registry.get(node_id)
+        if record is None:
+            raise NotFound(f"no node {node_id!r}", code="node_not_found")
+        return record
+
+    def checked_key(key: str) -> str:
+        if not key:
+            raise BadRequest("the key is empty: use /data/<key>", code="invalid_key")
+        if len(key.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES:
+            raise BadRequest(f"keys are at most {MAX_KEY_BYTES} bytes of UTF-8", code="invalid_key")
+        return key
+
+    @app.get("/health")
+    async def health() -> Response:
+        return jsonify({"status": "ok"})
+
+    @app.post("/register")
+    async def register() -> Response:
+        spec = (await parse_body(RegisterBody)).node
+        addr = normalize_url(spec.addr)
+        is_new = spec.id not in state.registry
+        record, changed = state.registry.register(spec.id, addr, spec.capacity)
+        s.monitor.watch(spec.id, addr)
+        if is_new or changed:
+            s.bus.publish_nowait(NodeJoined(node_id=spec.id, addr=addr, rejoined=not is_new))
+        s.sync.mark(spec.id)
+        return Response(b"", status=204)
+
+    @app.get("/nodes")
+    async def nodes() -> Response:
+        return jsonify({"nodes": [node_view(state, s.monitor, r) for r in state.registry.all()]})
+
+    @app.get("/nodes/<node_id>/info")
+    async def info(node_id: str) -> Response:
+        return jsonify(node_info(state, s.monitor, record_of(node_id)))
+
+    @app.get("/nodes/<node_id>/health")
+    async def health_history(node_id: str) -> Response:
+        record_of(node_id)
+        history = s.monitor.health(node_id).history()
+        return jsonify([probe.to_json() for probe in history])
+
+    @app.delete("/nodes/<node_id>")
+    async def remove(node_id: str) -> Response:
+        record_of(node_id)
+        held = state.table.copies_on(node_id)
+        if held:
+            raise Conflict(
+                f"node {node_id!r} still holds copies of shards {held}; drain it first",
+                code="node_holds_shards",
+            )
+        state.registry.remove(node_id)
+        s.monitor.unwatch(node_id)
+        state.health_status.pop(node_id, None)
+        s.bus.publish_nowait(NodeRemoved(node_id=node_id))
+        return Response(b"", status=204)
+
+    @app.get("/shards")
+    async def shards() -> Response:
+        return jsonify(shards_view(state))
+
+    @app.post("/shards/assign")
+    async def assign() -> Response:
+        body = await parse_body(AssignBody)
+        if body.shard_id >= state.table.num_shards:
+            raise NotFound(
+                f"no shard {body.shard_id}: shards are 0..{state.table.num_shards - 1}",
+                code="shard_not_found",
+            )
+        record_of(body.node_id)
+        try:
+            moves = s.redistributor.assign(body.shard_id, body.node_id)
+        except ValueError as exc:
+            raise Conflict(str(exc), code="cannot_assign") from None
+        touched = {n for m in moves for n in (m.source, m.target) if n}
+        await s.sync.push(*touched)
+        shard = state.table.shards[body.shard_id]
+        return jsonify(
+            {"shard_id": body.shard_id, "primary": shard.primary,
+             "moves": [move_json(m) for m in moves]}
+        )
+
+    @app.post("/rebalance")
+    async def rebalance() -> Response:
+        moves = s.redistributor.rebalance("requested through the API")
+        touched = {n for m in moves for n in (m.source, m.target) if n}
+        await s.sync.push(*touched)
+        return jsonify({"moves": [move_json(m) for m in moves]})
+
+    @app.get("/data/<path:key>")
+    async def get_data(key: str) -> Response:
+        value = await s.router.get(checked_key(key))
+        return Response(value, status=200, content_type="application/octet-stream")
+
+    @app.put("/data/<path:key>")
+    async def put_data(key: str) -> Response:
+        key = checked_key(key)
+        value = await read_limited(state.settings.max_value, "values (TORUA_MAX_VALUE)")
+        await s.router.write(key, value)
+        return Response(b"", status=204)
+
+    @app.delete("/data/<path:key>")
+    async def delete_data(key: str) -> Response:
+        await s.router.write(checked_key(key), None)
+        return Response(b"", status=204)
+
+    @app.route("/data/", methods=["GET", "PUT", "DELETE"])
+    @app.route("/data", methods=["GET", "PUT", "DELETE"])
+    async def empty_key() -> Response:
+        raise BadRequest("the key is empty: use /data/<key>", code="invalid_key")
+
+    @app.post("/broadcast")
+    async def broadcast() -> Response:
+        body = await parse_body(BroadcastBody)
+        records = state.registry.all()
+        results: dict[str, dict[str, Any]] = {}
+
+        async def one(node_id: str, addr: str) -> None:
+            try:
+                reply = await s.nodes.request(
+                    "POST", addr, body.path, payload=body.payload, deadline=5.0
+                )
+                ok = 200 <= reply.status < 300
+                error = None if ok else f"HTTP {reply.status}"
+            except NodeUnreachable as exc:
+                ok, error = False, str(exc)
+            results[node_id] = {"node_id": node_id, "ok": ok, "error": error}
+
+        async with trio.open_nursery() as nursery:
+            for record in records:
+                nursery.start_soon(one, record.id, record.addr)
+        return jsonify(
+            {"sent_to": len(records), "results": [results[r.id] for r in records]}
+        )
+
+    @app.get("/cluster/info")
+    async def info_view() -> Response:
+        return jsonify(cluster_info(state, s.monitor))
+
+    return app

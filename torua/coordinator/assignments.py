@@ -1,0 +1,96 @@
+"""Tell each node which shard copies it holds, and renew its lease.
+
+A node serves only the copies it has been told about (SPEC §4), so every table
+change must reach the nodes it touches. Changes mark nodes dirty; one task
+pushes to all dirty nodes concurrently, each push with its own deadline, and
+keeps a node dirty until its push succeeds. Every interval each node also gets
+a fresh copy: the renewal a node needs to keep its lease and to know it is not
+forgotten.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import trio
+
+from torua.coordinator.node_client import NodeClient, NodeUnreachable
+from torua.coordinator.state import ClusterState
+
+__all__ = ["AssignmentSync"]
+
+log = logging.getLogger(__name__)
+
+
+class AssignmentSync:
+    def __init__(self, state: ClusterState, nodes: NodeClient) -> None:
+        self._state = state
+        self._nodes = nodes
+        self._dirty: set[str] = set()
+        self._wake = trio.Event()
+
+    def mark(self, *node_ids: str) -> None:
+        self._dirty.update(node_ids)
+        self._wake.set()
+
+    def message_for(self, node_id: str) -> dict[str, Any]:
+        health = self._state.health
+        return {
+            "type": "assignment",
+            "shards": self._state.table.copies_on(node_id),
+            "lease": health.lease,
+            "interval": health.interval,
+        }
+
+    async def push(self, *node_ids: str) -> dict[str, str | None]:
+        """Push now to these nodes concurrently; returns each node's error or None."""
+        results: dict[str, str | None] = {}
+
+        async def one(node_id: str) -> None:
+            record = self._state.registry.get(node_id)
+            if record is None:
+                results[node_id] = "unknown node"
+                return
+            try:
+                reply = await self._nodes.control(
+                    record.addr, self.message_for(node_id), deadline=self._state.health.timeout
+                )
+            except NodeUnreachable as exc:
+                results[node_id] = str(exc)
+                return
+            results[node_id] = None if reply.status == 200 else f"HTTP {reply.status}"
+
+        async with trio.open_nursery() as nursery:
+            for node_id in set(node_ids):
+                nursery.start_soon(one, node_id)
+        for node_id, error in results.items():
+            if error is None:
+                self._dirty.discard(node_id)
+            else:
+                self._dirty.add(node_id)
+                log.debug("assignment push to %s failed: %s", node_id, error)
+        return results
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        next_renewal = trio.current_time()
+        while True:
+            with trio.move_on_at(next_renewal):
+                await self._wake.wait()
+            self._wake = trio.Event()
+            targets = set(self._dirty)
+            if trio.current_time() >= next_renewal:
+                targets.update(
+                    r.id for r in self._state.registry.all()
+                    if self._state.status_of(r.id) == "healthy"
+                )
+                next_renewal = trio.current_time() + self._state.health.interval
+            targets &= {r.id for r in self._state.registry.all()}
+            self._dirty &= {r.id for r in self._state.registry.all()}
+            if targets:
+                await self.push(*targets)
+            if self._dirty:
+                # Failed pushes wait a little rather than spin against a dead node.
+                await trio.sleep(min(1.0, self._state.health.interval / 2))
+                self._wake.set()

@@ -1,0 +1,96 @@
+"""How the coordinator talks to its nodes: one place for URLs, headers, deadlines.
+
+Every call returns a :class:`Reply` or raises :class:`NodeUnreachable`; callers
+decide what a failure means (fail over, leave the in-sync set, retry later).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import trio
+
+from torua.config import normalize_url
+
+__all__ = ["NodeClient", "NodeUnreachable", "Reply", "key_path"]
+
+VERSION_HEADER = "X-Torua-Version"
+
+
+class NodeUnreachable(Exception):
+    """The node did not answer in time or the connection failed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    status: int
+    body: bytes
+    headers: httpx.Headers
+
+    @property
+    def error_code(self) -> str | None:
+        if self.status < 400 or not self.body.startswith(b"{"):
+            return None
+        try:
+            return str(json.loads(self.body).get("error"))
+        except ValueError:
+            return None
+
+    @property
+    def version(self) -> int | None:
+        raw = self.headers.get(VERSION_HEADER)
+        return int(raw) if raw and raw.isdigit() else None
+
+
+def key_path(shard_id: int, key: str) -> str:
+    """Percent-encode everything, dots too, so no client normalises ``..`` away."""
+    return f"/shard/{shard_id}/store/" + quote(key, safe="").replace(".", "%2E")
+
+
+class NodeClient:
+    def __init__(self, client: httpx.AsyncClient, *, request_timeout: float = 10.0) -> None:
+        self._client = client
+        self.request_timeout = request_timeout
+
+    async def request(
+        self,
+        method: str,
+        addr: str,
+        path: str,
+        *,
+        content: bytes | None = None,
+        payload: Any = None,
+        headers: dict[str, str] | None = None,
+        deadline: float | None = None,
+    ) -> Reply:
+        url = normalize_url(addr) + path
+        try:
+            with trio.fail_after(deadline if deadline is not None else self.request_timeout):
+                response = await self._client.request(
+                    method, url, content=content, json=payload, headers=headers
+                )
+        except trio.TooSlowError:
+            raise NodeUnreachable(f"{addr} did not answer {method} {path} in time") from None
+        except (httpx.HTTPError, OSError) as exc:
+            raise NodeUnreachable(f"{addr}: {type(exc).__name__} {exc}".strip()) from None
+        return Reply(response.status_code, response.content, response.headers)
+
+    async def get(self, addr: str, shard_id: int, key: str) -> Reply:
+        return await self.request("GET", addr, key_path(shard_id, key))
+
+    async def write(
+        self, addr: str, shard_id: int, key: str, value: bytes | None, version: int
+    ) -> Reply:
+        headers = {VERSION_HEADER: str(version)}
+        if value is None:
+            return await self.request("DELETE", addr, key_path(shard_id, key), headers=headers)
+        return await self.request(
+            "PUT", addr, key_path(shard_id, key), content=value, headers=headers
+        )
+
+    async def control(self, addr: str, message: dict[str, Any], *, deadline: float) -> Reply:
+        return await self.request("POST", addr, "/control", payload=message, deadline=deadline)

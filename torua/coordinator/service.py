@@ -1,0 +1,99 @@
+"""The coordinator as a library object: ``await coordinator.run(task_status=...)``.
+
+One nursery holds everything: the event bus, the health monitor (one probe
+task per node), the redistributor fed by the bus, the assignment sync, and the
+HTTP API on hypercorn. ``stop()`` lets hypercorn finish in-flight requests;
+then the nursery is cancelled and nothing outlives ``run()``.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import partial
+
+import httpx
+import trio
+
+from torua.config import CoordinatorSettings
+from torua.coordinator.api import Services, create_coordinator_app
+from torua.coordinator.assignments import AssignmentSync
+from torua.coordinator.health import HealthMonitor
+from torua.coordinator.node_client import NodeClient
+from torua.coordinator.probes import make_probe
+from torua.coordinator.redistributor import Redistributor
+from torua.coordinator.router import Router
+from torua.coordinator.state import ClusterState
+from torua.events import EventBus
+from torua.http.server import serve_app
+
+__all__ = ["Coordinator"]
+
+log = logging.getLogger(__name__)
+
+
+def outbound_client(token: str | None, *, cluster_id: str) -> httpx.AsyncClient:
+    """The process's pooled client for talking to nodes."""
+    headers = {"X-Torua-Coordinator": cluster_id}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    return httpx.AsyncClient(
+        headers=headers,
+        timeout=httpx.Timeout(10.0),
+        limits=httpx.Limits(max_connections=512, max_keepalive_connections=256),
+    )
+
+
+class Coordinator:
+    def __init__(self, settings: CoordinatorSettings) -> None:
+        self.settings = settings
+        self.state = ClusterState(settings)
+        self.port: int | None = None
+        self.services: Services | None = None
+        self._stopping = trio.Event()
+
+    @property
+    def url(self) -> str:
+        return self.settings.with_port(self.port or self.settings.port).url
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
+        bus = EventBus()
+        async with (
+            outbound_client(self.settings.token, cluster_id=self.state.cluster_id) as client,
+            trio.open_nursery() as nursery,
+        ):
+            nodes = NodeClient(client)
+            sync = AssignmentSync(self.state, nodes)
+            monitor = HealthMonitor(make_probe(client), bus.sender(), self.state.health)
+            redistributor = Redistributor(self.state, sync, bus.publish_nowait)
+            services = Services(
+                state=self.state,
+                monitor=monitor,
+                redistributor=redistributor,
+                router=Router(self.state, nodes, sync),
+                sync=sync,
+                nodes=nodes,
+                bus=bus,
+            )
+            self.services = services
+            placement_events = bus.subscribe()
+            await nursery.start(bus.run)
+            await nursery.start(partial(redistributor.run, placement_events))
+            await nursery.start(monitor.run)
+            await nursery.start(sync.run)
+
+            async def serve_then_stop_all(*, task_status: trio.TaskStatus[int]) -> None:
+                await serve_app(
+                    create_coordinator_app(services),
+                    self.settings.host,
+                    self.settings.port,
+                    shutdown_trigger=self._stopping.wait,
+                    task_status=task_status,
+                )
+                nursery.cancel_scope.cancel(reason="coordinator stopped")
+
+            self.port = await nursery.start(serve_then_stop_all)
+            log.info("coordinator serving at %s", self.url)
+            task_status.started(self.url)

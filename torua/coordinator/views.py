@@ -1,0 +1,95 @@
+"""JSON views of coordinator state, shared by the API, the CLI and the dashboard."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from torua import __version__
+from torua.coordinator.health import HealthMonitor
+from torua.coordinator.registry import NodeRecord
+from torua.coordinator.state import ClusterState
+
+__all__ = ["cluster_info", "node_info", "node_view", "rfc3339", "shards_view"]
+
+
+def rfc3339(epoch: float | None) -> str | None:
+    if epoch is None:
+        return None
+    text = datetime.fromtimestamp(epoch, tz=UTC).isoformat(timespec="milliseconds")
+    return text.replace("+00:00", "Z")
+
+
+def _health(monitor: HealthMonitor, node_id: str) -> tuple[str, int, float | None]:
+    try:
+        health = monitor.health(node_id)
+    except KeyError:
+        return "unknown", 0, None
+    return health.status, health.consecutive_failures, health.last_check
+
+
+def node_view(state: ClusterState, monitor: HealthMonitor, record: NodeRecord) -> dict[str, Any]:
+    status, failures, last_check = _health(monitor, record.id)
+    return {
+        "id": record.id,
+        "addr": record.addr,
+        "status": status,
+        "mode": record.mode,
+        "last_health_check": rfc3339(last_check),
+        "consecutive_failures": failures,
+        "shards": state.table.copies_on(record.id),
+        "primary_shards": state.table.primaries_on(record.id),
+        "capacity": state.capacity_of(record),
+    }
+
+
+def node_info(state: ClusterState, monitor: HealthMonitor, record: NodeRecord) -> dict[str, Any]:
+    status, _, last_check = _health(monitor, record.id)
+    capacity = state.capacity_of(record)
+    held = state.table.load(record.id)
+    return {
+        "node_id": record.id,
+        "address": record.addr,
+        "status": status,
+        "mode": record.mode,
+        "shard_count": held,
+        "last_heartbeat": rfc3339(last_check),
+        "uptime": round(max(0.0, (last_check or record.registered_at) - record.registered_at), 3),
+        "available_capacity": None if capacity is None else max(0, capacity - held),
+        "version": __version__,
+    }
+
+
+def shards_view(state: ClusterState) -> dict[str, Any]:
+    nodes = state.node_states()
+    table = state.table
+    return {
+        "num_shards": table.num_shards,
+        "replication_factor": table.replication_factor,
+        "shards": [
+            {
+                "shard_id": shard.shard_id,
+                "primary": shard.primary,
+                "replicas": shard.replicas,
+                "in_sync": [n for n in shard.copies if n in shard.in_sync],
+                "state": shard.state(nodes),
+            }
+            for shard in table.shards
+        ],
+    }
+
+
+def cluster_info(state: ClusterState, monitor: HealthMonitor) -> dict[str, Any]:
+    records = state.registry.all()
+    healthy = sum(1 for r in records if _health(monitor, r.id)[0] == "healthy")
+    return {
+        "cluster_id": state.cluster_id,
+        "coordinator_version": __version__,
+        "total_nodes": len(records),
+        "healthy_nodes": healthy,
+        "total_shards": state.table.num_shards,
+        "assigned_shards": sum(1 for s in state.table.shards if s.copies),
+        "replication_factor": state.table.replication_factor,
+        "cluster_state": state.cluster_state(),
+        "uptime": round(state.uptime(), 3),
+    }

@@ -1,0 +1,1 @@
+"""HTTP plumbing shared by the coordinator and the nodes: serving, JSON errors, clients."""

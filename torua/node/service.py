@@ -1,0 +1,80 @@
+"""A storage node as a library object: ``await node.run(task_status=...)``.
+
+One nursery owns the HTTP server and the registration loop; ``stop()`` asks
+hypercorn for a graceful shutdown, after which the nursery cancels the rest.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import partial
+
+import httpx
+import trio
+
+from torua.config import NodeSettings
+from torua.http.server import serve_app
+from torua.node.api import create_node_app
+from torua.node.registration import keep_registered
+from torua.node.state import NodeRuntime
+from torua.node.store import MemoryStore, Store
+
+__all__ = ["Node"]
+
+log = logging.getLogger(__name__)
+
+
+class Node:
+    def __init__(self, settings: NodeSettings, *, store: Store | None = None) -> None:
+        self.settings = settings
+        self.store: Store = store if store is not None else MemoryStore()
+        self.runtime = NodeRuntime(node_id=settings.node_id)
+        self.port: int | None = None
+        self._stopping = trio.Event()
+
+    @property
+    def url(self) -> str:
+        return self.runtime.url
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
+        app = create_node_app(
+            self.runtime, self.store, max_value=self.settings.max_value, token=self.settings.token
+        )
+        headers = {}
+        if self.settings.token:
+            headers["Authorization"] = f"Bearer {self.settings.token}"
+        async with (
+            httpx.AsyncClient(headers=headers, timeout=10.0) as client,
+            trio.open_nursery() as nursery,
+        ):
+
+            async def serve_then_stop_all(*, task_status: trio.TaskStatus[int]) -> None:
+                # hypercorn drains in-flight requests first; then nothing else may outlive it.
+                await serve_app(
+                    app,
+                    self.settings.host,
+                    self.settings.port,
+                    shutdown_trigger=self._stopping.wait,
+                    task_status=task_status,
+                )
+                nursery.cancel_scope.cancel(reason="node stopped")
+
+            self.port = await nursery.start(serve_then_stop_all)
+            self.runtime.url = self.settings.public_url(self.port)
+            await nursery.start(
+                partial(
+                    keep_registered,
+                    client,
+                    self.settings.coordinator,
+                    self.runtime,
+                    self.settings.capacity,
+                    backoff_max=self.settings.register_backoff_max,
+                )
+            )
+            log.info("node %s serving at %s", self.settings.node_id, self.runtime.url)
+            task_status.started(self.runtime.url)
+        await self.store.close()
+
