@@ -104,11 +104,21 @@ class ProcessGroup:
                         proc.url = line.split(" ", 1)[1].strip()
                         ready.set()
 
+        async def exited() -> None:
+            await process.wait()
+            ready.set()
+
         self.nursery.start_soon(pump)
-        with trio.move_on_after(ready_within):
-            await ready.wait()
-        if not ready.is_set():
-            raise AssertionError(f"{name} printed no READY line within {ready_within}s")
+        async with trio.open_nursery() as waiting:
+            waiting.start_soon(exited)
+            with trio.move_on_after(ready_within):
+                await ready.wait()
+            waiting.cancel_scope.cancel()
+        if not proc.url:
+            raise AssertionError(
+                f"{name} printed no READY line (exit status {process.returncode}); "
+                f"output: {proc.output[-5:]}"
+            )
         return proc
 
     async def coordinator(self, env: dict[str, str] | None = None, *args: str) -> Proc:

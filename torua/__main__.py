@@ -44,8 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-async def _serve_until_signal(service: object) -> None:
+async def _serve_until_signal(factory: Callable[[], object]) -> None:
     """Run a service; the first SIGINT/SIGTERM asks it to stop gracefully."""
+    service = factory()
     async with trio.open_nursery() as nursery:
 
         async def stop_on_signal() -> None:
@@ -65,9 +66,8 @@ async def _serve_until_signal(service: object) -> None:
 def _run_service(factory: Callable[[], object], name: str, log_level: str | None) -> int:
     from torua.logs import configure_logging
 
-    service = factory()
     configure_logging(name, log_level)
-    trio.run(_serve_until_signal, service)
+    trio.run(_serve_until_signal, factory)
     return 0
 
 

@@ -191,6 +191,9 @@ class HealthSettings:
             kwargs["interval"] = parse_duration(v, setting="HEALTH_CHECK_INTERVAL")
         if (v := get("HEALTH_CHECK_TIMEOUT", "timeout")) is not None:
             kwargs["timeout"] = parse_duration(v, setting="HEALTH_CHECK_TIMEOUT")
+        elif "interval" in kwargs:
+            # Derive the timeout from a short interval instead of refusing the default 2s.
+            kwargs["timeout"] = min(2.0, float(kwargs["interval"]) / 2)  # type: ignore[arg-type]
         if (v := get("HEALTH_CHECK_FAILURES", "failures")) is not None:
             kwargs["failures"] = parse_int(v, setting="HEALTH_CHECK_FAILURES")
         if (v := get("HEALTH_CHECK_SUCCESSES", "successes")) is not None:

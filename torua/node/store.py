@@ -48,6 +48,17 @@ class Store(Protocol):
 
     def export(self, shard: int) -> list[tuple[str, Record]]: ...
 
+    def export_page(
+        self, shard: int, *, after: str | None = None, max_rows: int = 1000,
+        max_bytes: int = 4 * 1024 * 1024,
+    ) -> list[tuple[str, Record]]:
+        """Rows after key ``after`` in key order, tombstones included; ``[]`` at the end.
+
+        Stops at ``max_rows`` rows or once ``max_bytes`` of values are in the
+        page (always at least one row), so a large shard moves in bounded steps.
+        """
+        ...
+
     async def drop_shard(self, shard: int) -> None: ...
 
     def max_version(self) -> int: ...
@@ -89,6 +100,20 @@ class MemoryStore:
 
     def export(self, shard: int) -> list[tuple[str, Record]]:
         return list(self._shards.get(shard, {}).items())
+
+    def export_page(
+        self, shard: int, *, after: str | None = None, max_rows: int = 1000,
+        max_bytes: int = 4 * 1024 * 1024,
+    ) -> list[tuple[str, Record]]:
+        table = self._shards.get(shard, {})
+        page: list[tuple[str, Record]] = []
+        size = 0
+        for key in sorted(k for k in table if after is None or k > after):
+            page.append((key, table[key]))
+            size += len(table[key].value or b"")
+            if len(page) >= max_rows or size >= max_bytes:
+                break
+        return page
 
     async def drop_shard(self, shard: int) -> None:
         self._shards.pop(shard, None)

@@ -1,0 +1,65 @@
+"""Developer and CI sessions: ``nox`` runs tests, e2e and lint; ``nox -s NAME`` one.
+
+Every session builds its own venv (stdlib ``venv``: uv may not be installed)
+with the interpreter running nox, and reuses it on later runs. Test
+dependencies come from ``[dependency-groups] test`` in pyproject.toml.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nox
+
+nox.needs_version = ">=2025.10.14"  # nox.options.download_python appeared there
+nox.options.reuse_venv = "yes"
+nox.options.default_venv_backend = "venv"
+nox.options.download_python = "never"  # no interpreter can be downloaded on our machines
+nox.options.sessions = ["tests", "e2e", "lint"]
+
+PYPROJECT = nox.project.load_toml("pyproject.toml")
+TEST_DEPS = nox.project.dependency_groups(PYPROJECT, "test")
+LINTED = ["torua", "tests", "examples", "noxfile.py"]
+
+
+def install_with_tests(session: nox.Session) -> None:
+    session.install("-e", ".", *TEST_DEPS)
+
+
+@nox.session(python=None)
+def tests(session: nox.Session) -> None:
+    """Unit, property and in-process cluster tests (everything but e2e)."""
+    install_with_tests(session)
+    session.run("pytest", "-m", "not e2e", *session.posargs)
+
+
+@nox.session(python=None)
+def e2e(session: nox.Session) -> None:
+    """Process-level tests: real coordinator and node processes on loopback."""
+    install_with_tests(session)
+    session.run("pytest", "-m", "e2e", *session.posargs)
+
+
+@nox.session(python=None)
+def lint(session: nox.Session) -> None:
+    """ruff check and ruff format --check."""
+    session.install("ruff")
+    session.run("ruff", "check", *LINTED)
+    session.run("ruff", "format", "--check", *LINTED)
+
+
+@nox.session(python=None)
+def typecheck(session: nox.Session) -> None:
+    """mypy over the package."""
+    session.install("-e", ".", "mypy")
+    session.run("mypy", "torua")
+
+
+@nox.session(python=None, default=False)
+def bench(session: nox.Session) -> None:
+    """Benchmarks (SPEC §6), when torua.bench exists; not part of the default run."""
+    if not (Path("torua") / "bench").exists() and not Path("torua/bench.py").exists():
+        session.skip("torua.bench does not exist yet: no benchmarks to run")
+    install_with_tests(session)
+    session.run("python", "-m", "torua.bench", *session.posargs)
+
