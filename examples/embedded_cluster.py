@@ -64,8 +64,10 @@ async def use_cluster(url: str) -> None:
         print("deleted 'blob'; reading it now answers 404")
 
         shards = (await http.get("/shards")).json()
-        print(f"shard map: {shards['num_shards']} shards, replication factor "
-              f"{shards['replication_factor']}")
+        print(
+            f"shard map: {shards['num_shards']} shards, replication factor "
+            f"{shards['replication_factor']}"
+        )
         primaries = Counter(s["primary"] for s in shards["shards"])
         copies = Counter(n for s in shards["shards"] for n in [s["primary"], *s["replicas"]])
         for node_id in NODE_IDS:

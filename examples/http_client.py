@@ -42,7 +42,8 @@ def check(response: httpx.Response, *expected: int) -> httpx.Response:
         except ValueError:
             detail = response.text[:200]
         request = response.request
-        raise ClusterError(f"{request.method} {request.url.path} -> {response.status_code} {detail}")
+        where = f"{request.method} {request.url.path}"
+        raise ClusterError(f"{where} -> {response.status_code} {detail}")
     return response
 
 
@@ -55,8 +56,10 @@ async def run(http: httpx.AsyncClient) -> None:
     nodes = check(await http.get("/nodes"), 200).json()["nodes"]
     print(f"nodes ({len(nodes)}):")
     for node in nodes:
-        print(f"  {node['id']:<6} {node['addr']:<24} {node['status']:<10} {node['mode']:<8} "
-              f"copies={len(node['shards'])} primaries={len(node['primary_shards'])}")
+        print(
+            f"  {node['id']:<6} {node['addr']:<24} {node['status']:<10} {node['mode']:<8} "
+            f"copies={len(node['shards'])} primaries={len(node['primary_shards'])}"
+        )
 
     for key, value in KEYS.items():
         check(await http.put(data_path(key), content=value), 204)

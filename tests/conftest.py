@@ -35,8 +35,8 @@ class LocalCluster:
             while True:
                 nodes = (await self.http.get("/nodes")).json()["nodes"]
                 if sum(n["status"] == "healthy" for n in nodes) >= count:
-                    placed = (await self.http.get("/cluster/info")).json()
-                    if placed["assigned_shards"] == placed["total_shards"]:
+                    shards = (await self.http.get("/shards")).json()["shards"]
+                    if all(s["state"] == "active" for s in shards):
                         return
                 await trio.sleep(0.05)
 

@@ -18,7 +18,9 @@ from torua.cluster import Move
 from torua.config import NODE_ID_RE, normalize_url
 from torua.coordinator.assignments import AssignmentSync
 from torua.coordinator.health import HealthMonitor
+from torua.coordinator.mover import Mover
 from torua.coordinator.node_client import NodeClient, NodeUnreachable
+from torua.coordinator.persistence import Persister
 from torua.coordinator.redistributor import Redistributor
 from torua.coordinator.router import Router
 from torua.coordinator.state import ClusterState
@@ -40,6 +42,9 @@ class NodeSpec(Body):
     id: str = Field(pattern=NODE_ID_PATTERN)
     addr: str = Field(pattern=ADDR_PATTERN, max_length=300)
     capacity: int | None = Field(default=None, ge=0)
+    incarnation: str | None = Field(default=None, max_length=64)
+    durable: bool = True
+    max_version: int = Field(default=0, ge=0)
 
 
 class RegisterBody(Body):
@@ -65,6 +70,8 @@ class Services:
     sync: AssignmentSync
     nodes: NodeClient
     bus: EventBus
+    mover: Mover
+    persister: Persister
 
 
 def move_json(move: Move) -> dict[str, Any]:
@@ -108,8 +115,20 @@ def create_coordinator_app(services: Services) -> QuartTrio:
         addr = normalize_url(spec.addr)
         is_new = spec.id not in state.registry
         record, changed = state.registry.register(spec.id, addr, spec.capacity)
+        restarted = record.incarnation is not None and record.incarnation != spec.incarnation
+        record.incarnation = spec.incarnation
+        state.version_hwm = max(state.version_hwm, spec.max_version)
+        if restarted and not spec.durable:
+            # An in-memory node that restarted holds nothing: its copies must be refilled.
+            for shard in state.table.shards:
+                shard.in_sync.discard(spec.id)
+            for nodes in state.retiring.values():
+                nodes.discard(spec.id)
+            await s.persister.flush()
+            s.mover.kick()
         s.monitor.watch(spec.id, addr)
         if is_new or changed:
+            s.persister.mark()
             s.bus.publish_nowait(NodeJoined(node_id=spec.id, addr=addr, rejoined=not is_new))
         s.sync.mark(spec.id)
         return Response(b"", status=204)
@@ -131,7 +150,7 @@ def create_coordinator_app(services: Services) -> QuartTrio:
     @app.delete("/nodes/<node_id>")
     async def remove(node_id: str) -> Response:
         record_of(node_id)
-        held = state.table.copies_on(node_id)
+        held = state.held_by(node_id)
         if held:
             raise Conflict(
                 f"node {node_id!r} still holds copies of shards {held}; drain it first",
@@ -140,6 +159,9 @@ def create_coordinator_app(services: Services) -> QuartTrio:
         state.registry.remove(node_id)
         s.monitor.unwatch(node_id)
         state.health_status.pop(node_id, None)
+        for lost in state.lost.values():
+            lost.discard(node_id)  # its data is declared gone: those shards are complete again
+        await s.persister.flush()
         s.bus.publish_nowait(NodeRemoved(node_id=node_id))
         return Response(b"", status=204)
 

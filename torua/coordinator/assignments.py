@@ -11,6 +11,7 @@ forgotten.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import trio
@@ -29,6 +30,7 @@ class AssignmentSync:
         self._nodes = nodes
         self._dirty: set[str] = set()
         self._wake = trio.Event()
+        self._seq = 0
 
     def mark(self, *node_ids: str) -> None:
         self._dirty.update(node_ids)
@@ -36,9 +38,12 @@ class AssignmentSync:
 
     def message_for(self, node_id: str) -> dict[str, Any]:
         health = self._state.health
+        # Wall-clock nanoseconds: later pushes win on the node, even across restarts.
+        self._seq = max(self._seq + 1, time.time_ns())
         return {
             "type": "assignment",
-            "shards": self._state.table.copies_on(node_id),
+            "shards": self._state.held_by(node_id),
+            "seq": self._seq,
             "lease": health.lease,
             "interval": health.interval,
         }

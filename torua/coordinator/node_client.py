@@ -52,7 +52,7 @@ def key_path(shard_id: int, key: str) -> str:
 
 
 class NodeClient:
-    def __init__(self, client: httpx.AsyncClient, *, request_timeout: float = 10.0) -> None:
+    def __init__(self, client: httpx.AsyncClient, *, request_timeout: float = 5.0) -> None:
         self._client = client
         self.request_timeout = request_timeout
 
@@ -91,6 +91,20 @@ class NodeClient:
         return await self.request(
             "PUT", addr, key_path(shard_id, key), content=value, headers=headers
         )
+
+    async def export_page(
+        self, addr: str, shard_id: int, after: str | None, limit: int = 1000
+    ) -> Reply:
+        query = f"?limit={limit}" + ("" if after is None else "&after=" + quote(after, safe=""))
+        return await self.request("GET", addr, f"/shard/{shard_id}/export{query}", deadline=60.0)
+
+    async def import_page(self, addr: str, shard_id: int, records: list[Any]) -> Reply:
+        return await self.request(
+            "POST", addr, f"/shard/{shard_id}/import", payload={"records": records}, deadline=60.0
+        )
+
+    async def drop(self, addr: str, shard_id: int) -> Reply:
+        return await self.request("POST", addr, f"/shard/{shard_id}/drop", deadline=10.0)
 
     async def control(self, addr: str, message: dict[str, Any], *, deadline: float) -> Reply:
         return await self.request("POST", addr, "/control", payload=message, deadline=deadline)

@@ -16,7 +16,10 @@ import trio
 
 from torua.cluster import Move, NodeState, ShardTable, assign_primary, rebalance, reconcile
 from torua.coordinator.assignments import AssignmentSync
+from torua.coordinator.mover import Mover
+from torua.coordinator.persistence import Persister
 from torua.coordinator.state import ClusterState
+from torua.coordinator.write_tracker import WriteTracker
 from torua.events import (
     ClusterEvent,
     NodeHealthChanged,
@@ -35,16 +38,39 @@ Plan = Callable[[ShardTable, Mapping[str, NodeState]], list[Move]]
 
 class Redistributor:
     def __init__(
-        self, state: ClusterState, sync: AssignmentSync, publish: Callable[[ClusterEvent], None]
+        self,
+        state: ClusterState,
+        sync: AssignmentSync,
+        publish: Callable[[ClusterEvent], None],
+        *,
+        mover: Mover,
+        tracker: WriteTracker,
+        persister: Persister,
     ) -> None:
         self._state = state
         self._sync = sync
         self._publish = publish
+        self._mover = mover
+        self._tracker = tracker
+        self._persister = persister
+        self._pending: str | None = None
 
     def apply(self, plan: Plan, why: str) -> list[Move]:
-        """Run one placement rule against the live table and make its moves known."""
-        moves = plan(self._state.table, self._state.node_states())
+        """Run one placement rule against the live table and make its moves known.
+
+        Placement rewrites ``copies`` at once; here the data side catches up:
+        every new copy starts out of sync (the mover fills it), and an in-sync
+        copy on a live node that placement replaced keeps serving ("retiring")
+        until its successor is whole. Only where no live authoritative copy is
+        left do new copies start empty and in sync, with the dead ones recorded
+        as lost (SPEC §5.2: the shard is ``incomplete`` until they return).
+        """
+        state = self._state
+        before = {s.shard_id: (list(s.copies), set(s.in_sync)) for s in state.table.shards}
+        moves = plan(state.table, state.node_states())
         touched: set[str] = set()
+        for shard_id in sorted({m.shard_id for m in moves}):
+            self._settle(shard_id, *before[shard_id])
         for move in moves:
             touched.update(n for n in (move.source, move.target) if n is not None)
             self._publish(
@@ -58,8 +84,36 @@ class Redistributor:
             )
         if moves:
             log.info("%s: %d shard copy moves", why, len(moves))
+            for shard_id in {m.shard_id for m in moves}:
+                self._tracker.bump(shard_id)
+            touched.update(n for nodes in state.retiring.values() for n in nodes)
             self._sync.mark(*touched)
+            self._persister.mark()
+            self._mover.kick()
         return moves
+
+    def _settle(self, shard_id: int, old_copies: list[str], old_in_sync: set[str]) -> None:
+        state = self._state
+        shard = state.table.shards[shard_id]
+        live_old = {n for n in old_in_sync if state.is_up(n)}
+        live_old |= {n for n in state.retiring.get(shard_id, set()) if state.is_up(n)}
+        added = [n for n in shard.copies if n not in old_copies]
+        removed = [n for n in old_copies if n not in shard.copies]
+        if live_old:
+            # The data lives on: new copies must be filled before they count.
+            shard.in_sync.difference_update(added)
+            retiring = state.retiring.setdefault(shard_id, set())
+            retiring.update(n for n in removed if n in live_old)
+            retiring.difference_update(shard.copies)
+            return
+        if old_in_sync:
+            # Every authoritative copy died with its node: start afresh and remember them.
+            state.lost.setdefault(shard_id, set()).update(old_in_sync - set(shard.copies))
+            shard.in_sync.difference_update(old_in_sync)
+            log.warning("shard %d lost its only in-sync copies on %s; new copies start empty",
+                        shard_id, ", ".join(sorted(old_in_sync)))
+        shard.in_sync.update(shard.copies)
+        state.retiring.pop(shard_id, None)
 
     def reconcile(self, why: str) -> list[Move]:
         return self.apply(reconcile, why)
@@ -74,30 +128,53 @@ class Redistributor:
             f"assign shard {shard_id} to {node_id}",
         )
 
-    def handle(self, event: ClusterEvent) -> None:
+    def _placement_ready(self) -> bool:
+        """False while a node holding copies has not been probed yet.
+
+        After a coordinator restart every node is ``unknown``; placing shards
+        before they have answered would strip them of copies they still hold
+        (LESSONS: do not rebalance on incomplete information).
+        """
+        state = self._state
+        holders = {n for s in state.table.shards for n in s.copies}
+        holders.update(n for nodes in state.retiring.values() for n in nodes)
+        return all(state.status_of(n) != "unknown" for n in holders if n in state.registry)
+
+    def _decide(self, event: ClusterEvent) -> str | None:
+        """Which placement rule an event calls for: "rebalance", "reconcile" or None."""
         match event:
-            case NodeHealthChanged(node_id=node_id, old=old, new=new):
+            case NodeHealthChanged(node_id=node_id, new=new):
                 self._state.health_status[node_id] = new
                 record = self._state.registry.get(node_id)
                 if record is None:
-                    return
+                    return None
                 if new == "healthy" and not record.ever_healthy:
                     record.ever_healthy = True
-                    self.rebalance(f"node {node_id} joined")
-                elif new == "healthy":
-                    # A returning node gets nothing back; it may only refill short shards.
-                    self.reconcile(f"node {node_id} recovered")
-                elif new == "unhealthy":
-                    self.reconcile(f"node {node_id} unhealthy (was {old})")
+                    self._persister.mark()
+                    return "rebalance"  # a new node gets its share
+                # A returning node gets nothing back; it may only refill short shards.
+                return "reconcile"
             case NodeRemoved(node_id=node_id):
                 self._state.health_status.pop(node_id, None)
-                self.reconcile(f"node {node_id} removed")
-            case NodeModeChanged(node_id=node_id, new=new):
-                self.reconcile(f"node {node_id} is now {new}")
-            case NodeJoined(node_id=node_id, rejoined=True):
-                self.reconcile(f"node {node_id} registered again")
+                return "reconcile"
+            case NodeModeChanged() | NodeJoined(rejoined=True):
+                return "reconcile"
             case _:
-                pass
+                return None
+
+    def handle(self, event: ClusterEvent) -> None:
+        wanted = self._decide(event)
+        if wanted == "rebalance" or (wanted and self._pending != "rebalance"):
+            self._pending = wanted
+        if self._pending is None or not self._placement_ready():
+            return
+        rule, self._pending = self._pending, None
+        why = f"{rule} after {type(event).__name__}"
+        if rule == "rebalance":
+            self.rebalance(why)
+        else:
+            self.reconcile(why)
+        self._mover.kick()
 
     async def run(
         self,

@@ -25,6 +25,7 @@ class NodeRecord:
     registered_at: float = field(default_factory=time.time)
     last_registered: float = field(default_factory=time.time)
     ever_healthy: bool = False
+    incarnation: str | None = None
 
 
 class Registry:

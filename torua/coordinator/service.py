@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from functools import partial
+from pathlib import Path
 
 import httpx
 import trio
@@ -18,11 +19,14 @@ from torua.config import CoordinatorSettings
 from torua.coordinator.api import Services, create_coordinator_app
 from torua.coordinator.assignments import AssignmentSync
 from torua.coordinator.health import HealthMonitor
+from torua.coordinator.mover import Mover
 from torua.coordinator.node_client import NodeClient
+from torua.coordinator.persistence import Persister, load_state
 from torua.coordinator.probes import make_probe
 from torua.coordinator.redistributor import Redistributor
 from torua.coordinator.router import Router
 from torua.coordinator.state import ClusterState
+from torua.coordinator.write_tracker import WriteTracker
 from torua.events import EventBus
 from torua.http.server import serve_app
 
@@ -58,7 +62,19 @@ class Coordinator:
     def stop(self) -> None:
         self._stopping.set()
 
+    def _state_dir(self) -> Path | None:
+        if self.settings.memory:
+            return None
+        return Path(self.settings.data_dir) / "coordinator"
+
+    def _load(self) -> None:
+        directory = self._state_dir()
+        if directory is not None and load_state(self.state, directory):
+            log.info("resumed cluster %s with %d nodes from %s", self.state.cluster_id,
+                     len(self.state.registry), directory)
+
     async def run(self, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
+        self._load()
         bus = EventBus()
         async with (
             outbound_client(self.settings.token, cluster_id=self.state.cluster_id) as client,
@@ -67,22 +83,36 @@ class Coordinator:
             nodes = NodeClient(client)
             sync = AssignmentSync(self.state, nodes)
             monitor = HealthMonitor(make_probe(client), bus.sender(), self.state.health)
-            redistributor = Redistributor(self.state, sync, bus.publish_nowait)
+            persister = Persister(self.state, self._state_dir())
+            tracker = WriteTracker()
+            mover = Mover(self.state, nodes, sync, tracker, persister, bus.publish_nowait)
+            redistributor = Redistributor(
+                self.state, sync, bus.publish_nowait,
+                mover=mover, tracker=tracker, persister=persister,
+            )
             services = Services(
                 state=self.state,
                 monitor=monitor,
                 redistributor=redistributor,
-                router=Router(self.state, nodes, sync),
+                router=Router(self.state, nodes, sync, tracker, persister, mover.kick),
                 sync=sync,
                 nodes=nodes,
                 bus=bus,
+                mover=mover,
+                persister=persister,
             )
             self.services = services
             placement_events = bus.subscribe()
+            await nursery.start(persister.run)
             await nursery.start(bus.run)
             await nursery.start(partial(redistributor.run, placement_events))
             await nursery.start(monitor.run)
+            for record in self.state.registry.all():
+                # Known from the saved state: probe them, and renew their leases at once.
+                monitor.watch(record.id, record.addr)
+                sync.mark(record.id)
             await nursery.start(sync.run)
+            await nursery.start(mover.run)
 
             async def serve_then_stop_all(*, task_status: trio.TaskStatus[int]) -> None:
                 await serve_app(

@@ -27,6 +27,10 @@ class ClusterState:
     cluster_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     started_at: float = field(default_factory=time.time)
     version_hwm: int = 0
+    # Copies replaced by a move but still authoritative until their successor is filled.
+    retiring: dict[int, set[str]] = field(default_factory=dict)
+    # Copies lost with a failed node (the only in-sync ones): reads that miss answer 503.
+    lost: dict[int, set[str]] = field(default_factory=dict)
     health: HealthSettings = field(init=False)
     node_capacity: int | None = field(init=False)
     max_moves: int = field(init=False)
@@ -56,7 +60,51 @@ class ClusterState:
         }
 
     def cluster_state(self) -> str:
-        return cluster_health(self.table, self.node_states())
+        health = cluster_health(self.table, self.node_states())
+        if health == "green" and (any(self.lost.values()) or self.syncing()):
+            return "yellow"
+        if health == "red" and all(self.readable_copies(s.shard_id) for s in self.table.shards):
+            return "yellow"  # every shard still served by a copy that is moving away
+        return health
+
+    def is_up(self, node_id: str) -> bool:
+        """May serve requests: registered and not known to be unhealthy."""
+        return node_id in self.registry and self.status_of(node_id) != "unhealthy"
+
+    def readable_copies(self, shard_id: int) -> list[str]:
+        """Authoritative live copies, primary first, then retiring ones."""
+        shard = self.table.shards[shard_id]
+        ordered = [n for n in shard.copies if n in shard.in_sync]
+        ordered += sorted(self.retiring.get(shard_id, ()))
+        return [n for n in ordered if self.is_up(n)]
+
+    def syncing(self) -> list[tuple[int, str]]:
+        """(shard, node) copies still being filled."""
+        return [
+            (s.shard_id, n) for s in self.table.shards for n in s.copies if n not in s.in_sync
+        ]
+
+    def shard_state(self, shard_id: int) -> str:
+        shard = self.table.shards[shard_id]
+        if not self.readable_copies(shard_id):
+            return "unassigned"
+        if self.lost.get(shard_id):
+            return "incomplete"
+        if self.retiring.get(shard_id):
+            return "relocating"
+        if any(n not in shard.in_sync for n in shard.copies):
+            return "recovering"
+        return "active"
+
+    def held_by_list(self, shard_id: int) -> set[str]:
+        """Nodes that must keep serving a shard: its copies and retiring copies."""
+        return set(self.table.shards[shard_id].copies) | self.retiring.get(shard_id, set())
+
+    def held_by(self, node_id: str) -> list[int]:
+        """Shards a node must serve: its copies plus copies it is handing over."""
+        held = set(self.table.copies_on(node_id))
+        held.update(s for s, nodes in self.retiring.items() if node_id in nodes)
+        return sorted(held)
 
     def next_version(self) -> int:
         self.version_hwm = next_version(self.version_hwm)

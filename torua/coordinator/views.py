@@ -61,7 +61,6 @@ def node_info(state: ClusterState, monitor: HealthMonitor, record: NodeRecord) -
 
 
 def shards_view(state: ClusterState) -> dict[str, Any]:
-    nodes = state.node_states()
     table = state.table
     return {
         "num_shards": table.num_shards,
@@ -72,7 +71,7 @@ def shards_view(state: ClusterState) -> dict[str, Any]:
                 "primary": shard.primary,
                 "replicas": shard.replicas,
                 "in_sync": [n for n in shard.copies if n in shard.in_sync],
-                "state": shard.state(nodes),
+                "state": state.shard_state(shard.shard_id),
             }
             for shard in table.shards
         ],

@@ -33,5 +33,5 @@ def validate(model: type[M], data: Any) -> M:
         raise BadRequest(f"{where}: {first['msg']}", code="invalid_field") from None
 
 
-async def parse_body(model: type[M]) -> M:
-    return validate(model, await read_json())
+async def parse_body(model: type[M], *, max_bytes: int = 1024 * 1024) -> M:
+    return validate(model, await read_json(max_bytes))

@@ -13,11 +13,12 @@ from quart import Response, jsonify, request
 from quart_trio import QuartTrio
 
 from torua import __version__
-from torua.errors import BadRequest, NotFound
+from torua.errors import BadRequest, NotFound, Unavailable
 from torua.http.auth import install_token_check
 from torua.http.errors import install_error_handlers, read_limited
 from torua.http.validate import Body, parse_body
 from torua.node.state import NodeRuntime
+from torua.node.transfer import install_transfer_routes
 from torua.node.store import Store, next_version
 
 __all__ = ["create_node_app"]
@@ -30,6 +31,7 @@ MAX_KEY_BYTES = 1024
 class ControlMessage(Body):
     type: Literal["assignment", "config"]
     shards: list[int] | None = None
+    seq: int = 0
     lease: float | None = None
     interval: float | None = None
     config: dict[str, Any] | None = None
@@ -52,6 +54,16 @@ def create_node_app(
         if shard_id not in runtime.held:
             raise NotFound(
                 f"node {runtime.node_id} holds no copy of shard {shard_id}", code="shard_not_held"
+            )
+        return shard_id
+
+    def writable(shard_id: int) -> int:
+        held(shard_id)
+        if not runtime.lease_valid():
+            raise Unavailable(
+                f"node {runtime.node_id} has not heard from the coordinator within its lease "
+                f"({runtime.lease:.1f}s) and refuses writes: it may have been cut off",
+                code="lease_expired",
             )
         return shard_id
 
@@ -97,13 +109,12 @@ def create_node_app(
                 raise BadRequest("shards: required for an assignment", code="invalid_field")
             if any(s < 0 for s in message.shards):
                 raise BadRequest("shards: shard ids are 0 or more", code="invalid_field")
-            runtime.held = set(message.shards)
-            runtime.assigned_once = True
-            if message.lease is not None and message.lease > 0:
-                runtime.lease = message.lease
-            if message.interval is not None and message.interval > 0:
-                runtime.interval = message.interval
-            runtime.heard_from_coordinator()
+            if message.lease is None or message.lease <= 0:
+                raise BadRequest("lease: required, in seconds, > 0", code="invalid_field")
+            interval = message.interval if message.interval and message.interval > 0 else 5.0
+            runtime.assign(
+                message.shards, seq=message.seq, lease=message.lease, interval=interval
+            )
         elif message.config is not None:
             interval = message.config.get("health_check_interval_seconds")
             if isinstance(interval, int | float) and interval > 0:
@@ -128,13 +139,13 @@ def create_node_app(
 
     @app.put("/shard/<int:shard_id>/store/<path:key>")
     async def put_value(shard_id: int, key: str) -> Response:
-        shard_id, key = held(shard_id), checked_key(key)
+        shard_id, key = writable(shard_id), checked_key(key)
         body = await read_limited(max_value, "values")
         return await _write(shard_id, key, body)
 
     @app.delete("/shard/<int:shard_id>/store/<path:key>")
     async def delete_value(shard_id: int, key: str) -> Response:
-        return await _write(held(shard_id), checked_key(key), None)
+        return await _write(writable(shard_id), checked_key(key), None)
 
     async def _write(shard_id: int, key: str, value: bytes | None) -> Response:
         version = version_from_request()
@@ -156,6 +167,8 @@ def create_node_app(
     async def stats(shard_id: int) -> Response:
         result = store.stats(held(shard_id))
         return jsonify({"shard_id": shard_id, "keys": result.keys, "bytes": result.bytes})
+
+    install_transfer_routes(app, runtime, store, writable)
 
     @app.route("/shard/", methods=["GET", "PUT", "DELETE"])
     @app.route("/shard/<path:rest>", methods=["GET", "PUT", "DELETE"])

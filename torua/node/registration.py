@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Callable
 
 import httpx
 import trio
@@ -23,10 +24,20 @@ log = logging.getLogger(__name__)
 
 
 async def register_once(
-    client: httpx.AsyncClient, coordinator: str, runtime: NodeRuntime, capacity: int | None
+    client: httpx.AsyncClient,
+    coordinator: str,
+    runtime: NodeRuntime,
+    capacity: int | None,
+    max_version: Callable[[], int],
 ) -> str | None:
     """One attempt; None on success, else why it failed (an expected failure)."""
-    node: dict[str, object] = {"id": runtime.node_id, "addr": runtime.url}
+    node: dict[str, object] = {
+        "id": runtime.node_id,
+        "addr": runtime.url,
+        "incarnation": runtime.incarnation,
+        "durable": runtime.durable,
+        "max_version": max_version(),
+    }
     if capacity is not None:
         node["capacity"] = capacity
     try:
@@ -44,6 +55,7 @@ async def keep_registered(
     coordinator: str,
     runtime: NodeRuntime,
     capacity: int | None,
+    max_version: Callable[[], int],
     *,
     backoff_max: float = 5.0,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
@@ -52,7 +64,7 @@ async def keep_registered(
     task_status.started()
     attempt = 0
     while True:
-        error = await register_once(client, coordinator, runtime, capacity)
+        error = await register_once(client, coordinator, runtime, capacity, max_version)
         if error is not None:
             delay = min(backoff_max, 0.1 * 2**attempt) * random.uniform(0.5, 1.0)
             if attempt % 10 == 0:

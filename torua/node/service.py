@@ -18,6 +18,7 @@ from torua.node.api import create_node_app
 from torua.node.registration import keep_registered
 from torua.node.state import NodeRuntime
 from torua.node.store import MemoryStore, Store
+from torua.node.stores import open_store
 
 __all__ = ["Node"]
 
@@ -26,9 +27,11 @@ log = logging.getLogger(__name__)
 
 class Node:
     def __init__(self, settings: NodeSettings, *, store: Store | None = None) -> None:
+        """``store`` overrides the one the settings name (durable unless ``memory``)."""
         self.settings = settings
+        self._given_store = store
         self.store: Store = store if store is not None else MemoryStore()
-        self.runtime = NodeRuntime(node_id=settings.node_id)
+        self.runtime = NodeRuntime(node_id=settings.node_id, durable=not settings.memory)
         self.port: int | None = None
         self._stopping = trio.Event()
 
@@ -40,6 +43,14 @@ class Node:
         self._stopping.set()
 
     async def run(self, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
+        if self._given_store is not None:
+            await self._run(task_status)
+            return
+        async with open_store(self.settings) as store:
+            self.store = store
+            await self._run(task_status)
+
+    async def _run(self, task_status: trio.TaskStatus[str]) -> None:
         app = create_node_app(
             self.runtime, self.store, max_value=self.settings.max_value, token=self.settings.token
         )
@@ -71,10 +82,10 @@ class Node:
                     self.settings.coordinator,
                     self.runtime,
                     self.settings.capacity,
+                    self.store.max_version,
                     backoff_max=self.settings.register_backoff_max,
                 )
             )
             log.info("node %s serving at %s", self.settings.node_id, self.runtime.url)
             task_status.started(self.runtime.url)
-        await self.store.close()
 

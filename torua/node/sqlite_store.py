@@ -1,31 +1,24 @@
 """The durable node store: SQLite in WAL mode, one writer thread, group commit.
 
-Why this shape (figures in LESSONS.md, "Measured on this machine"):
+Figures from LESSONS.md: a read on the Trio thread costs ~12 µs, a hop to a
+thread ~130 µs. So reads run on the Trio thread through their own read-only
+connection (WAL: readers run beside the writer and see only committed rows),
+and only writes cross to ONE writer thread owning the write connection. It
+takes everything queued, applies it in one transaction, commits once and
+wakes all the waiting tasks with one ``run_sync_soon``: under load a commit
+and a loop wake-up serve many writes. ``put()`` returns after its commit.
 
-* A read on the Trio thread costs about 12 µs; a hop to a worker thread about
-  130 µs. So reads run directly on the Trio thread through their own
-  read-only connection (WAL lets readers run beside the writer and never see
-  an uncommitted row), and only writes cross to a thread.
-* Writes go to ONE writer thread that owns the write connection. It takes
-  everything queued, applies it in one transaction, commits once, then wakes
-  every waiting task with a single ``run_sync_soon``. Under load one commit
-  (and one wake-up of the Trio loop) serves many writes; ``put()`` returns only
-  after the transaction holding its write committed.
-* Versioned upsert is one SQL statement: a row is replaced only when the
-  incoming version is strictly greater, so merging two copies of a shard in
-  any order converges (highest version wins). A delete is a row whose value
-  is NULL (a tombstone); it keeps its version so it beats older writes.
+A row is replaced only by a strictly greater version (one SQL upsert), so
+copies merged in any order converge; a delete leaves a NULL value (tombstone).
 
-Durability: ``synchronous=NORMAL`` in WAL mode (the default here) makes every
-committed transaction survive SIGKILL or a crash of the process, because the
-commit has been written to the WAL file and lives in the OS page cache; the
-WAL is fsynced at checkpoints. A power loss or kernel crash may lose the last
-transactions (never corrupt the file). ``fsync=True`` selects
-``synchronous=FULL``: one fsync per group commit, surviving power loss too.
+Durability: WAL with ``synchronous=NORMAL`` (default) keeps every committed
+transaction through SIGKILL or any crash of the process (the commit is in the
+WAL file, in the OS page cache; the WAL is fsynced at checkpoints). Power loss
+or a kernel crash may lose the last commits, never corrupt the file.
+``fsync=True`` (``synchronous=FULL``) adds one fsync per group commit.
 
-A ``LOCK`` file held with ``flock`` stops a second process (or a second store
-in this one) from opening the same directory; the kernel releases it when the
-holder dies, so a SIGKILLed node restarts without manual cleanup.
+``<dir>/LOCK`` (flock) keeps a second store off the directory; the kernel drops
+it when the holder dies, so a SIGKILLed node restarts without cleanup.
 """
 
 from __future__ import annotations
@@ -38,6 +31,7 @@ import sqlite3
 import threading
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 
 import trio
 
@@ -51,12 +45,10 @@ log = logging.getLogger(__name__)
 DB_FILE = "store.sqlite3"
 MAX_VERSION = 2**63 - 1  # SQLite INTEGER is a signed 64-bit number
 _MAX_BATCH = 1024  # operations per group commit: bounds one transaction's latency
-
 SCHEMA_VERSION = 1
 
-# shard_stats is kept by triggers in the same transaction as kv, so stats() is
-# one indexed lookup instead of a scan (a 100k-key shard took 39 ms to count,
-# all of it blocking the loop).
+# Triggers keep shard_stats in kv's transactions: stats() is one lookup, not a
+# scan (counting a 100k-key shard blocked the loop for 39 ms).
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS kv (
     shard   INTEGER NOT NULL,
@@ -67,11 +59,7 @@ CREATE TABLE IF NOT EXISTS kv (
 );
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 INSERT OR IGNORE INTO meta (name, value) VALUES ('max_version', 0);
-CREATE TABLE IF NOT EXISTS shard_stats (
-    shard INTEGER PRIMARY KEY,
-    keys  INTEGER NOT NULL,
-    bytes INTEGER NOT NULL
-);
+CREATE TABLE IF NOT EXISTS shard_stats (shard INTEGER PRIMARY KEY, keys INTEGER, bytes INTEGER);
 CREATE TRIGGER IF NOT EXISTS kv_insert AFTER INSERT ON kv BEGIN
     INSERT INTO shard_stats (shard, keys, bytes)
     VALUES (new.shard, new.value IS NOT NULL, coalesce(length(new.value), 0))
@@ -100,17 +88,15 @@ WHERE excluded.version > kv.version
 _BUMP_MAX = "UPDATE meta SET value = max(value, ?) WHERE name = 'max_version'"
 
 
+@dataclass(slots=True, eq=False)
 class _Op:
     """One queued write; the writer thread fills ``result`` or ``error``."""
 
-    __slots__ = ("done", "error", "result", "rows", "shard")
-
-    def __init__(self, shard: int, rows: list[tuple[str, bytes | None, int]] | None) -> None:
-        self.shard = shard
-        self.rows = rows  # None means: drop the shard
-        self.done = trio.Event()
-        self.result = 0
-        self.error: BaseException | None = None
+    shard: int
+    rows: list[tuple[str, bytes | None, int]] | None  # None means: drop the shard
+    done: trio.Event = field(default_factory=trio.Event)
+    result: int = 0
+    error: BaseException | None = None
 
     def apply(self, conn: sqlite3.Connection) -> int:
         if self.rows is None:
@@ -161,26 +147,18 @@ class SqliteStore:
         self._thread: threading.Thread | None = None
         self._token: trio.lowlevel.TrioToken | None = None
         self._writer_gone = trio.Event()
-        self._writer_error: BaseException | None = None
         self._closed = False
         self._lock_fd = _lock_directory(self.directory)
         try:
-            self._writer = _connect(self.path)
-            mode = self._writer.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if mode != "wal":
-                raise ConfigError(f"{self.path}: SQLite refused WAL mode (got {mode!r})")
-            sync = "FULL" if fsync else "NORMAL"
-            self._writer.execute(f"PRAGMA synchronous = {sync}")
-            _create_schema(self._writer, self.path)
+            self._writer = _open_writer(self.path, "FULL" if fsync else "NORMAL")
             self._reader = _connect(self.path)
             self._reader.execute("PRAGMA query_only = ON")
-            (self._max_version,) = self._read_one(
-                "SELECT value FROM meta WHERE name = 'max_version'", ()
-            )
+            sql = "SELECT value FROM meta WHERE name = 'max_version'"
+            (self._max_version,) = self._reader.execute(sql).fetchall()[0]
         except BaseException:
             self._release_files()
             raise
-        log.debug("opened %s (synchronous=%s, max_version=%d)", self.path, sync, self._max_version)
+        log.debug("opened %s (fsync=%s, max_version=%d)", self.path, fsync, self._max_version)
 
     # -- reads: on the Trio thread, no hop ------------------------------------
 
@@ -191,28 +169,28 @@ class SqliteStore:
         return rows[0] if rows else None
 
     async def get(self, shard: int, key: str) -> Record | None:
-        row = self._read_one("SELECT value, version FROM kv WHERE shard = ? AND key = ?",
-                             (shard, key))
+        row = self._read_one(
+            "SELECT value, version FROM kv WHERE shard = ? AND key = ?", (shard, key)
+        )
         return None if row is None else Record(row[0], row[1])
 
     def keys(self, shard: int) -> list[str]:
-        rows = self._reader.execute(
-            "SELECT key FROM kv WHERE shard = ? AND value IS NOT NULL ORDER BY key", (shard,)
-        ).fetchall()
-        return [key for (key,) in rows]
+        sql = "SELECT key FROM kv WHERE shard = ? AND value IS NOT NULL ORDER BY key"
+        return [key for (key,) in self._reader.execute(sql, (shard,)).fetchall()]
 
     def stats(self, shard: int) -> ShardStats:
         row = self._read_one("SELECT keys, bytes FROM shard_stats WHERE shard = ?", (shard,))
         return ShardStats(keys=0, bytes=0) if row is None else ShardStats(keys=row[0], bytes=row[1])
 
     def export(self, shard: int) -> list[tuple[str, Record]]:
-        rows = self._reader.execute(
-            "SELECT key, value, version FROM kv WHERE shard = ? ORDER BY key", (shard,)
-        ).fetchall()
-        return [(key, Record(value, version)) for key, value, version in rows]
+        return self.export_page(shard, max_rows=2**62, max_bytes=2**62)
 
     def export_page(
-        self, shard: int, *, after: str | None = None, max_rows: int = 1000,
+        self,
+        shard: int,
+        *,
+        after: str | None = None,
+        max_rows: int = 1000,
         max_bytes: int = 4 * 1024 * 1024,
     ) -> list[tuple[str, Record]]:
         """Rows (tombstones included) with keys after ``after``, in key order.
@@ -269,22 +247,18 @@ class SqliteStore:
         if self._closed:
             raise RuntimeError(f"store {self.path} is closed")
         if self._writer_gone.is_set():
-            raise RuntimeError(f"store {self.path}: writer thread failed") from self._writer_error
-        if self._thread is None:
-            self._start_writer()
+            raise RuntimeError(f"store {self.path}: writer thread failed (see log)")
+        if self._thread is None:  # started here so it belongs to the run that writes
+            self._token = trio.lowlevel.current_trio_token()
+            name = f"torua-sqlite-writer {self.directory}"
+            self._thread = threading.Thread(target=self._writer_main, name=name, daemon=True)
+            self._thread.start()
         self._max_version = max(self._max_version, op.top_version())
         self._queue.put(op)
         await op.done.wait()
         if op.error is not None:
             raise op.error
         return op.result
-
-    def _start_writer(self) -> None:
-        self._token = trio.lowlevel.current_trio_token()
-        self._thread = threading.Thread(
-            target=self._writer_main, name=f"torua-sqlite-writer {self.directory}", daemon=True
-        )
-        self._thread.start()
 
     async def close(self) -> None:
         """Commit every queued write, stop the writer thread, close the files.
@@ -303,8 +277,7 @@ class SqliteStore:
         self._release_files()
 
     def _release_files(self) -> None:
-        for name in ("_reader", "_writer"):
-            conn = getattr(self, name, None)
+        for conn in (getattr(self, "_reader", None), getattr(self, "_writer", None)):
             if conn is not None:
                 conn.close()
         os.close(self._lock_fd)  # releases the flock
@@ -312,7 +285,6 @@ class SqliteStore:
     # -- the writer thread ----------------------------------------------------
 
     def _writer_main(self) -> None:
-        error: BaseException | None = None
         pending: list[_Op] = []
         try:
             stopping = False
@@ -331,11 +303,10 @@ class SqliteStore:
                     pending = []
         except BaseException as exc:  # a bug here must not leave writers waiting forever
             log.exception("sqlite writer thread failed")
-            error = exc
             for op in pending:
                 op.error = exc
         finally:
-            self._wake(pending, gone=True, error=error)
+            self._wake(pending, gone=True)
 
     def _commit_batch(self, ops: list[_Op]) -> None:
         """One transaction for the batch; if it fails, each op alone, so one bad op
@@ -343,18 +314,14 @@ class SqliteStore:
         try:
             self._transaction(ops)
         except Exception as exc:
-            self._rollback()
+            if self._writer.in_transaction:
+                self._writer.execute("ROLLBACK")
             if len(ops) == 1:
                 ops[0].error = exc
                 return
-            log.warning("group commit of %d writes failed (%s); retrying one by one",
-                        len(ops), exc)
+            log.warning("group commit of %d writes failed (%s); retrying one by one", len(ops), exc)
             for op in ops:
-                try:
-                    self._transaction([op])
-                except Exception as one_exc:
-                    self._rollback()
-                    op.error = one_exc
+                self._commit_batch([op])
 
     def _transaction(self, ops: list[_Op]) -> None:
         conn = self._writer
@@ -366,34 +333,18 @@ class SqliteStore:
         for op, result in zip(ops, results, strict=True):
             op.result = result
 
-    def _fail_queued(self, error: BaseException | None) -> None:
-        # Runs on the Trio thread once the writer is gone: anything still queued
-        # (only possible when the writer died) fails instead of waiting forever.
-        while True:
-            try:
-                op = self._queue.get_nowait()
-            except queue.Empty:
-                return
-            if isinstance(op, _Op):
-                op.error = RuntimeError(f"store {self.path}: writer thread failed")
-                op.error.__cause__ = error
-                op.done.set()
-
-    def _rollback(self) -> None:
-        if self._writer.in_transaction:
-            self._writer.execute("ROLLBACK")
-
-    def _wake(self, ops: list[_Op], *, gone: bool = False,
-              error: BaseException | None = None) -> None:
+    def _wake(self, ops: list[_Op], *, gone: bool = False) -> None:
         """Hand results back to the Trio thread: one loop wake-up per batch."""
 
         def deliver() -> None:
             for op in ops:
                 op.done.set()
-            if gone:
-                self._writer_error = error
+            if gone:  # from now on _submit refuses; fail what was queued too late
                 self._writer_gone.set()
-                self._fail_queued(error)
+                while not self._queue.empty():
+                    if isinstance(late := self._queue.get_nowait(), _Op):
+                        late.error = RuntimeError(f"store {self.path}: writer thread failed")
+                        late.done.set()
 
         assert self._token is not None
         try:
@@ -402,11 +353,21 @@ class SqliteStore:
             pass
 
 
-def _create_schema(conn: sqlite3.Connection, path: str) -> None:
-    (found,) = conn.execute("PRAGMA user_version").fetchone()
-    if found not in (0, SCHEMA_VERSION):
-        raise ConfigError(f"{path} has store schema {found}; this Torua reads {SCHEMA_VERSION}")
-    conn.executescript(f"BEGIN; {_SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
+def _open_writer(path: str, synchronous: str) -> sqlite3.Connection:
+    conn = _connect(path)
+    try:
+        (mode,) = conn.execute("PRAGMA journal_mode = WAL").fetchone()
+        if mode != "wal":
+            raise ConfigError(f"{path}: SQLite refused WAL mode (got {mode!r})")
+        conn.execute(f"PRAGMA synchronous = {synchronous}")
+        (found,) = conn.execute("PRAGMA user_version").fetchone()
+        if found not in (0, SCHEMA_VERSION):
+            raise ConfigError(f"{path} has store schema {found}; this Torua reads {SCHEMA_VERSION}")
+        conn.executescript(f"BEGIN; {_SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
 
 
 def _lock_directory(directory: str) -> int:

@@ -8,6 +8,7 @@ it last heard from the coordinator, and how long that word is good for.
 from __future__ import annotations
 
 import time
+import uuid
 from dataclasses import dataclass, field
 
 import trio
@@ -18,17 +19,38 @@ __all__ = ["NodeRuntime"]
 @dataclass(slots=True)
 class NodeRuntime:
     node_id: str
+    durable: bool = True
     url: str = ""
+    # A fresh id per process start: the coordinator tells a restart from a blip by it.
+    incarnation: str = field(default_factory=lambda: uuid.uuid4().hex)
     started_at: float = field(default_factory=time.time)
     held: set[int] = field(default_factory=set)
     lease: float = 17.0  # 3 x 5s + 2s until the coordinator says otherwise
     interval: float = 5.0
     last_heard: float = field(default_factory=trio.current_time)
     assigned_once: bool = False
-    coordinator_changed: trio.Event = field(default_factory=trio.Event)
+    assignment_seq: int = 0
+    lease_expires_at: float = 0.0
 
     def heard_from_coordinator(self) -> None:
         self.last_heard = trio.current_time()
+
+    def assign(self, shards: list[int], *, seq: int, lease: float, interval: float) -> bool:
+        """Apply an assignment unless a newer one already arrived (pushes may race)."""
+        if seq < self.assignment_seq:
+            return False
+        self.assignment_seq = seq
+        self.held = set(shards)
+        self.assigned_once = True
+        self.lease, self.interval = lease, interval
+        # The lease: how long this word from the coordinator lets us accept writes.
+        self.lease_expires_at = trio.current_time() + lease
+        self.heard_from_coordinator()
+        return True
+
+    def lease_valid(self) -> bool:
+        """False once the coordinator has been silent for a whole lease (SPEC §4)."""
+        return trio.current_time() < self.lease_expires_at
 
     def silent_for(self) -> float:
         return trio.current_time() - self.last_heard

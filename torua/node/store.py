@@ -49,7 +49,11 @@ class Store(Protocol):
     def export(self, shard: int) -> list[tuple[str, Record]]: ...
 
     def export_page(
-        self, shard: int, *, after: str | None = None, max_rows: int = 1000,
+        self,
+        shard: int,
+        *,
+        after: str | None = None,
+        max_rows: int = 1000,
         max_bytes: int = 4 * 1024 * 1024,
     ) -> list[tuple[str, Record]]:
         """Rows after key ``after`` in key order, tombstones included; ``[]`` at the end.
@@ -102,7 +106,11 @@ class MemoryStore:
         return list(self._shards.get(shard, {}).items())
 
     def export_page(
-        self, shard: int, *, after: str | None = None, max_rows: int = 1000,
+        self,
+        shard: int,
+        *,
+        after: str | None = None,
+        max_rows: int = 1000,
         max_bytes: int = 4 * 1024 * 1024,
     ) -> list[tuple[str, Record]]:
         table = self._shards.get(shard, {})

@@ -1,0 +1,138 @@
+"""The coordinator's state on disk: written atomically, reloaded at start.
+
+What is saved is what a restarted coordinator needs to resume without losing
+an acknowledged write: the cluster id, the nodes, the shard table with its
+in-sync sets, copies being handed over or lost, and the version high-water
+mark. A write is atomic (temp file, fsync, rename, fsync of the directory), so
+a crash leaves either the old state or the new one.
+
+Saves are coalesced: many changes in a burst become one write. ``flush()``
+waits until everything changed before the call is on disk; the router awaits it
+before acknowledging a write that took a copy out of the in-sync set.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from torua.cluster import ShardTable
+from torua.coordinator.state import ClusterState
+
+__all__ = ["Persister", "load_state", "snapshot"]
+
+log = logging.getLogger(__name__)
+
+FORMAT = 1
+
+
+def snapshot(state: ClusterState) -> dict[str, Any]:
+    return {
+        "format": FORMAT,
+        "cluster_id": state.cluster_id,
+        "version_hwm": state.version_hwm,
+        "nodes": [
+            {"id": r.id, "addr": r.addr, "capacity": r.capacity, "mode": r.mode,
+             "registered_at": r.registered_at, "ever_healthy": r.ever_healthy}
+            for r in state.registry.all()
+        ],
+        "table": state.table.to_json(),
+        "retiring": {str(k): sorted(v) for k, v in state.retiring.items() if v},
+        "lost": {str(k): sorted(v) for k, v in state.lost.items() if v},
+    }
+
+
+def load_state(state: ClusterState, directory: Path) -> bool:
+    """Restore a saved state into ``state``; False when there is none yet."""
+    path = directory / "state.json"
+    if not path.exists():
+        return False
+    data = json.loads(path.read_text())
+    if data.get("format") != FORMAT:
+        raise ValueError(f"{path}: unknown state format {data.get('format')!r}")
+    table = ShardTable.from_json(data["table"])
+    if table.num_shards != state.table.num_shards:
+        log.warning("keeping the saved shard count %d (TORUA_SHARDS=%d is ignored: the shard "
+                    "count is fixed when a cluster is created)",
+                    table.num_shards, state.table.num_shards)
+    table.replication_factor = state.table.replication_factor
+    state.table = table
+    state.cluster_id = data["cluster_id"]
+    state.version_hwm = int(data["version_hwm"])
+    for node in data["nodes"]:
+        record, _ = state.registry.register(node["id"], node["addr"], node["capacity"])
+        record.mode = node["mode"]
+        record.registered_at = node["registered_at"]
+        record.ever_healthy = node["ever_healthy"]
+    state.retiring = {int(k): set(v) for k, v in data["retiring"].items()}
+    state.lost = {int(k): set(v) for k, v in data["lost"].items()}
+    return True
+
+
+def _write_atomically(path: Path, payload: bytes) -> None:
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "wb") as handle:
+        handle.write(payload)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+
+
+class Persister:
+    """Coalescing, atomic saver; a no-op for an in-memory coordinator."""
+
+    def __init__(self, state: ClusterState, directory: Path | None) -> None:
+        self._state = state
+        self._directory = directory
+        self._wanted = 0  # generation of the newest change
+        self._saved = 0  # generation known to be on disk
+        self._changed = trio.Event()
+        self._progress = trio.Event()
+
+    def mark(self) -> None:
+        self._wanted += 1
+        self._changed.set()
+
+    async def flush(self) -> None:
+        if self._directory is None:
+            return
+        self.mark()
+        target = self._wanted
+        while self._saved < target:
+            await self._progress.wait()
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        if self._directory is None:
+            task_status.started()
+            await trio.sleep_forever()
+        self._directory.mkdir(parents=True, exist_ok=True)
+        path = self._directory / "state.json"
+        task_status.started()
+        try:
+            while True:
+                await self._changed.wait()
+                self._changed = trio.Event()
+                generation = self._wanted
+                payload = json.dumps(snapshot(self._state)).encode()
+                await trio.to_thread.run_sync(_write_atomically, path, payload)
+                self._saved = generation
+                self._progress.set()
+                self._progress = trio.Event()
+        finally:
+            if self._wanted > self._saved:
+                # Last words on shutdown: shielded so a cancelled nursery still saves.
+                with trio.CancelScope(shield=True):
+                    payload = json.dumps(snapshot(self._state)).encode()
+                    await trio.to_thread.run_sync(_write_atomically, path, payload)
+
+

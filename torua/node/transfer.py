@@ -1,0 +1,85 @@
+"""Node routes that move shard data: export a page, import a page, drop a copy.
+
+The coordinator drives every move through these: it pages a donor's records
+(tombstones and versions included) into the new copy, where the versioned
+merge keeps the highest version, so writes that reach the new copy directly
+while it is being filled are never overwritten by older exported data.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Callable
+
+from pydantic import Field
+from quart import Quart, Response, jsonify, request
+
+from torua.errors import BadRequest, Conflict
+from torua.http.validate import Body, parse_body
+from torua.node.state import NodeRuntime
+from torua.node.store import Record, Store
+
+__all__ = ["decode_records", "encode_records", "install_transfer_routes"]
+
+PAGE_ROWS = 1000
+
+
+class WireRecord(Body):
+    key: str = Field(min_length=1, max_length=4096)
+    value: str | None  # base64; None is a tombstone
+    version: int = Field(ge=1)
+
+
+class ImportBody(Body):
+    records: list[WireRecord] = Field(max_length=10_000)
+
+
+def encode_records(rows: list[tuple[str, Record]]) -> list[dict[str, object]]:
+    return [
+        {"key": key, "version": record.version,
+         "value": None if record.value is None else base64.b64encode(record.value).decode()}
+        for key, record in rows
+    ]
+
+
+def decode_records(records: list[WireRecord]) -> list[tuple[str, Record]]:
+    try:
+        return [
+            (r.key, Record(None if r.value is None else base64.b64decode(r.value, validate=True),
+                           r.version))
+            for r in records
+        ]
+    except binascii.Error:
+        raise BadRequest("records: values must be base64", code="invalid_field") from None
+
+
+def install_transfer_routes(
+    app: Quart, runtime: NodeRuntime, store: Store, writable: Callable[[int], int]
+) -> None:
+    @app.get("/shard/<int:shard_id>/export")
+    async def export_page(shard_id: int) -> Response:
+        # Any copy may be read, held or not: a returning node's lost copy is merged this way.
+        after = request.args.get("after")
+        limit = request.args.get("limit", str(PAGE_ROWS))
+        if not limit.isdigit() or not 1 <= int(limit) <= 10_000:
+            raise BadRequest("limit: 1 to 10000", code="invalid_field")
+        rows = store.export_page(shard_id, after=after, max_rows=int(limit))
+        return jsonify(
+            {"shard_id": shard_id, "records": encode_records(rows),
+             "next": rows[-1][0] if rows else None}
+        )
+
+    @app.post("/shard/<int:shard_id>/import")
+    async def import_page(shard_id: int) -> Response:
+        writable(shard_id)
+        body = await parse_body(ImportBody, max_bytes=64 * 1024 * 1024)
+        applied = await store.put_many(shard_id, decode_records(body.records))
+        return jsonify({"shard_id": shard_id, "received": len(body.records), "applied": applied})
+
+    @app.post("/shard/<int:shard_id>/drop")
+    async def drop(shard_id: int) -> Response:
+        if shard_id in runtime.held:
+            raise Conflict(f"shard {shard_id} is still assigned here", code="shard_held")
+        await store.drop_shard(shard_id)
+        return jsonify({"shard_id": shard_id, "dropped": True})
