@@ -48,6 +48,8 @@ class UpSettings:
 
 def _port_free(port: int) -> bool:
     with socket.socket() as sock:
+        # As hypercorn binds: TIME_WAIT leftovers of a previous run do not count as in use.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:
@@ -55,13 +57,18 @@ def _port_free(port: int) -> bool:
     return True
 
 
-async def _wait_ready(client: httpx.AsyncClient, url: str, expected_nodes: int) -> dict:
-    """Until the coordinator answers and every node is registered and healthy."""
+async def _wait_ready(
+    client: httpx.AsyncClient, url: str, expected_nodes: int, replicas: int
+) -> dict:
+    """Until every node is registered and healthy and every shard has its copies."""
+    wanted = "green" if expected_nodes >= replicas else "yellow"
     while True:
         try:
             nodes = (await client.get(f"{url}/nodes")).json()["nodes"]
             if len(nodes) >= expected_nodes and all(n["status"] == "healthy" for n in nodes):
-                return (await client.get(f"{url}/cluster/info")).json()
+                info = (await client.get(f"{url}/cluster/info")).json()
+                if info["cluster_state"] == wanted:
+                    return info
         except (httpx.HTTPError, KeyError, ValueError):
             pass
         await trio.sleep(0.1)
@@ -99,7 +106,7 @@ async def run_up(settings: UpSettings) -> int:
             process: trio.Process = await nursery.start(
                 lambda task_status: trio.run_process(
                     python + argv, env=env, check=False, start_new_session=True,
-                    stdin=subprocess.DEVNULL, task_status=task_status,
+                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, task_status=task_status,
                 )
             )
             children.append((name, process))
@@ -115,7 +122,7 @@ async def run_up(settings: UpSettings) -> int:
             headers = {"Authorization": f"Bearer {token}"}
             async with httpx.AsyncClient(headers=headers, timeout=5.0) as client:
                 with trio.move_on_after(settings.ready_timeout) as waiting:
-                    info = await _wait_ready(client, url, settings.nodes)
+                    info = await _wait_ready(client, url, settings.nodes, settings.replicas)
             if waiting.cancelled_caught:
                 print(f"torua up: the cluster was not ready within {settings.ready_timeout:.0f}s",
                       file=sys.stderr)

@@ -34,6 +34,7 @@ from torua.http.validate import Body, parse_body
 __all__ = ["Services", "create_coordinator_app"]
 
 MAX_KEY_BYTES = 1024
+MOVE_WAIT = 300.0  # a move API call answers when the data has moved, or after this long
 NODE_ID_PATTERN = NODE_ID_RE.pattern
 ADDR_PATTERN = r"^(https?://)?[A-Za-z0-9.\-\[\]:]+:\d{1,5}/?$"
 
@@ -178,24 +179,36 @@ def create_coordinator_app(services: Services) -> QuartTrio:
                 code="shard_not_found",
             )
         record_of(body.node_id)
-        try:
-            moves = s.redistributor.assign(body.shard_id, body.node_id)
-        except ValueError as exc:
-            raise Conflict(str(exc), code="cannot_assign") from None
-        touched = {n for m in moves for n in (m.source, m.target) if n}
-        await s.sync.push(*touched)
+        moves: list[Move] = []
+        with trio.move_on_after(MOVE_WAIT) as waited:
+            # A replica still catching up is promoted once it has every write.
+            await s.mover.wait_in_sync(body.shard_id, body.node_id)
+            try:
+                moves = s.redistributor.assign(body.shard_id, body.node_id)
+            except ValueError as exc:
+                raise Conflict(str(exc), code="cannot_assign") from None
+            touched = {n for m in moves for n in (m.source, m.target) if n}
+            await s.sync.push(*touched)
+            await s.mover.wait_settled({body.shard_id})
         shard = state.table.shards[body.shard_id]
-        return jsonify(
+        response = jsonify(
             {"shard_id": body.shard_id, "primary": shard.primary,
-             "moves": [move_json(m) for m in moves]}
+             "done": not waited.cancelled_caught, "moves": [move_json(m) for m in moves]}
         )
+        response.status_code = 202 if waited.cancelled_caught else 200
+        return response
 
     @app.post("/rebalance")
     async def rebalance() -> Response:
         moves = s.redistributor.rebalance("requested through the API")
         touched = {n for m in moves for n in (m.source, m.target) if n}
         await s.sync.push(*touched)
-        return jsonify({"moves": [move_json(m) for m in moves]})
+        with trio.move_on_after(MOVE_WAIT) as waited:
+            await s.mover.wait_settled({m.shard_id for m in moves})
+        response = jsonify({"moves": [move_json(m) for m in moves],
+                            "done": not waited.cancelled_caught})
+        response.status_code = 202 if waited.cancelled_caught else 200
+        return response
 
     @app.get("/data/<path:key>")
     async def get_data(key: str) -> Response:

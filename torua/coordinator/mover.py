@@ -60,6 +60,7 @@ class Mover:
         self._publish = publish
         self._wake = trio.Event()
         self._running: dict[tuple[str, int, str], trio.CancelScope] = {}
+        self._progress = trio.Event()
         self.completed = 0
 
     def kick(self) -> None:
@@ -67,6 +68,29 @@ class Mover:
 
     def busy(self) -> int:
         return len(self._running)
+
+    def _progressed(self) -> None:
+        self._progress.set()
+        self._progress = trio.Event()
+
+    async def wait_settled(self, shard_ids: set[int]) -> None:
+        """Until every copy of these shards is in sync and no handover is pending."""
+        def settled() -> bool:
+            for shard_id in shard_ids:
+                shard = self._state.table.shards[shard_id]
+                if self._state.retiring.get(shard_id):
+                    return False
+                if any(n not in shard.in_sync for n in shard.copies):
+                    return False
+            return True
+
+        while not settled():
+            await self._progress.wait()
+
+    async def wait_in_sync(self, shard_id: int, node_id: str) -> None:
+        shard = self._state.table.shards[shard_id]
+        while node_id in shard.copies and node_id not in shard.in_sync:
+            await self._progress.wait()
 
     def _addr(self, node_id: str) -> str:
         record = self._state.registry.get(node_id)
@@ -113,6 +137,7 @@ class Mover:
             await trio.sleep(RETRY_AFTER)
         finally:
             del self._running[job]
+            self._progressed()
             self.kick()
 
     def _still_wanted(self, shard_id: int, node_id: str) -> None:
@@ -193,6 +218,7 @@ class Mover:
                 released = set(nodes)
                 del self._state.retiring[shard_id]
                 self._persister.mark()
+                self._progressed()
                 for node_id in released:
                     self._sync.mark(node_id)
                     nursery.start_soon(self._drop_after_revoke, node_id, shard_id)

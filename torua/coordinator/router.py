@@ -73,6 +73,7 @@ class Router:
         if not candidates:
             raise self._unavailable(shard)
         errors: list[str] = []
+        unreachable = 0
         for node_id in candidates:
             try:
                 reply = await self._call(
@@ -80,6 +81,7 @@ class Router:
                 )
             except NodeUnreachable as exc:
                 errors.append(str(exc))
+                unreachable += 1
                 continue
             if reply.status == 200:
                 return reply.body
@@ -92,6 +94,8 @@ class Router:
                     )
                 raise NotFound(f"no key {key!r}", code="key_not_found")
             errors.append(f"{node_id}: HTTP {reply.status}")
+        if unreachable == len(candidates):
+            raise self._unavailable(shard)
         raise BadGateway(f"every copy of shard {shard.shard_id} failed: {'; '.join(errors)}")
 
     async def write(self, key: str, value: bytes | None) -> None:
@@ -107,6 +111,7 @@ class Router:
             ]
             version = self._state.next_version()
             failed: dict[str, str] = {}
+            unreachable: set[str] = set()
 
             async def one(node_id: str) -> None:
                 try:
@@ -116,6 +121,7 @@ class Router:
                     )
                 except NodeUnreachable as exc:
                     failed[node_id] = str(exc)
+                    unreachable.add(node_id)
                     return
                 if reply.status != 204:
                     failed[node_id] = f"HTTP {reply.status}: {reply.body[:200]!r}"
@@ -130,6 +136,8 @@ class Router:
         if not lost:
             return
         if len(lost) == len(authoritative):
+            if set(lost) <= unreachable:
+                raise self._unavailable(shard)
             raise BadGateway(
                 f"no copy of shard {shard_id} took the write: {'; '.join(failed.values())}"
             )
