@@ -131,11 +131,12 @@ class ProcessGroup:
         return await self.start(node_id, ["node", "--id", node_id, "--listen", "127.0.0.1:0",
                                           "--coordinator", coordinator, "--memory", *args], env)
 
-    async def stop(self, proc: Proc, grace: float = 10.0) -> int:
+    async def stop(self, proc: Proc, grace: float = 10.0, signum: int = signal.SIGINT) -> int:
+        """SIGINT by default: a node stops without draining (SIGTERM would drain it)."""
         if proc.process.returncode is None:
             try:
                 proc.resume()
-                proc.process.send_signal(signal.SIGTERM)
+                proc.process.send_signal(signum)
             except (psutil.NoSuchProcess, ProcessLookupError):
                 pass
             with trio.move_on_after(grace):

@@ -44,15 +44,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-async def _serve_until_signal(factory: Callable[[], object]) -> None:
-    """Run a service; the first SIGINT/SIGTERM asks it to stop gracefully."""
+async def _serve_until_signal(factory: Callable[[], object]) -> int:
+    """Run a service until a signal; return the exit status.
+
+    SIGINT stops at once. SIGTERM stops too, except that a node first leaves
+    gracefully (drains through the coordinator) and exits 0 only once that was
+    confirmed.
+    """
     service = factory()
+    status = 0
     async with trio.open_nursery() as nursery:
 
         async def stop_on_signal() -> None:
+            nonlocal status
             with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-                async for _ in signals:
-                    service.stop()  # type: ignore[attr-defined]
+                async for signum in signals:
+                    if signum == signal.SIGTERM and hasattr(service, "leave"):
+                        status = 0 if await service.leave() else 1
+                    else:
+                        service.stop()  # type: ignore[attr-defined]
                     return
 
         nursery.start_soon(stop_on_signal)
@@ -61,14 +71,14 @@ async def _serve_until_signal(factory: Callable[[], object]) -> None:
             # One flushed line that supervisors and tests wait for.
             print(f"READY {url}", flush=True)
         nursery.cancel_scope.cancel()
+    return status
 
 
 def _run_service(factory: Callable[[], object], name: str, log_level: str | None) -> int:
     from torua.logs import configure_logging
 
     configure_logging(name, log_level)
-    trio.run(_serve_until_signal, factory)
-    return 0
+    return trio.run(_serve_until_signal, factory)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -75,9 +75,11 @@ async def _wait_ready(
 
 
 async def _stop(process: trio.Process, name: str, grace: float = 10.0) -> None:
+    """SIGINT: stop without draining. The whole cluster is stopping, so there is
+    nowhere to drain to; every copy stays on disk for the next ``up``."""
     if process.returncode is not None:
         return
-    process.send_signal(signal.SIGTERM)
+    process.send_signal(signal.SIGINT)
     with trio.move_on_after(grace):
         await process.wait()
         return

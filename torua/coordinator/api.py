@@ -18,7 +18,9 @@ from torua.cluster import Move
 from torua.config import NODE_ID_RE, normalize_url
 from torua.coordinator.assignments import AssignmentSync
 from torua.coordinator.health import HealthMonitor
+from torua.coordinator.api_ops import install_operation_routes
 from torua.coordinator.mover import Mover
+from torua.coordinator.operations import Operations
 from torua.coordinator.node_client import NodeClient, NodeUnreachable
 from torua.coordinator.persistence import Persister
 from torua.coordinator.redistributor import Redistributor
@@ -73,6 +75,7 @@ class Services:
     bus: EventBus
     mover: Mover
     persister: Persister
+    operations: Operations
 
 
 def move_json(move: Move) -> dict[str, Any]:
@@ -158,6 +161,7 @@ def create_coordinator_app(services: Services) -> QuartTrio:
                 code="node_holds_shards",
             )
         state.registry.remove(node_id)
+        s.operations.forget(node_id)
         s.monitor.unwatch(node_id)
         state.health_status.pop(node_id, None)
         for lost in state.lost.values():
@@ -255,6 +259,8 @@ def create_coordinator_app(services: Services) -> QuartTrio:
         return jsonify(
             {"sent_to": len(records), "results": [results[r.id] for r in records]}
         )
+
+    install_operation_routes(app, s, s.operations)
 
     @app.get("/cluster/info")
     async def info_view() -> Response:

@@ -24,6 +24,7 @@ from collections.abc import Callable
 
 import trio
 
+from torua.cluster.handover import handover_done
 from torua.coordinator.assignments import AssignmentSync
 from torua.coordinator.node_client import NodeClient, NodeUnreachable, Reply
 from torua.coordinator.persistence import Persister
@@ -87,6 +88,11 @@ class Mover:
         while not settled():
             await self._progress.wait()
 
+    async def wait_released(self, node_id: str) -> None:
+        """Until the node holds no copy, retiring ones included."""
+        while self._state.held_by(node_id):
+            await self._progress.wait()
+
     async def wait_in_sync(self, shard_id: int, node_id: str) -> None:
         shard = self._state.table.shards[shard_id]
         while node_id in shard.copies and node_id not in shard.in_sync:
@@ -102,7 +108,11 @@ class Mover:
         return node_id in self._state.registry and self._state.status_of(node_id) == "healthy"
 
     def _work(self) -> list[tuple[str, int, str]]:
-        jobs = [("fill", s, n) for s, n in self._state.syncing() if self._healthy(n)]
+        table = self._state.table
+        fills = [(s, n) for s, n in self._state.syncing() if self._healthy(n)]
+        # Primaries first: a shard whose primary is being rebuilt is the one at risk.
+        fills.sort(key=lambda job: table.shards[job[0]].primary != job[1])
+        jobs = [("fill", s, n) for s, n in fills]
         jobs += [
             ("merge", s, n) for s, nodes in self._state.lost.items() for n in sorted(nodes)
             if self._healthy(n)
@@ -210,8 +220,7 @@ class Mover:
     def _release_finished_handovers(self, nursery: trio.Nursery) -> None:
         """Retiring copies whose successors are all in sync are no longer needed."""
         for shard_id, nodes in list(self._state.retiring.items()):
-            shard = self._state.table.shards[shard_id]
-            done = all(n in shard.in_sync for n in shard.copies) and shard.copies
+            done = handover_done(self._state.table.shards[shard_id])
             if not nodes:
                 del self._state.retiring[shard_id]
             elif done:

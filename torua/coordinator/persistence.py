@@ -22,6 +22,7 @@ from typing import Any
 import trio
 
 from torua.cluster import ShardTable
+from torua.config import HealthSettings
 from torua.coordinator.state import ClusterState
 
 __all__ = ["Persister", "load_state", "snapshot"]
@@ -44,6 +45,13 @@ def snapshot(state: ClusterState) -> dict[str, Any]:
         "table": state.table.to_json(),
         "retiring": {str(k): sorted(v) for k, v in state.retiring.items() if v},
         "lost": {str(k): sorted(v) for k, v in state.lost.items() if v},
+        "config": {
+            "health": {"interval": state.health.interval, "timeout": state.health.timeout,
+                       "failures": state.health.failures, "successes": state.health.successes,
+                       "kind": state.health.kind, "path": state.health.path},
+            "node_capacity": state.node_capacity,
+            "max_moves": state.max_moves,
+        },
     }
 
 
@@ -71,6 +79,11 @@ def load_state(state: ClusterState, directory: Path) -> bool:
         record.ever_healthy = node["ever_healthy"]
     state.retiring = {int(k): set(v) for k, v in data["retiring"].items()}
     state.lost = {int(k): set(v) for k, v in data["lost"].items()}
+    if config := data.get("config"):
+        # Settings changed live through /cluster/config outlive a restart.
+        state.health = HealthSettings(**config["health"])
+        state.node_capacity = config["node_capacity"]
+        state.max_moves = config["max_moves"]
     return True
 
 

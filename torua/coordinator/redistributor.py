@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 import trio
 
 from torua.cluster import Move, NodeState, ShardTable, assign_primary, rebalance, reconcile
+from torua.cluster.handover import settle
 from torua.coordinator.assignments import AssignmentSync
 from torua.coordinator.mover import Mover
 from torua.coordinator.persistence import Persister
@@ -24,7 +25,6 @@ from torua.events import (
     ClusterEvent,
     NodeHealthChanged,
     NodeJoined,
-    NodeModeChanged,
     NodeRemoved,
     ShardMoved,
 )
@@ -94,26 +94,17 @@ class Redistributor:
 
     def _settle(self, shard_id: int, old_copies: list[str], old_in_sync: set[str]) -> None:
         state = self._state
-        shard = state.table.shards[shard_id]
-        live_old = {n for n in old_in_sync if state.is_up(n)}
-        live_old |= {n for n in state.retiring.get(shard_id, set()) if state.is_up(n)}
-        added = [n for n in shard.copies if n not in old_copies]
-        removed = [n for n in old_copies if n not in shard.copies]
-        if live_old:
-            # The data lives on: new copies must be filled before they count.
-            shard.in_sync.difference_update(added)
-            retiring = state.retiring.setdefault(shard_id, set())
-            retiring.update(n for n in removed if n in live_old)
-            retiring.difference_update(shard.copies)
-            return
-        if old_in_sync:
-            # Every authoritative copy died with its node: start afresh and remember them.
-            state.lost.setdefault(shard_id, set()).update(old_in_sync - set(shard.copies))
-            shard.in_sync.difference_update(old_in_sync)
-            log.warning("shard %d lost its only in-sync copies on %s; new copies start empty",
-                        shard_id, ", ".join(sorted(old_in_sync)))
-        shard.in_sync.update(shard.copies)
-        state.retiring.pop(shard_id, None)
+        result = settle(state.table.shards[shard_id], old_copies, old_in_sync,
+                        state.retiring.get(shard_id, set()), state.is_up)
+        if result.retiring:
+            state.retiring[shard_id] = result.retiring
+        else:
+            state.retiring.pop(shard_id, None)
+        if result.lost:
+            state.lost.setdefault(shard_id, set()).update(result.lost)
+            log.warning("shard %d lost its only authoritative copies on %s; new copies start "
+                        "empty and the shard is incomplete until they return",
+                        shard_id, ", ".join(sorted(result.lost)))
 
     def reconcile(self, why: str) -> list[Move]:
         return self.apply(reconcile, why)
@@ -148,6 +139,8 @@ class Redistributor:
                 record = self._state.registry.get(node_id)
                 if record is None:
                     return None
+                if record.mode == "maintenance" and record.ever_healthy:
+                    return None  # its copies are leaving anyway: a failure moves nothing
                 if new == "healthy" and not record.ever_healthy:
                     record.ever_healthy = True
                     self._persister.mark()
@@ -157,19 +150,24 @@ class Redistributor:
             case NodeRemoved(node_id=node_id):
                 self._state.health_status.pop(node_id, None)
                 return "reconcile"
-            case NodeModeChanged() | NodeJoined(rejoined=True):
+            case NodeJoined(rejoined=True):
                 return "reconcile"
             case _:
                 return None
 
     def handle(self, event: ClusterEvent) -> None:
         wanted = self._decide(event)
-        if wanted == "rebalance" or (wanted and self._pending != "rebalance"):
-            self._pending = wanted
-        if self._pending is None or not self._placement_ready():
+        if wanted is not None:
+            self.replan(wanted, f"after {type(event).__name__}")
+
+    def replan(self, rule: str, why: str) -> None:
+        """Run ``rule`` now, or as soon as every node holding copies has been probed."""
+        if rule == "rebalance" or self._pending != "rebalance":
+            self._pending = rule
+        if not self._placement_ready():
+            log.info("placement deferred (%s): nodes holding copies not probed yet", why)
             return
-        rule, self._pending = self._pending, None
-        why = f"{rule} after {type(event).__name__}"
+        rule, self._pending = self._pending or rule, None
         if rule == "rebalance":
             self.rebalance(why)
         else:

@@ -21,6 +21,7 @@ from torua.coordinator.assignments import AssignmentSync
 from torua.coordinator.health import HealthMonitor
 from torua.coordinator.mover import Mover
 from torua.coordinator.node_client import NodeClient
+from torua.coordinator.operations import Operations
 from torua.coordinator.persistence import Persister, load_state
 from torua.coordinator.probes import make_probe
 from torua.coordinator.redistributor import Redistributor
@@ -100,6 +101,9 @@ class Coordinator:
                 bus=bus,
                 mover=mover,
                 persister=persister,
+                operations=Operations(
+                    self.state, redistributor, mover, persister, bus.publish_nowait
+                ),
             )
             self.services = services
             placement_events = bus.subscribe()

@@ -11,6 +11,7 @@ import uuid
 from dataclasses import dataclass, field
 
 from torua.cluster import NodeState, ShardTable, cluster_health
+from torua.cluster.handover import authoritative
 from torua.config import CoordinatorSettings, HealthSettings
 from torua.coordinator.registry import NodeRecord, Registry
 from torua.node.store import next_version
@@ -73,10 +74,9 @@ class ClusterState:
 
     def readable_copies(self, shard_id: int) -> list[str]:
         """Authoritative live copies, primary first, then retiring ones."""
-        shard = self.table.shards[shard_id]
-        ordered = [n for n in shard.copies if n in shard.in_sync]
-        ordered += sorted(self.retiring.get(shard_id, ()))
-        return [n for n in ordered if self.is_up(n)]
+        return authoritative(
+            self.table.shards[shard_id], self.retiring.get(shard_id, set()), self.is_up
+        )
 
     def syncing(self) -> list[tuple[int, str]]:
         """(shard, node) copies still being filled."""

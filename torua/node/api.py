@@ -76,8 +76,10 @@ def create_node_app(
         raw = request.headers.get(VERSION_HEADER)
         if raw is None:
             return None
-        if not raw.isdigit():
-            raise BadRequest(f"{VERSION_HEADER} must be a positive integer", code="invalid_version")
+        if not raw.isdigit() or not 0 < int(raw) < 2**63:
+            raise BadRequest(
+                f"{VERSION_HEADER} must be an integer from 1 to 2^63-1", code="invalid_version"
+            )
         return int(raw)
 
     @app.get("/health")

@@ -40,7 +40,36 @@ class Node:
         return self.runtime.url
 
     def stop(self) -> None:
+        """Stop serving now; the copies stay on disk (a restart brings them back)."""
         self._stopping.set()
+
+    async def leave(self, *, wait: float = 330.0) -> bool:
+        """Graceful leave: ask the coordinator to drain this node, then stop.
+
+        Returns True when the coordinator confirmed that every copy moved
+        elsewhere; False (with one clear log line) when it refused, failed, or
+        could not be reached within ``wait`` seconds. The node keeps serving
+        while it drains: its copies are read from it to fill their successors.
+        """
+        url = f"{self.settings.coordinator}/nodes/{self.settings.node_id}/drain"
+        headers = {"Authorization": f"Bearer {self.settings.token}"} if self.settings.token else {}
+        confirmed = False
+        try:
+            async with httpx.AsyncClient(headers=headers, timeout=wait) as client:
+                with trio.fail_after(wait):
+                    response = await client.post(url)
+            if response.status_code == 200:
+                confirmed = True
+                log.info("drained: %s copies moved off %s; stopping",
+                         response.json().get("moved"), self.settings.node_id)
+            else:
+                log.error("drain refused by the coordinator (HTTP %d: %s); stopping anyway",
+                          response.status_code, response.text[:300])
+        except (httpx.HTTPError, trio.TooSlowError, OSError) as exc:
+            log.error("could not drain through the coordinator at %s (%s); stopping without "
+                      "draining", self.settings.coordinator, type(exc).__name__)
+        self.stop()
+        return confirmed
 
     async def run(self, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
         if self._given_store is not None:

@@ -1,0 +1,67 @@
+"""What a placement change means for the data: which copies must be filled,
+which keep serving until then, and which were lost. Pure, like placement.
+
+Placement rewrites a shard's ``copies`` in one step; the data cannot move that
+fast. :func:`settle` reconciles the two views after each placement change:
+
+* while some authoritative copy (in sync, or retiring) is on a live node, the
+  data lives on: every new copy starts *out of sync* and must be filled, and
+  each in-sync live copy that placement replaced keeps serving as *retiring*
+  until the shard's copies are all in sync again (then it is released);
+* when every authoritative copy is on a dead node, nothing can be filled: the
+  new copies start empty and in sync (they take every write from now on), and
+  the dead authoritative copies are recorded as *lost*, so a miss is answered
+  503 instead of a false 404 until they return and are merged back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from torua.cluster.table import Shard
+
+__all__ = ["Settled", "authoritative", "handover_done", "settle"]
+
+
+@dataclass(slots=True)
+class Settled:
+    retiring: set[str] = field(default_factory=set)
+    lost: set[str] = field(default_factory=set)
+
+
+def authoritative(shard: Shard, retiring: set[str], is_up: Callable[[str], bool]) -> list[str]:
+    """Copies that hold every acknowledged write and can serve: in-sync first, primary first."""
+    ordered = [n for n in shard.copies if n in shard.in_sync]
+    ordered += sorted(retiring - set(ordered))
+    return [n for n in ordered if is_up(n)]
+
+
+def settle(
+    shard: Shard,
+    old_copies: list[str],
+    old_in_sync: set[str],
+    retiring: set[str],
+    is_up: Callable[[str], bool],
+) -> Settled:
+    """Fix ``shard.in_sync`` after placement changed ``shard.copies``; return the
+    shard's retiring copies and the copies newly lost."""
+    old_authoritative = old_in_sync | retiring
+    live = {n for n in old_authoritative if is_up(n)}
+    added = [n for n in shard.copies if n not in old_copies]
+    removed = [n for n in old_copies if n not in shard.copies]
+    if live:
+        # A copy placed back on a node that still holds the data authoritatively
+        # (it was retiring) needs no fill; every other new copy does.
+        shard.in_sync.difference_update(n for n in added if n not in live)
+        shard.in_sync.update(n for n in added if n in live)
+        kept = (retiring | {n for n in removed if n in live}) - set(shard.copies)
+        return Settled(retiring=kept)
+    lost = old_authoritative - set(shard.copies)
+    shard.in_sync.update(shard.copies)
+    return Settled(lost=lost)
+
+
+def handover_done(shard: Shard) -> bool:
+    """Retiring copies may go once every current copy is in sync."""
+    return bool(shard.copies) and all(n in shard.in_sync for n in shard.copies)
