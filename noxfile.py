@@ -30,7 +30,7 @@ def install_with_tests(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
     """Unit, property and in-process cluster tests (everything but e2e)."""
     install_with_tests(session)
-    session.run("pytest", "-m", "not e2e", *session.posargs)
+    session.run("pytest", "-m", "not e2e and not faults", *session.posargs)
 
 
 @nox.session(python=None)
@@ -38,6 +38,13 @@ def e2e(session: nox.Session) -> None:
     """Process-level tests: real coordinator and node processes on loopback."""
     install_with_tests(session)
     session.run("pytest", "-m", "e2e", *session.posargs)
+
+
+@nox.session(python=None)
+def faults(session: nox.Session) -> None:
+    """Fault injection under load (TORUA_FAULT_SECONDS, default 60): SIGSTOP/SIGKILL/restart."""
+    install_with_tests(session)
+    session.run("pytest", "-m", "faults", "-s", *session.posargs)
 
 
 @nox.session(python=None)

@@ -76,6 +76,7 @@ class Services:
     mover: Mover
     persister: Persister
     operations: Operations
+    stopping: trio.Event  # set when the coordinator begins to shut down (ends SSE streams)
 
 
 def move_json(move: Move) -> dict[str, Any]:

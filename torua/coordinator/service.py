@@ -104,6 +104,7 @@ class Coordinator:
                 operations=Operations(
                     self.state, redistributor, mover, persister, bus.publish_nowait
                 ),
+                stopping=self._stopping,
             )
             self.services = services
             placement_events = bus.subscribe()
