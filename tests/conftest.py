@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import threading
+
 import httpx
 import pytest
 import trio
@@ -57,6 +59,8 @@ async def local_cluster(
 ) -> AsyncIterator[LocalCluster]:
     settings = CoordinatorSettings(port=0, shards=shards, replication_factor=replicas,
                                    health=health, memory=True)
+    tasks_before = _all_tasks()
+    threads_before = set(threading.enumerate())
     async with trio.open_nursery() as nursery:
         coordinator = Coordinator(settings)
         await nursery.start(coordinator.run)
@@ -72,6 +76,29 @@ async def local_cluster(
             for node in cluster.nodes.values():
                 node.stop()
             coordinator.stop()
+    # Nothing the services started may outlive them: no Trio task, no thread.
+    leaked_tasks = _all_tasks() - tasks_before
+    assert not leaked_tasks, f"Trio tasks outlived the cluster: {[t.name for t in leaked_tasks]}"
+    leftover = [t for t in set(threading.enumerate()) - threads_before if t.is_alive()]
+    if leftover:
+        # trio's thread cache parks idle workers briefly; give them a moment to exit.
+        with trio.move_on_after(5):
+            while leftover := [t for t in leftover if t.is_alive()
+                               and not t.name.startswith("Trio thread")]:
+                await trio.sleep(0.05)
+    assert not leftover, f"threads outlived the cluster: {leftover}"
+
+
+def _all_tasks() -> set[trio.lowlevel.Task]:
+    """Every live task in this Trio run."""
+    found: set[trio.lowlevel.Task] = set()
+    pending = [trio.lowlevel.current_root_task()]
+    while pending:
+        task = pending.pop()
+        found.add(task)
+        for nursery in task.child_nurseries:
+            pending.extend(nursery.child_tasks)
+    return found
 
 
 @pytest.fixture

@@ -149,6 +149,13 @@ class ProcessGroup:
             await self.stop(proc)
         for pid in self.pids:
             assert not _alive(pid), f"process {pid} outlived its test"
+        # No listening socket of ours may be left either.
+        ports = {int(p.url.rsplit(":", 1)[1]) for p in self.procs if p.url}
+        listening = {
+            c.laddr.port for c in psutil.net_connections(kind="tcp")
+            if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port in ports
+        }
+        assert not listening, f"ports still listening after the test: {sorted(listening)}"
 
 
 def _alive(pid: int) -> bool:

@@ -15,10 +15,13 @@ from pathlib import Path
 import httpx
 import trio
 
+from torua import __version__
 from torua.config import CoordinatorSettings
+from torua.coordinator.api_docs import COORDINATOR_DOCS
 from torua.coordinator.api import Services, create_coordinator_app
 from torua.coordinator.assignments import AssignmentSync
 from torua.coordinator.health import HealthMonitor
+from torua.coordinator.metrics import probe_observer
 from torua.coordinator.mover import Mover
 from torua.coordinator.node_client import NodeClient
 from torua.coordinator.operations import Operations
@@ -29,6 +32,8 @@ from torua.coordinator.router import Router
 from torua.coordinator.state import ClusterState
 from torua.coordinator.write_tracker import WriteTracker
 from torua.events import EventBus
+from torua.http.metrics import new_registry
+from torua.http.openapi import install_openapi
 from torua.http.server import serve_app
 
 __all__ = ["Coordinator"]
@@ -83,7 +88,9 @@ class Coordinator:
         ):
             nodes = NodeClient(client)
             sync = AssignmentSync(self.state, nodes)
-            monitor = HealthMonitor(make_probe(client), bus.sender(), self.state.health)
+            metrics = new_registry()
+            monitor = HealthMonitor(make_probe(client), bus.sender(), self.state.health,
+                                    on_probe=probe_observer(metrics))
             persister = Persister(self.state, self._state_dir())
             tracker = WriteTracker()
             mover = Mover(self.state, nodes, sync, tracker, persister, bus.publish_nowait)
@@ -105,6 +112,7 @@ class Coordinator:
                     self.state, redistributor, mover, persister, bus.publish_nowait
                 ),
                 stopping=self._stopping,
+                metrics=metrics,
             )
             self.services = services
             placement_events = bus.subscribe()
@@ -120,8 +128,10 @@ class Coordinator:
             await nursery.start(mover.run)
 
             async def serve_then_stop_all(*, task_status: trio.TaskStatus[int]) -> None:
+                app = create_coordinator_app(services)
+                install_openapi(app, "Torua coordinator", __version__, COORDINATOR_DOCS)
                 await serve_app(
-                    create_coordinator_app(services),
+                    app,
                     self.settings.host,
                     self.settings.port,
                     shutdown_trigger=self._stopping.wait,

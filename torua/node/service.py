@@ -12,9 +12,12 @@ from functools import partial
 import httpx
 import trio
 
+from torua import __version__
 from torua.config import NodeSettings
+from torua.http.openapi import install_openapi
 from torua.http.server import serve_app
 from torua.node.api import create_node_app
+from torua.node.api_docs import NODE_DOCS
 from torua.node.registration import keep_registered
 from torua.node.state import NodeRuntime
 from torua.node.store import MemoryStore, Store
@@ -83,6 +86,7 @@ class Node:
         app = create_node_app(
             self.runtime, self.store, max_value=self.settings.max_value, token=self.settings.token
         )
+        install_openapi(app, f"Torua node {self.settings.node_id}", __version__, NODE_DOCS)
         headers = {}
         if self.settings.token:
             headers["Authorization"] = f"Bearer {self.settings.token}"

@@ -1,0 +1,151 @@
+"""Schemathesis against both OpenAPI documents: no 500, responses match the
+schema, and a 4xx changes no state.
+
+Each service runs as a real process on loopback. ``POST /register`` is left
+out of fuzzing on purpose: a generated node address could point anywhere, and
+the coordinator would then probe it; registration is covered by the
+hand-written bad-input tests. ``GET /events`` streams forever and is left out
+too. TORUA_FUZZ_EXAMPLES sets examples per operation (default 60, so well over
+1,000 requests per run).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import httpx
+import psutil
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, settings
+
+pytestmark = pytest.mark.e2e
+
+EXAMPLES = int(os.environ.get("TORUA_FUZZ_EXAMPLES", "60"))
+CALLS = {"coordinator": 0, "node": 0}
+FUZZ_SETTINGS = settings(max_examples=EXAMPLES, deadline=None, derandomize=True,
+                         suppress_health_check=list(HealthCheck))
+
+
+class Service:
+    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "torua", *argv], stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, text=True,
+            env={**os.environ, "TORUA_LOG_LEVEL": "ERROR", **env}, start_new_session=True)
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            if line.startswith("READY "):
+                self.url = line.split()[1]
+                return
+        raise AssertionError(f"{argv[0]} exited with {self.process.wait()} before READY")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        assert not psutil.pid_exists(self.process.pid) or \
+            psutil.Process(self.process.pid).status() == psutil.STATUS_ZOMBIE
+
+
+@pytest.fixture(scope="module")
+def services() -> Iterator[dict[str, Service]]:
+    env = {"HEALTH_CHECK_INTERVAL": "1s", "TORUA_MEMORY": "1"}
+    started: dict[str, Service] = {}
+    try:
+        started["coordinator"] = Service(["coordinator", "--listen", "127.0.0.1:0"], env)
+        for node_id in ("n1", "n2"):
+            started[node_id] = Service(["node", "--id", node_id, "--listen", "127.0.0.1:0",
+                                        "--coordinator", started["coordinator"].url], env)
+        # A node of its own for node fuzzing, registered nowhere (port 9 is discard).
+        started["lone"] = Service(["node", "--id", "lone", "--listen", "127.0.0.1:0",
+                                   "--coordinator", "http://127.0.0.1:9"], env)
+        _wait_green(started["coordinator"].url)
+        yield started
+    finally:
+        for service in reversed(list(started.values())):
+            service.stop()
+
+
+def _wait_green(url: str) -> None:
+    import time
+
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if httpx.get(f"{url}/cluster/info").json()["cluster_state"] == "green":
+            return
+        time.sleep(0.1)
+    raise AssertionError("cluster not green")
+
+
+@pytest.fixture(scope="module")
+def coordinator_schema(services: dict[str, Service]) -> schemathesis.BaseSchema:
+    schema = schemathesis.openapi.from_url(services["coordinator"].url + "/openapi.json")
+    return schema.exclude(path="/register").exclude(path="/events")
+
+
+@pytest.fixture(scope="module")
+def node_schema(services: dict[str, Service]) -> schemathesis.BaseSchema:
+    return schemathesis.openapi.from_url(services["lone"].url + "/openapi.json")
+
+
+def _snapshot(url: str) -> tuple:
+    """What a 4xx must leave unchanged: membership, placement, config, one value."""
+    with httpx.Client(base_url=url, timeout=10) as http:
+        nodes = [{k: v for k, v in n.items() if k != "last_health_check"}
+                 for n in http.get("/nodes").json()["nodes"]]
+        shards = http.get("/shards").json()
+        config = http.get("/cluster/config").json()
+        probe = http.get("/data/fuzz-sentinel")
+        return nodes, shards, config, probe.status_code, probe.content
+
+
+def _check(case: schemathesis.Case, url: str, snapshot) -> None:
+    before = snapshot()
+    response = case.call(base_url=url, timeout=30)
+    assert response.status_code != 500, f"{case.method} {case.formatted_path}: {response.text}"
+    assert "Traceback" not in response.text
+    case.validate_response(response, checks=[
+        schemathesis.checks.not_a_server_error,
+        schemathesis.checks.status_code_conformance,
+        schemathesis.checks.content_type_conformance,
+        schemathesis.checks.response_schema_conformance,
+    ]) if hasattr(schemathesis.checks, "not_a_server_error") else case.validate_response(response)
+    if 400 <= response.status_code < 500:
+        assert snapshot() == before, f"{case.method} {case.formatted_path} -> " \
+            f"{response.status_code} changed state"
+
+
+coordinator_fuzz = schemathesis.pytest.from_fixture("coordinator_schema")
+node_fuzz = schemathesis.pytest.from_fixture("node_schema")
+
+
+@coordinator_fuzz.parametrize()
+@FUZZ_SETTINGS
+def test_coordinator_api_fuzz(case: schemathesis.Case, services: dict[str, Service]) -> None:
+    url = services["coordinator"].url
+    httpx.put(f"{url}/data/fuzz-sentinel", content=b"still here")
+    CALLS["coordinator"] += 1
+    _check(case, url, lambda: _snapshot(url))
+
+
+@node_fuzz.parametrize()
+@FUZZ_SETTINGS
+def test_node_api_fuzz(case: schemathesis.Case, services: dict[str, Service]) -> None:
+    url = services["lone"].url
+    CALLS["node"] += 1
+
+    def snapshot() -> tuple:
+        info = httpx.get(f"{url}/info").json()
+        info.pop("uptime")
+        return (info,)
+
+    _check(case, url, snapshot)

@@ -1,0 +1,37 @@
+"""The coordinator's routes as ``/openapi.json`` documents them (SPEC §3)."""
+
+from __future__ import annotations
+
+from torua.coordinator.api import AssignBody, BroadcastBody, RegisterBody
+from torua.coordinator.api_ops import MaintenanceBody
+from torua.coordinator.live_config import ConfigBody
+from torua.http.openapi import Doc
+
+__all__ = ["COORDINATOR_DOCS"]
+
+COORDINATOR_DOCS: dict[tuple[str, str], Doc] = {
+    ("GET", "/health"): Doc("liveness; never needs the token"),
+    ("POST", "/register"): Doc("a node joins, or updates its address", RegisterBody, success=204),
+    ("GET", "/nodes"): Doc("every node with health, mode and copies"),
+    ("GET", "/nodes/<node_id>/info"): Doc("one node"),
+    ("GET", "/nodes/<node_id>/health"): Doc("recent probes, newest first"),
+    ("DELETE", "/nodes/<node_id>"): Doc("remove a node that holds no copy", success=204),
+    ("GET", "/shards"): Doc("the shard map"),
+    ("POST", "/shards/assign"): Doc("move a shard's primary, data included", AssignBody),
+    ("POST", "/rebalance"): Doc("even out copies, data included"),
+    ("GET", "/data/<path:key>"): Doc("read a value", raw_response=True),
+    ("PUT", "/data/<path:key>"): Doc("write a value", raw_body=True, success=204),
+    ("DELETE", "/data/<path:key>"): Doc("delete a key", success=204),
+    ("POST", "/broadcast"): Doc("POST to every node concurrently", BroadcastBody),
+    ("GET", "/cluster/info"): Doc("cluster state at a glance"),
+    ("GET", "/cluster/config"): Doc("live settings"),
+    ("PUT", "/cluster/config"): Doc("change live settings", ConfigBody),
+    ("POST", "/nodes/maintenance"): Doc("maintenance on or off", MaintenanceBody),
+    ("POST", "/nodes/<node_id>/drain"): Doc("graceful leave: move every copy off"),
+    ("POST", "/nodes/<node_id>/evacuate"): Doc("start moving every copy off", success=202),
+    ("GET", "/nodes/<node_id>/evacuation"): Doc("evacuation progress"),
+    ("GET", "/metrics"): Doc("Prometheus text format"),
+    ("GET", "/events"): Doc("Server-Sent Events of the event bus"),
+    ("GET", "/"): Doc("the dashboard"),
+    ("GET", "/openapi.json"): Doc("this document"),
+}

@@ -1,0 +1,27 @@
+"""The node's routes as ``/openapi.json`` documents them (SPEC §4)."""
+
+from __future__ import annotations
+
+from torua.http.openapi import Doc
+from torua.node.api import ControlMessage
+from torua.node.transfer import ImportBody
+
+__all__ = ["NODE_DOCS"]
+
+NODE_DOCS: dict[tuple[str, str], Doc] = {
+    ("GET", "/health"): Doc("liveness; never needs the token"),
+    ("GET", "/info"): Doc("the node and the copies it holds"),
+    ("POST", "/control"): Doc("assignment and config messages from the coordinator",
+                              ControlMessage),
+    ("GET", "/shard/<int:shard_id>/store/<path:key>"): Doc("read a value", raw_response=True),
+    ("PUT", "/shard/<int:shard_id>/store/<path:key>"): Doc("write a value", raw_body=True,
+                                                           success=204),
+    ("DELETE", "/shard/<int:shard_id>/store/<path:key>"): Doc("delete a key", success=204),
+    ("GET", "/shard/<int:shard_id>/keys"): Doc("live keys of a held shard"),
+    ("GET", "/shard/<int:shard_id>/stats"): Doc("key and byte counts of a held shard"),
+    ("GET", "/shard/<int:shard_id>/export"): Doc("a page of records, tombstones included"),
+    ("POST", "/shard/<int:shard_id>/import"): Doc("merge a page of records", ImportBody),
+    ("POST", "/shard/<int:shard_id>/drop"): Doc("drop the data of a copy no longer held"),
+    ("GET", "/metrics"): Doc("Prometheus text format"),
+    ("GET", "/openapi.json"): Doc("this document"),
+}
