@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 import psutil
@@ -77,15 +78,20 @@ class ProcessGroup:
         return result
 
     async def start(self, name: str, argv: list[str], env: dict[str, str] | None = None,
-                    *, ready_within: float = 20.0) -> Proc:
+                    *, ready_within: float = 20.0, stderr_to: Path | None = None) -> Proc:
         full_env = {**self.env, **(env or {})}
-        process: trio.Process = await self.nursery.start(
-            lambda task_status: trio.run_process(
-                [sys.executable, "-m", "torua", *argv], env=full_env, check=False,
-                stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, start_new_session=True,
-                task_status=task_status,
+        stderr = open(stderr_to, "ab") if stderr_to is not None else None  # noqa: SIM115
+        try:
+            process: trio.Process = await self.nursery.start(
+                lambda task_status: trio.run_process(
+                    [sys.executable, "-m", "torua", *argv], env=full_env, check=False,
+                    stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, stderr=stderr,
+                    start_new_session=True, task_status=task_status,
+                )
             )
-        )
+        finally:
+            if stderr is not None:
+                stderr.close()
         proc = Proc(name, process)
         self.procs.append(proc)
         self.pids.add(process.pid)
