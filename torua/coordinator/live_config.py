@@ -25,9 +25,12 @@ from torua.http.validate import Body
 __all__ = ["ConfigBody", "apply_config", "config_view", "send_to_nodes"]
 
 
+DURATION = r"^([0-9]+(\.[0-9]*)?(ns|us|ms|s|m|h))+$"
+
+
 class ConfigBody(Body):
-    health_check_interval: str | None = Field(default=None, max_length=32)
-    health_check_timeout: str | None = Field(default=None, max_length=32)
+    health_check_interval: str | None = Field(default=None, max_length=32, pattern=DURATION)
+    health_check_timeout: str | None = Field(default=None, max_length=32, pattern=DURATION)
     health_check_failures: int | None = Field(default=None, ge=1, le=1000)
     health_check_successes: int | None = Field(default=None, ge=1, le=1000)
     health_check_type: Literal["http", "tcp"] | None = None

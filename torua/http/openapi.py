@@ -35,6 +35,7 @@ class Doc:
     raw_body: bool = False  # application/octet-stream request body
     raw_response: bool = False  # application/octet-stream 200 response
     success: int = 200
+    content_type: str | None = None  # a non-JSON success body (HTML, Prometheus text)
 
 
 def _path_and_params(rule: str) -> tuple[str, list[dict[str, Any]]]:
@@ -94,7 +95,7 @@ def build_openapi(app: Quart, title: str, version: str,
                                                             "format": "binary"}}}}
             paths.setdefault(path, {})[method.lower()] = operation
     return {
-        "openapi": "3.0.3",
+        "openapi": "3.1.0",  # pydantic writes JSON Schema 2020-12, which 3.1 uses
         "info": {"title": title, "version": version},
         "paths": dict(sorted(paths.items())),
         "components": {
@@ -108,6 +109,8 @@ def build_openapi(app: Quart, title: str, version: str,
 def _success(doc: Doc) -> dict[str, Any]:
     if doc.success == 204:
         return {"description": "done, no content"}
+    if doc.content_type is not None:
+        return {"description": "ok", "content": {doc.content_type: {"schema": {"type": "string"}}}}
     if doc.raw_response:
         return {"description": "the stored bytes", "content": {
             "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}

@@ -47,8 +47,31 @@ class _InFlight:
             return
         self.count += 1
         self._idle = trio.Event() if self.count == 1 else self._idle
+        body_done = False
+
+        async def tracked_receive() -> Any:
+            nonlocal body_done
+            message = await receive()
+            if message["type"] == "http.disconnect" or (
+                message["type"] == "http.request" and not message.get("more_body", False)
+            ):
+                body_done = True
+            return message
+
+        async def draining_send(message: Any) -> None:
+            # A response that ends before the request body was read (a 404, a 401, an
+            # early 503) left the body on the connection, and hypercorn 0.18 then
+            # sometimes stalls the next request on that keep-alive connection for the
+            # client's whole timeout. Reading the rest first keeps the connection clean.
+            if (message["type"] == "http.response.body" and not message.get("more_body")
+                    and not body_done):
+                with trio.move_on_after(5):
+                    while not body_done:
+                        await tracked_receive()
+            await send(message)
+
         try:
-            await self.app(scope, receive, send)
+            await self.app(scope, tracked_receive, draining_send)
         finally:
             self.count -= 1
             if self.count == 0:

@@ -22,6 +22,6 @@ NODE_DOCS: dict[tuple[str, str], Doc] = {
     ("GET", "/shard/<int:shard_id>/export"): Doc("a page of records, tombstones included"),
     ("POST", "/shard/<int:shard_id>/import"): Doc("merge a page of records", ImportBody),
     ("POST", "/shard/<int:shard_id>/drop"): Doc("drop the data of a copy no longer held"),
-    ("GET", "/metrics"): Doc("Prometheus text format"),
+    ("GET", "/metrics"): Doc("Prometheus text format", content_type="text/plain"),
     ("GET", "/openapi.json"): Doc("this document"),
 }
