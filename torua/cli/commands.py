@@ -1,32 +1,66 @@
 """Client commands against a running coordinator (SPEC §2).
 
 Tables (rich) for people, ``--json`` for scripts. Exit status 0 on success,
-1 on a failed operation (a missing key too), 2 on bad usage.
+1 on a failed operation (an HTTP error, a missing key, an unreachable
+coordinator: one line on stderr, never a traceback), 2 on bad usage.
+
+Every command takes ``--coordinator URL`` (else ``TORUA_COORDINATOR``, else
+``http://127.0.0.1:8080``) and sends ``Authorization: Bearer $TORUA_TOKEN``
+when that is set.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import base64
 import os
 import sys
 from typing import Any
 from urllib.parse import quote
 
 import httpx
-from rich.console import Console
-from rich.table import Table
 
-__all__ = ["add_client_commands", "run_client_command"]
+from torua.cli.common import (
+    CommandError,
+    base_url,
+    call,
+    open_client,
+    out_console,
+    print_json,
+)
+from torua.cli.events import watch
+from torua.cli.progress import drain, evacuate
+from torua.cli.render import (
+    maintenance_table,
+    moves_table,
+    nodes_table,
+    shards_table,
+    status_table,
+)
 
-CLIENT_COMMANDS = ("status", "nodes", "shards", "put", "get", "delete", "rebalance")
+__all__ = ["CLIENT_COMMANDS", "add_client_commands", "run_client_command"]
+
+CLIENT_COMMANDS = ("status", "nodes", "shards", "put", "get", "delete", "drain",
+                   "maintenance", "evacuate", "rebalance", "watch")
+MAX_KEY_BYTES = 1024
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return value
 
 
 def add_client_commands(commands: Any) -> None:
     def client(name: str, help_text: str) -> argparse.ArgumentParser:
-        parser = commands.add_parser(name, help=help_text)
-        parser.add_argument("--coordinator", default=None,
-                            help="coordinator URL (TORUA_COORDINATOR)")
+        parser = commands.add_parser(name, help=help_text, description=help_text)
+        parser.add_argument("--coordinator", default=None, metavar="URL",
+                            help="coordinator URL (TORUA_COORDINATOR, "
+                                 "default http://127.0.0.1:8080)")
         parser.add_argument("--json", action="store_true", help="print JSON for scripts")
         return parser
 
@@ -35,109 +69,156 @@ def add_client_commands(commands: Any) -> None:
     client("shards", "the shard map")
     put = client("put", "store a value (VALUE '-' reads stdin)")
     put.add_argument("key")
-    put.add_argument("value")
+    put.add_argument("value", help="the value, or '-' to read the bytes from stdin")
     get = client("get", "print a value, byte for byte")
     get.add_argument("key")
     delete = client("delete", "delete a key")
     delete.add_argument("key")
+    drain_cmd = client("drain", "move every copy off a node so it can leave (waits)")
+    drain_cmd.add_argument("node")
+    maintenance = client("maintenance", "put nodes in or out of maintenance")
+    maintenance.add_argument("state", choices=("on", "off"))
+    maintenance.add_argument("nodes", nargs="+", metavar="NODE")
+    evacuate_cmd = client("evacuate", "move every copy off a node, with a progress bar")
+    evacuate_cmd.add_argument("node")
     client("rebalance", "even out shard copies across nodes")
-
-
-def _client(args: argparse.Namespace) -> httpx.Client:
-    base = (args.coordinator or os.environ.get("TORUA_COORDINATOR")
-            or "http://127.0.0.1:8080").rstrip("/")
-    headers = {}
-    if token := os.environ.get("TORUA_TOKEN"):
-        headers["Authorization"] = f"Bearer {token}"
-    return httpx.Client(base_url=base, headers=headers, timeout=30.0)
-
-
-def _fail(response: httpx.Response) -> int:
-    try:
-        body = response.json()
-        message = f"{body.get('error')}: {body.get('message')}"
-    except ValueError:
-        message = response.text[:200]
-    print(f"torua: HTTP {response.status_code} {message}", file=sys.stderr)
-    return 1
-
-
-def _data_path(key: str) -> str:
-    return "/data/" + quote(key, safe="").replace(".", "%2E")
+    watch_cmd = client("watch", "follow live cluster events (Ctrl-C stops)")
+    watch_cmd.add_argument("--count", type=_positive, default=None, metavar="N",
+                           help="stop after N events (the first is hello)")
 
 
 def run_client_command(args: argparse.Namespace) -> int:
-    console = Console()
+    """Run one client command; every failure is one line on stderr."""
     try:
-        with _client(args) as http:
-            return _dispatch(args, http, console)
+        with open_client(args) as http:
+            return _dispatch(args, http)
+    except CommandError as exc:
+        message, status = str(exc), exc.status
+    except httpx.InvalidURL as exc:
+        message, status = f"bad coordinator URL {base_url(args)!r}: {exc}", 2
+    except httpx.TimeoutException:
+        message, status = f"the coordinator at {base_url(args)} did not answer in time", 1
     except httpx.HTTPError as exc:
-        print(f"torua: cannot reach the coordinator: {exc}", file=sys.stderr)
-        return 1
+        reason = str(exc) or type(exc).__name__
+        message, status = f"cannot reach the coordinator at {base_url(args)}: {reason}", 1
+    except (ValueError, KeyError, TypeError) as exc:
+        message = f"unexpected answer from the coordinator at {base_url(args)}: {exc!r}"
+        status = 1
+    except KeyboardInterrupt:
+        message, status = "interrupted", 130
+    except BrokenPipeError:
+        # The reader went away (`torua nodes --json | head -c 1`): stop quietly.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0 if args.command == "watch" else 1  # `torua watch | head` is fine
+    print(f"torua: {' '.join(message.split())}", file=sys.stderr)
+    return status
 
 
-def _dispatch(args: argparse.Namespace, http: httpx.Client, console: Console) -> int:
+def _data_path(key: str) -> str:
+    if not key:
+        raise CommandError("KEY must not be empty", status=2)
+    try:
+        raw = key.encode("utf-8")
+    except UnicodeEncodeError:
+        raise CommandError("KEY must be valid UTF-8", status=2) from None
+    if len(raw) > MAX_KEY_BYTES:
+        raise CommandError(f"KEY is {len(raw)} bytes; at most {MAX_KEY_BYTES}", status=2)
+    # '.' encoded too, so keys such as '..' are never collapsed as path segments.
+    return "/data/" + quote(raw, safe="").replace(".", "%2E")
+
+
+def _dispatch(args: argparse.Namespace, http: httpx.Client) -> int:
     command = args.command
-    if command == "get":
-        response = http.get(_data_path(args.key))
-        if response.status_code != 200:
-            return _fail(response)
-        sys.stdout.buffer.write(response.content)
-        if sys.stdout.isatty():
-            sys.stdout.buffer.write(b"\n")
-        sys.stdout.flush()
-        return 0
-    if command == "put":
-        value = sys.stdin.buffer.read() if args.value == "-" else args.value.encode()
-        response = http.put(_data_path(args.key), content=value)
-        return 0 if response.status_code == 204 else _fail(response)
-    if command == "delete":
-        response = http.delete(_data_path(args.key))
-        return 0 if response.status_code == 204 else _fail(response)
+    if command in ("get", "put", "delete"):
+        return _data(args, http)
+    if command == "drain":
+        return drain(args, http, open_client)
+    if command == "evacuate":
+        return evacuate(args, http)
+    if command == "watch":
+        return watch(args, http)
+    if command == "maintenance":
+        return _maintenance(args, http)
     if command == "rebalance":
-        response = http.post("/rebalance")
-        if response.status_code != 200:
-            return _fail(response)
-        moves = response.json()["moves"]
+        return _rebalance(args, http)
+    if command == "status":
+        info = call(http, "GET", "/cluster/info").json()
         if args.json:
-            print(json.dumps(response.json()))
-        else:
-            console.print(f"{len(moves)} shard copy moves")
+            print_json(info)
+            return 0
+        nodes = call(http, "GET", "/nodes").json()["nodes"]
+        shards = call(http, "GET", "/shards").json()
+        out_console().print(status_table(info, nodes, shards))
         return 0
-    path = {"status": "/cluster/info", "nodes": "/nodes", "shards": "/shards"}[command]
-    response = http.get(path)
-    if response.status_code != 200:
-        return _fail(response)
-    data = response.json()
+    path = {"nodes": "/nodes", "shards": "/shards"}[command]
+    data = call(http, "GET", path).json()
     if args.json:
-        print(json.dumps(data))
-        return 0
-    console.print(_render(command, data))
+        print_json(data)
+    elif command == "nodes":
+        out_console().print(nodes_table(data["nodes"]))
+    else:
+        out_console().print(shards_table(data))
     return 0
 
 
-def _render(command: str, data: dict[str, Any]) -> Table:
-    if command == "status":
-        table = Table(title="Torua cluster")
-        table.add_column("field")
-        table.add_column("value")
-        for name, value in data.items():
-            table.add_row(name, str(value))
-        return table
-    if command == "nodes":
-        table = Table(title="Nodes")
-        for column in ("id", "addr", "status", "mode", "copies", "primaries", "last check"):
-            table.add_column(column)
-        for node in data["nodes"]:
-            style = {"healthy": "green", "unhealthy": "red"}.get(node["status"], "yellow")
-            table.add_row(node["id"], node["addr"], f"[{style}]{node['status']}[/]", node["mode"],
-                          str(len(node["shards"])), str(len(node["primary_shards"])),
-                          str(node["last_health_check"]))
-        return table
-    table = Table(title=f"Shards (R={data['replication_factor']})")
-    for column in ("shard", "primary", "replicas", "in sync", "state"):
-        table.add_column(column)
-    for shard in data["shards"]:
-        table.add_row(str(shard["shard_id"]), str(shard["primary"]), ", ".join(shard["replicas"]),
-                      ", ".join(shard["in_sync"]), shard["state"])
-    return table
+def _data(args: argparse.Namespace, http: httpx.Client) -> int:
+    path = _data_path(args.key)
+    if args.command == "get":
+        value = call(http, "GET", path).content
+        if args.json:
+            try:
+                print_json({"key": args.key, "size": len(value), "value": value.decode()})
+            except UnicodeDecodeError:
+                print_json({"key": args.key, "size": len(value),
+                            "value_base64": base64.b64encode(value).decode()})
+            return 0
+        out = sys.stdout.buffer
+        out.write(value)
+        if sys.stdout.isatty() and not value.endswith(b"\n"):
+            out.write(b"\n")  # for people only; a pipe gets the bytes exactly
+        out.flush()
+        return 0
+    if args.command == "put":
+        value = sys.stdin.buffer.read() if args.value == "-" else os.fsencode(args.value)
+        call(http, "PUT", path, ok=(200, 201, 204), content=value)
+        if args.json:
+            print_json({"key": args.key, "size": len(value)})
+        else:
+            out_console().print(f"stored {args.key!r} ({len(value)} bytes)", highlight=False,
+                                markup=False)
+        return 0
+    call(http, "DELETE", path, ok=(200, 204))
+    if args.json:
+        print_json({"key": args.key, "deleted": True})
+    else:
+        out_console().print(f"deleted {args.key!r}", highlight=False, markup=False)
+    return 0
+
+
+def _maintenance(args: argparse.Namespace, http: httpx.Client) -> int:
+    enabled = args.state == "on"
+    body = call(http, "POST", "/nodes/maintenance",
+                json={"nodes": list(dict.fromkeys(args.nodes)), "enabled": enabled}).json()
+    if args.json:
+        print_json(body)
+    else:
+        out_console().print(maintenance_table(body.get("nodes", {})))
+    return 0
+
+
+def _rebalance(args: argparse.Namespace, http: httpx.Client) -> int:
+    response = call(http, "POST", "/rebalance", ok=(200, 202))
+    body = response.json()
+    if args.json:
+        print_json(body)
+        return 0
+    console = out_console()
+    moves = body.get("moves", [])
+    if moves:
+        console.print(moves_table(moves))
+    if not body.get("done", True) or response.status_code == 202:
+        console.print(f"{len(moves)} copy moves planned; still moving", highlight=False)
+    else:
+        console.print(f"balanced: {len(moves)} copy moves", highlight=False)
+    return 0
