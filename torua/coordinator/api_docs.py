@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from torua.coordinator.api import AssignBody, BroadcastBody, RegisterBody
 from torua.coordinator.api_ops import MaintenanceBody
+from torua.coordinator.bulk import BulkBody
 from torua.coordinator.live_config import ConfigBody
 from torua.http.openapi import Doc
 
@@ -22,6 +23,7 @@ COORDINATOR_DOCS: dict[tuple[str, str], Doc] = {
     ("GET", "/data/<path:key>"): Doc("read a value", raw_response=True),
     ("PUT", "/data/<path:key>"): Doc("write a value", raw_body=True, success=204),
     ("DELETE", "/data/<path:key>"): Doc("delete a key", success=204),
+    ("POST", "/data/_bulk"): Doc("many puts, gets and deletes in one request", BulkBody),
     ("POST", "/broadcast"): Doc("POST to every node concurrently", BroadcastBody),
     ("GET", "/cluster/info"): Doc("cluster state at a glance"),
     ("GET", "/cluster/config"): Doc("live settings"),

@@ -100,7 +100,20 @@ class Router:
 
     async def write(self, key: str, value: bytes | None) -> None:
         shard = self.shard_of(key)
-        shard_id = shard.shard_id
+        version = self._state.next_version()
+        await self.replicate(
+            shard.shard_id,
+            lambda addr: self._nodes.write(addr, shard.shard_id, key, value, version),
+            expect=204,
+        )
+
+    async def replicate(self, shard_id: int, send: Send, *, expect: int) -> None:
+        """Send one write (a key, or a batch) to every copy that must have it.
+
+        Acknowledged only when every authoritative copy answered ``expect``;
+        raises 503 when none could be reached, 502 when none took it.
+        """
+        shard = self._state.table.shards[shard_id]
         with self._tracker.writing(shard_id):
             authoritative = self._state.readable_copies(shard_id)
             if not authoritative:
@@ -109,21 +122,17 @@ class Router:
                 n for n in shard.copies if n not in shard.in_sync and self._state.is_up(n)
                 and n not in authoritative
             ]
-            version = self._state.next_version()
             failed: dict[str, str] = {}
             unreachable: set[str] = set()
 
             async def one(node_id: str) -> None:
                 try:
-                    reply = await self._call(
-                        node_id,
-                        lambda addr: self._nodes.write(addr, shard_id, key, value, version),
-                    )
+                    reply = await self._call(node_id, send)
                 except NodeUnreachable as exc:
                     failed[node_id] = str(exc)
                     unreachable.add(node_id)
                     return
-                if reply.status != 204:
+                if reply.status != expect:
                     failed[node_id] = f"HTTP {reply.status}: {reply.body[:200]!r}"
 
             async with trio.open_nursery() as nursery:
@@ -149,3 +158,21 @@ class Router:
                         failed[node_id])
         await self._persister.flush()
         self._on_copy_dropped()
+
+    async def read_from_copies(self, shard_id: int, send: Send) -> Reply:
+        """The first authoritative copy's 200 answer, primary first."""
+        shard = self._state.table.shards[shard_id]
+        candidates = self._state.readable_copies(shard_id)
+        errors: list[str] = []
+        for node_id in candidates:
+            try:
+                reply = await self._call(node_id, send)
+            except NodeUnreachable as exc:
+                errors.append(str(exc))
+                continue
+            if reply.status == 200:
+                return reply
+            errors.append(f"{node_id}: HTTP {reply.status}")
+        if len(errors) == len(candidates) and all("HTTP" not in e for e in errors):
+            raise self._unavailable(shard)
+        raise BadGateway(f"every copy of shard {shard_id} failed: {'; '.join(errors)}")

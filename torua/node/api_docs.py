@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torua.http.openapi import Doc
 from torua.node.api import ControlMessage
-from torua.node.transfer import ImportBody
+from torua.node.transfer import GetManyBody, ImportBody
 
 __all__ = ["NODE_DOCS"]
 
@@ -21,6 +21,7 @@ NODE_DOCS: dict[tuple[str, str], Doc] = {
     ("GET", "/shard/<int:shard_id>/stats"): Doc("key and byte counts of a held shard"),
     ("GET", "/shard/<int:shard_id>/export"): Doc("a page of records, tombstones included"),
     ("POST", "/shard/<int:shard_id>/import"): Doc("merge a page of records", ImportBody),
+    ("POST", "/shard/<int:shard_id>/get_many"): Doc("many reads in one request", GetManyBody),
     ("POST", "/shard/<int:shard_id>/drop"): Doc("drop the data of a copy no longer held"),
     ("GET", "/metrics"): Doc("Prometheus text format", content_type="text/plain"),
     ("GET", "/openapi.json"): Doc("this document"),

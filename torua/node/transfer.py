@@ -11,11 +11,12 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Callable
+from typing import Annotated
 
 from pydantic import Field
 from quart import Quart, Response, jsonify, request
 
-from torua.errors import BadRequest, Conflict
+from torua.errors import BadRequest, Conflict, NotFound
 from torua.http.validate import Body, parse_body
 from torua.node.state import NodeRuntime
 from torua.node.store import Record, Store
@@ -33,6 +34,10 @@ class WireRecord(Body):
 
 class ImportBody(Body):
     records: list[WireRecord] = Field(max_length=10_000)
+
+
+class GetManyBody(Body):
+    keys: list[Annotated[str, Field(min_length=1, max_length=1024)]] = Field(max_length=10_000)
 
 
 def encode_records(rows: list[tuple[str, Record]]) -> list[dict[str, object]]:
@@ -76,6 +81,20 @@ def install_transfer_routes(
         body = await parse_body(ImportBody, max_bytes=64 * 1024 * 1024)
         applied = await store.put_many(shard_id, decode_records(body.records))
         return jsonify({"shard_id": shard_id, "received": len(body.records), "applied": applied})
+
+    @app.post("/shard/<int:shard_id>/get_many")
+    async def get_many(shard_id: int) -> Response:
+        """Many reads in one request: the bulk API's read path."""
+        if shard_id not in runtime.held:
+            raise NotFound(f"node {runtime.node_id} holds no copy of shard {shard_id}",
+                           code="shard_not_held")
+        body = await parse_body(GetManyBody, max_bytes=16 * 1024 * 1024)
+        rows = []
+        for key in body.keys:
+            record = await store.get(shard_id, key)
+            if record is not None:
+                rows.append((key, record))
+        return jsonify({"shard_id": shard_id, "records": encode_records(rows)})
 
     @app.post("/shard/<int:shard_id>/drop")
     async def drop(shard_id: int) -> Response:

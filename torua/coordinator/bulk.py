@@ -1,0 +1,142 @@
+"""``POST /data/_bulk``: many puts, gets and deletes in one request.
+
+Shape (documented in the README)::
+
+    {"ops": [{"op": "put", "key": "k1", "value": "text"},
+             {"op": "put", "key": "k2", "value_b64": "AAE="},
+             {"op": "get", "key": "k1"},
+             {"op": "delete", "key": "k3"}]}
+    -> 200 {"results": [{"key": "k1", "op": "put", "status": 204}, ...]}
+
+Each result has ``status`` (204 written, 200 read with ``value`` or
+``value_b64`` when not UTF-8, 404 missing, 503/502 with ``error``) in the order
+of ``ops``. Writes are split by shard and each shard's batch goes to all of its
+copies concurrently (the same acknowledgement rule as a single PUT); shards are
+handled concurrently too. Reads see the request's own writes: all writes are
+applied before any read.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections import defaultdict
+from typing import Any, Literal
+
+import trio
+from pydantic import Field, model_validator
+
+from torua.cluster import shard_for_key
+from torua.coordinator.node_client import NodeClient
+from torua.coordinator.router import Router
+from torua.coordinator.state import ClusterState
+from torua.errors import ApiError, BadRequest, NotFound, TooLarge, Unavailable
+from torua.http.validate import Body
+
+__all__ = ["BulkBody", "run_bulk"]
+
+MAX_OPS = 10_000
+
+
+class BulkOp(Body):
+    op: Literal["put", "get", "delete"]
+    key: str = Field(min_length=1, max_length=1024)
+    value: str | None = None
+    value_b64: str | None = None
+
+    @model_validator(mode="after")
+    def _one_value_for_puts(self) -> BulkOp:
+        if self.op == "put" and (self.value is None) == (self.value_b64 is None):
+            raise ValueError("a put needs exactly one of value or value_b64")
+        if self.op != "put" and (self.value is not None or self.value_b64 is not None):
+            raise ValueError(f"a {self.op} takes no value")
+        if len(self.key.encode("utf-8", "surrogatepass")) > 1024:
+            raise ValueError("keys are at most 1024 bytes of UTF-8")
+        return self
+
+
+class BulkBody(Body):
+    ops: list[BulkOp] = Field(min_length=1, max_length=MAX_OPS)
+
+
+def _value(op: BulkOp, max_value: int) -> bytes:
+    if op.value is not None:
+        raw = op.value.encode()
+    else:
+        try:
+            raw = base64.b64decode(op.value_b64 or "", validate=True)
+        except binascii.Error:
+            raise BadRequest(f"ops: value_b64 of {op.key!r} is not base64",
+                             code="invalid_field") from None
+    if len(raw) > max_value:
+        raise TooLarge(f"the value of {op.key!r} is over {max_value} bytes (TORUA_MAX_VALUE)")
+    return raw
+
+
+def _error(exc: ApiError) -> dict[str, Any]:
+    return {"status": exc.status, "error": exc.code, "message": exc.message}
+
+
+async def run_bulk(state: ClusterState, router: Router, nodes: NodeClient,
+                   body: BulkBody) -> list[dict[str, Any]]:
+    num_shards = state.table.num_shards
+    values = {i: _value(op, state.settings.max_value)
+              for i, op in enumerate(body.ops) if op.op == "put"}  # all checked before any write
+    results: list[dict[str, Any]] = [{"key": op.key, "op": op.op} for op in body.ops]
+    writes: dict[int, list[int]] = defaultdict(list)
+    reads: dict[int, list[int]] = defaultdict(list)
+    for i, op in enumerate(body.ops):
+        (reads if op.op == "get" else writes)[shard_for_key(op.key, num_shards)].append(i)
+
+    async def write_shard(shard_id: int, indexes: list[int]) -> None:
+        records = []
+        for i in indexes:
+            value = values.get(i)
+            records.append({
+                "key": body.ops[i].key, "version": state.next_version(),
+                "value": None if value is None else base64.b64encode(value).decode(),
+            })
+        try:
+            await router.replicate(
+                shard_id, lambda addr: nodes.import_page(addr, shard_id, records), expect=200)
+        except ApiError as exc:
+            for i in indexes:
+                results[i].update(_error(exc))
+            return
+        for i in indexes:
+            results[i]["status"] = 204
+
+    async def read_shard(shard_id: int, indexes: list[int]) -> None:
+        keys = sorted({body.ops[i].key for i in indexes})
+        try:
+            reply = await router.read_from_copies(
+                shard_id, lambda addr: nodes.request(
+                    "POST", addr, f"/shard/{shard_id}/get_many", payload={"keys": keys}))
+        except ApiError as exc:
+            for i in indexes:
+                results[i].update(_error(exc))
+            return
+        found = {r["key"]: r for r in json.loads(reply.body)["records"] if r["value"] is not None}
+        incomplete = bool(state.lost.get(shard_id))
+        for i in indexes:
+            record = found.get(body.ops[i].key)
+            if record is None:
+                miss = (Unavailable("the key may be on a lost copy", code="incomplete_shard")
+                        if incomplete else NotFound("no such key", code="key_not_found"))
+                results[i].update(_error(miss))
+                continue
+            raw = base64.b64decode(record["value"])
+            results[i]["status"] = 200
+            try:
+                results[i]["value"] = raw.decode()
+            except UnicodeDecodeError:
+                results[i]["value_b64"] = record["value"]
+
+    async with trio.open_nursery() as nursery:
+        for shard_id, indexes in writes.items():
+            nursery.start_soon(write_shard, shard_id, indexes)
+    async with trio.open_nursery() as nursery:
+        for shard_id, indexes in reads.items():
+            nursery.start_soon(read_shard, shard_id, indexes)
+    return results
