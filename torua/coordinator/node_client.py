@@ -15,6 +15,7 @@ import httpx
 import trio
 
 from torua.config import normalize_url
+from torua.coordinator.client_pool import ClientPool
 
 __all__ = ["NodeClient", "NodeUnreachable", "Reply", "key_path"]
 
@@ -52,8 +53,8 @@ def key_path(shard_id: int, key: str) -> str:
 
 
 class NodeClient:
-    def __init__(self, client: httpx.AsyncClient, *, request_timeout: float = 5.0) -> None:
-        self._client = client
+    def __init__(self, clients: ClientPool, *, request_timeout: float = 5.0) -> None:
+        self._clients = clients
         self.request_timeout = request_timeout
 
     async def request(
@@ -70,7 +71,7 @@ class NodeClient:
         url = normalize_url(addr) + path
         try:
             with trio.fail_after(deadline if deadline is not None else self.request_timeout):
-                response = await self._client.request(
+                response = await self._clients.get(addr).request(
                     method, url, content=content, json=payload, headers=headers
                 )
         except trio.TooSlowError:

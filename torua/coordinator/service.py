@@ -12,11 +12,10 @@ import logging
 from functools import partial
 from pathlib import Path
 
-import httpx
 import trio
 
 from torua import __version__
-from torua.config import CoordinatorSettings
+from torua.config import CoordinatorSettings, HealthSettings
 from torua.coordinator.api_docs import COORDINATOR_DOCS
 from torua.coordinator.api import Services, create_coordinator_app
 from torua.coordinator.assignments import AssignmentSync
@@ -26,7 +25,8 @@ from torua.coordinator.mover import Mover
 from torua.coordinator.node_client import NodeClient
 from torua.coordinator.operations import Operations
 from torua.coordinator.persistence import Persister, load_state
-from torua.coordinator.probes import make_probe
+from torua.coordinator.client_pool import ClientPool
+from torua.coordinator.probes import Probe, make_probe
 from torua.coordinator.redistributor import Redistributor
 from torua.coordinator.router import Router
 from torua.coordinator.state import ClusterState
@@ -41,16 +41,21 @@ __all__ = ["Coordinator"]
 log = logging.getLogger(__name__)
 
 
-def outbound_client(token: str | None, *, cluster_id: str) -> httpx.AsyncClient:
-    """The process's pooled client for talking to nodes."""
+def outbound_clients(token: str | None, *, cluster_id: str) -> ClientPool:
+    """The clients for talking to nodes: one small pool per node."""
     headers = {"X-Torua-Coordinator": cluster_id}
     if token:
         headers["Authorization"] = f"Bearer {token}"
-    return httpx.AsyncClient(
-        headers=headers,
-        timeout=httpx.Timeout(10.0),
-        limits=httpx.Limits(max_connections=512, max_keepalive_connections=256),
-    )
+    return ClientPool(headers)
+
+
+def pooled_probe(clients: ClientPool) -> Probe:
+    """The health probe, sent through the probed node's own client."""
+
+    async def probe(addr: str, settings: HealthSettings) -> str | None:
+        return await make_probe(clients.get(addr))(addr, settings)
+
+    return probe
 
 
 class Coordinator:
@@ -83,13 +88,13 @@ class Coordinator:
         self._load()
         bus = EventBus()
         async with (
-            outbound_client(self.settings.token, cluster_id=self.state.cluster_id) as client,
+            outbound_clients(self.settings.token, cluster_id=self.state.cluster_id) as clients,
             trio.open_nursery() as nursery,
         ):
-            nodes = NodeClient(client)
+            nodes = NodeClient(clients)
             sync = AssignmentSync(self.state, nodes)
             metrics = new_registry()
-            monitor = HealthMonitor(make_probe(client), bus.sender(), self.state.health,
+            monitor = HealthMonitor(pooled_probe(clients), bus.sender(), self.state.health,
                                     on_probe=probe_observer(metrics))
             persister = Persister(self.state, self._state_dir())
             tracker = WriteTracker()
