@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -57,6 +58,10 @@ class SseEvent:
         if "type" not in value:
             value = {"type": self.type, **value}
         return value
+
+
+RECONNECT_DELAY = 2.0  # as the server's `retry:` field asks
+RECONNECT_FOR = 30.0
 
 
 def parse_sse(lines: Iterable[str]) -> Iterator[SseEvent]:
@@ -144,24 +149,42 @@ def _emit(event: SseEvent, as_json: bool, console: Console) -> None:
 
 
 def watch(args: argparse.Namespace, http: httpx.Client) -> int:
+    """Follow /events, reconnecting as EventSource does when a stream ends.
+
+    The coordinator ends idle streams (its read timeout) and every stream when
+    it restarts; a new stream starts with a fresh ``hello`` snapshot. Gives up
+    once the coordinator has been unreachable for RECONNECT_FOR seconds.
+    """
     console = out_console()
     seen = 0
     timeout = httpx.Timeout(10.0, read=READ_TIMEOUT)
-    try:
-        with http.stream("GET", "/events", headers={"Accept": "text/event-stream"},
-                         timeout=timeout) as response:
-            if response.status_code != 200:
-                response.read()
-                raise CommandError(error_line(response))
-            for event in parse_sse(response.iter_lines()):
-                _emit(event, args.json, console)
-                seen += 1
-                if args.count and seen >= args.count:
-                    return 0
-    except KeyboardInterrupt:
-        return 0
-    except httpx.ReadTimeout:
-        raise CommandError(f"no word from the coordinator for {READ_TIMEOUT:.0f}s") from None
-    except httpx.RemoteProtocolError:
-        pass  # the coordinator went away mid-stream
-    raise CommandError(f"the coordinator closed the event stream after {seen} events")
+    unreachable_since: float | None = None
+    while True:
+        try:
+            with http.stream("GET", "/events", headers={"Accept": "text/event-stream"},
+                             timeout=timeout) as response:
+                if response.status_code != 200:
+                    response.read()
+                    raise CommandError(error_line(response))
+                unreachable_since = None
+                for event in parse_sse(response.iter_lines()):
+                    _emit(event, args.json, console)
+                    seen += 1
+                    if args.count and seen >= args.count:
+                        return 0
+        except KeyboardInterrupt:
+            return 0
+        except (httpx.ReadTimeout, httpx.RemoteProtocolError):
+            pass  # a stream that went quiet or away: connect again
+        except httpx.TransportError:
+            now = time.monotonic()
+            unreachable_since = unreachable_since or now
+            if now - unreachable_since > RECONNECT_FOR:
+                raise CommandError(
+                    f"the coordinator has been unreachable for {RECONNECT_FOR:.0f}s "
+                    f"(after {seen} events)") from None
+        print("torua: event stream ended; reconnecting", file=sys.stderr)
+        try:
+            time.sleep(RECONNECT_DELAY)
+        except KeyboardInterrupt:
+            return 0

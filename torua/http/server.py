@@ -8,6 +8,7 @@ limits and timeouts are the same for coordinator and nodes.
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -18,8 +19,26 @@ from hypercorn.trio import serve
 __all__ = ["hypercorn_config", "serve_app"]
 
 
+class _Config(Config):
+    """Hypercorn's config, with a kernel deadline on unacknowledged writes.
+
+    hypercorn 0.18 shields its socket writes from cancellation, so a client that
+    stops reading (a stalled event stream, a huge response) could hold shutdown
+    forever. TCP_USER_TIMEOUT makes the kernel drop such a connection after 10 s
+    of unacknowledged data; accepted sockets inherit it from the listener.
+    """
+
+    def create_sockets(self) -> Any:
+        sockets = super().create_sockets()
+        option = getattr(socket, "TCP_USER_TIMEOUT", None)
+        if option is not None:
+            for sock in [*sockets.secure_sockets, *sockets.insecure_sockets]:
+                sock.setsockopt(socket.IPPROTO_TCP, option, 10_000)
+        return sockets
+
+
 def hypercorn_config(host: str, port: int) -> Config:
-    config = Config()
+    config = _Config()
     config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
     config.accesslog = None
     config.errorlog = logging.getLogger("hypercorn.error")
