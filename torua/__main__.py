@@ -116,6 +116,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"torua: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        # Interrupted before the service was up (its own handler takes over after).
+        return 130
 
 
 if __name__ == "__main__":

@@ -114,7 +114,20 @@ async def run_up(settings: UpSettings) -> int:
             children.append((name, process))
             return process
 
-        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        stop = trio.Event()
+
+        async def watch_signals(task_status: trio.TaskStatus[None]) -> None:
+            with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                task_status.started()
+                async for signum in signals:
+                    print(f"\n{signal.Signals(signum).name}: stopping the cluster", flush=True)
+                    stop.set()
+
+        await nursery.start(watch_signals)
+        status = 1
+        # Starting up can be interrupted too: a signal cancels this scope at once.
+        with trio.CancelScope() as startup:
+            nursery.start_soon(_cancel_when_set, stop, startup)
             await start("coordinator", ["coordinator", "--listen", f"127.0.0.1:{settings.port}",
                                         "--shards", str(settings.shards),
                                         "--replicas", str(settings.replicas), *common])
@@ -128,17 +141,20 @@ async def run_up(settings: UpSettings) -> int:
             if waiting.cancelled_caught:
                 print(f"torua up: the cluster was not ready within {settings.ready_timeout:.0f}s",
                       file=sys.stderr)
-                status = 1
             else:
                 _print_ready(url, token, ports, info)
                 status = 0
-                async for signum in signals:
-                    print(f"\n{signal.Signals(signum).name}: stopping the cluster", flush=True)
-                    break
-            for name, process in reversed(children):
-                await _stop(process, name)
+        if status == 0:
+            await stop.wait()
+        for name, process in reversed(children):
+            await _stop(process, name)
         nursery.cancel_scope.cancel()
     return status
+
+
+async def _cancel_when_set(event: trio.Event, scope: trio.CancelScope) -> None:
+    await event.wait()
+    scope.cancel(reason="stop requested")
 
 
 def _print_ready(url: str, token: str, ports: list[int], info: dict) -> None:
