@@ -64,8 +64,18 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session(python=None, default=False)
 def bench(session: nox.Session) -> None:
-    """Benchmarks (SPEC §6), when torua.bench exists; not part of the default run."""
+    """Benchmarks (SPEC §6), when torua.bench exists; not part of the default run.
+
+    ``nox -s bench -- --quick`` for short runs; results in ./bench-results/.
+    """
     if not (Path("torua/bench").is_dir() or Path("torua/bench.py").is_file()):
         session.skip("torua.bench does not exist yet: no benchmarks to run")
     install_with_tests(session)
+    # wrk is the external load generator (Debian package); install it when missing
+    session.run(
+        "bash",
+        "-c",
+        "command -v wrk || (apt-get update -qq && apt-get install -y -qq wrk)",
+        external=True,
+    )
     session.run("python", "-m", "torua.bench", *session.posargs)

@@ -11,13 +11,16 @@ with it) and which write ids were acknowledged. The invariants are the
 promises of LESSONS "Moving shards" and "Testing the promises": no
 acknowledged write is lost, and a shard served by a live copy stays served.
 
-Nodes are live or dead (``is_up`` = registered and live); the coordinator's
-"unknown" status is modelled only as its effect: placement deferred.
+Placement, ``settle``, ``authoritative`` and ``handover_done`` are the real
+functions; the coordinator's glue around them is re-modelled here, so a fix to
+``torua/coordinator`` must be mirrored in this model. Nodes are live or dead
+(``is_up`` = registered and live); the coordinator's "unknown" status is
+modelled only by its effect: placement deferred.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -43,6 +46,33 @@ capacities = st.none() | st.integers(min_value=0, max_value=4)
 class CopiesMachine(RuleBasedStateMachine):
     """The coordinator's data bookkeeping, with the writes it acknowledged."""
 
+    # Rules the coordinator follows since this machine found it did not. Each
+    # one has a regression test at the bottom, which also runs with the rule
+    # turned off (strict xfail) to show that the model needs it: without it an
+    # acknowledged write is lost or a shard is left unserved.
+    #
+    # Router.write: a copy that is down did not take the write either. An
+    # authoritative one leaves in_sync/retiring before the ack, like one that
+    # failed it; a filling one counts as having missed it.
+    dead_copies_miss_writes = True
+    # Redistributor.apply: settle every shard after a placement call, not only
+    # the shards with moves, so a shard whose last authoritative copy died while
+    # retiring is declared lost (and served again) instead of stuck.
+    settle_every_shard = True
+    # Mover._release_finished_handovers: release retiring copies once every copy
+    # is in sync *and up*; a dead successor still placed (placement deferred) is
+    # no reason to drop the live retiring copy that serves the shard.
+    release_needs_live_copies = True
+    # Mover._fill: a fill whose copy left the shard part-way must not complete
+    # when placement puts the copy back; writes meanwhile never reached it.
+    left_copies_miss_writes = True
+    # Mover._merge: merge a returning lost copy only into a settled shard (no
+    # retiring copy, every copy in sync and up), so into every copy; merged into
+    # the in-sync copies alone, the writes it brings back are missing from
+    # retiring copies and from copies being filled, while the shard no longer
+    # counts as incomplete.
+    merge_into_settled_shard = True
+
     def __init__(self) -> None:
         super().__init__()
         self.table = ShardTable(1, 1)
@@ -54,7 +84,7 @@ class CopiesMachine(RuleBasedStateMachine):
         # Acknowledged writes the authoritative copies may lack because the shard
         # lost every copy holding them; they must sit on a node in ``lost``.
         self.excused: dict[int, set[int]] = {}
-        self.missed: set[tuple[int, str]] = set()  # filling copies that failed a write
+        self.missed: set[tuple[int, str]] = set()  # WriteTracker.note_missed
         self.fills: dict[tuple[int, str], tuple[str, frozenset[int]]] = {}  # donor, its data
         self.deferred = False  # a node holding copies is "unknown": placement waits
         self.pending: str | None = None
@@ -79,6 +109,18 @@ class CopiesMachine(RuleBasedStateMachine):
     def store(self, node: str, shard_id: int) -> set[int]:
         return self.data[node].setdefault(shard_id, set())
 
+    def on_lost(self, shard_id: int, write: int) -> bool:
+        return any(write in self.held(n, shard_id) for n in self.lost.get(shard_id, ()))
+
+    def read(self, shard_id: int, write: int) -> str:
+        """Router.get of the key a write set: 'found', 'missing' (404) or 'unavailable' (503)."""
+        copies = self.auth(shard_id)
+        if not copies:
+            return "unavailable"
+        if write in self.held(copies[0], shard_id):
+            return "found"
+        return "unavailable" if self.lost.get(shard_id) else "missing"
+
     def drop(self, node: str, shard_id: int) -> None:
         """Mover._drop_copy: a live node no longer holding the shard deletes it."""
         shard = self.table.shards[shard_id]
@@ -97,14 +139,18 @@ class CopiesMachine(RuleBasedStateMachine):
         fields.update(changes)
         self.nodes[node] = NodeState(node, **fields)  # type: ignore[arg-type]
 
-    # -- the coordinator, as Redistributor.apply and handle/replan drive placement --
+    # -- placement, as Redistributor.apply and handle/replan drive it --
 
     def apply(self, plan: Plan) -> list[Move]:
-        """Run one placement rule, then settle each shard it touched."""
+        """Run one placement rule, then settle the shards (Redistributor.apply)."""
         shards = self.table.shards
         before = {s.shard_id: (list(s.copies), set(s.in_sync)) for s in shards}
         moves = plan(self.table, self.nodes)
-        touched = {m.shard_id for m in moves}
+        touched = set(before) if self.settle_every_shard else {m.shard_id for m in moves}
+        if self.left_copies_miss_writes:
+            for shard in shards:
+                left = set(before[shard.shard_id][0]) - set(shard.copies)
+                self.missed.update((shard.shard_id, n) for n in left)
         for shard_id in sorted(touched):
             old_copies, old_in_sync = before[shard_id]
             result = settle(
@@ -120,8 +166,8 @@ class CopiesMachine(RuleBasedStateMachine):
                 self.retiring.pop(shard_id, None)
             if result.lost:
                 self.lost.setdefault(shard_id, set()).update(result.lost)
-                # The new copies start empty: what was acknowledged so far now
-                # lives only on the lost copies, until they are merged back.
+                # The new copies may start empty: what was acknowledged so far
+                # may live only on the lost copies until they are merged back.
                 self.excused[shard_id] |= self.acked[shard_id]
         return moves
 
@@ -133,13 +179,13 @@ class CopiesMachine(RuleBasedStateMachine):
             self.run_pending()
 
     def run_pending(self) -> None:
-        rule_, self.pending = self.pending, None
-        if rule_ is not None:
-            self.apply(rebalance if rule_ == "rebalance" else reconcile)
+        wanted, self.pending = self.pending, None
+        if wanted is not None:
+            self.apply(rebalance if wanted == "rebalance" else reconcile)
 
     # -- what happens to a cluster (plain methods, so regressions can replay them) --
 
-    def setup(self, num_shards: int, replication: int, first: list[int | None]) -> None:
+    def setup(self, num_shards: int, replication: int, first: Sequence[int | None]) -> None:
         self.table = ShardTable(num_shards, replication)
         self.acked = {i: set() for i in range(num_shards)}
         self.excused = {i: set() for i in range(num_shards)}
@@ -155,7 +201,7 @@ class CopiesMachine(RuleBasedStateMachine):
         return node
 
     def do_fail(self, node: str) -> None:
-        self._set(node, live=False)
+        self._set(node, live=False)  # its data stays with it
         self.killed.add(node)
         self.event("reconcile")
 
@@ -163,21 +209,21 @@ class CopiesMachine(RuleBasedStateMachine):
         self._set(node, live=True)
         self.event("reconcile")
 
+    def removable(self) -> list[str]:
+        """DELETE /nodes/<id> is refused while the node holds or hands over a copy."""
+        handing_over = {n for nodes in self.retiring.values() for n in nodes}
+        return sorted(n for n in self.nodes if self.table.load(n) == 0 and n not in handing_over)
+
     def do_remove(self, node: str) -> None:
-        """DELETE /nodes/<id>: refused while it holds or hands over a copy."""
-        assert self.table.load(node) == 0
-        assert not any(node in nodes for nodes in self.retiring.values())
+        assert node in self.removable()
         del self.nodes[node]
         del self.data[node]  # gone for good
         for shard_id, lost in self.lost.items():
-            lost.discard(node)  # its data is declared gone
+            lost.discard(node)  # its data is declared gone...
             gone = {w for w in self.excused[shard_id] if not self.on_lost(shard_id, w)}
             self.excused[shard_id] -= gone
-            self.acked[shard_id] -= gone  # the operator gave these writes up
+            self.acked[shard_id] -= gone  # ...so the operator gave these writes up
         self.event("reconcile")
-
-    def on_lost(self, shard_id: int, write: int) -> bool:
-        return any(write in self.held(n, shard_id) for n in self.lost.get(shard_id, ()))
 
     def do_set_leaving(self, node: str, leaving: bool) -> None:
         self._set(node, leaving=leaving)
@@ -199,6 +245,7 @@ class CopiesMachine(RuleBasedStateMachine):
         self.apply(rebalance)
 
     def do_assign(self, shard_id: int, node: str) -> bool:
+        """POST /shards/assign runs at once, deferred or not."""
         before = self.table.copy()
         try:
             self.apply(lambda table, nodes: assign_primary(table, shard_id, node, nodes))
@@ -208,30 +255,34 @@ class CopiesMachine(RuleBasedStateMachine):
         assert self.table.shards[shard_id].primary == node
         return True
 
-    def do_write(self, shard_id: int, failing: set[str] = frozenset()) -> str:  # type: ignore[assignment]
-        """Router.write: 'acked', 'unavailable' (503) or 'error'."""
+    def do_write(self, shard_id: int, failing: frozenset[str] = frozenset()) -> int | None:
+        """Router.write: the write id if acknowledged; None for a 503 or an error."""
         shard = self.table.shards[shard_id]
         targets = self.auth(shard_id)
         if not targets:
-            return "unavailable"
-        filling = [
-            n for n in shard.copies
-            if n not in shard.in_sync and self.is_up(n) and n not in targets
-        ]
+            return None  # 503: nothing acknowledged, nothing sent
+        filling = [n for n in shard.copies if n not in shard.in_sync and self.is_up(n)]
+        filling = [n for n in filling if n not in targets]
         self.writes += 1
         write = self.writes
         for node in targets + filling:
             if node not in failing:
                 self.store(node, shard_id).add(write)
+        retiring = self.retiring.get(shard_id, set())
         self.missed.update((shard_id, n) for n in filling if n in failing)
+        if self.dead_copies_miss_writes:
+            asleep = [n for n in shard.copies if n not in shard.in_sync and not self.is_up(n)]
+            self.missed.update((shard_id, n) for n in asleep)
         behind = [n for n in targets if n in failing]
         if len(behind) == len(targets):
-            return "error"
-        for node in behind:
+            return None  # no authoritative copy took it: an error, not acknowledged
+        if self.dead_copies_miss_writes:
+            behind += [n for n in sorted(shard.in_sync | retiring) if not self.is_up(n)]
+        for node in behind:  # out of the authoritative set before the ack
             shard.in_sync.discard(node)
-            self.retiring.get(shard_id, set()).discard(node)
+            retiring.discard(node)
         self.acked[shard_id].add(write)
-        return "acked"
+        return write
 
     def fill_wanted(self, shard_id: int, node: str) -> bool:
         """Mover._still_wanted."""
@@ -273,7 +324,10 @@ class CopiesMachine(RuleBasedStateMachine):
         if not nodes:
             del self.retiring[shard_id]
             return False
-        if not handover_done(self.table.shards[shard_id]):
+        shard = self.table.shards[shard_id]
+        if not handover_done(shard, lambda n: True):
+            return False
+        if self.release_needs_live_copies and not all(self.is_up(n) for n in shard.copies):
             return False
         del self.retiring[shard_id]
         for node in nodes:
@@ -284,6 +338,11 @@ class CopiesMachine(RuleBasedStateMachine):
         """Mover._merge: a returning lost copy goes into the in-sync copies."""
         assert node in self.lost[shard_id] and self.is_up(node)
         shard = self.table.shards[shard_id]
+        if self.merge_into_settled_shard and (
+            self.retiring.get(shard_id)
+            or not all(n in shard.in_sync and self.is_up(n) for n in shard.copies)
+        ):
+            return False
         targets = [n for n in shard.copies if n in shard.in_sync and n != node]
         if not targets:
             return False
@@ -293,70 +352,102 @@ class CopiesMachine(RuleBasedStateMachine):
             self.store(target, shard_id).update(self.held(node, shard_id))
         self.drop(node, shard_id)
         self.lost[shard_id].discard(node)
-        if not self.lost[shard_id]:
-            self.excused[shard_id] = set()  # complete again: everything must be back
         return True
 
-    # -- the invariants --
+    # -- the promises --
 
     def check(self) -> None:
         self.table.validate()  # in_sync within copies, no node twice
         for shard in self.table.shards:
-            sid = shard.shard_id
-            retiring = self.retiring.get(sid, set())
-            lost = self.lost.get(sid, set())
-            holders = shard.in_sync | retiring
-            served = self.auth(sid)
-            # 1. well formed
-            assert shard.primary == (shard.copies[0] if shard.copies else None)
-            assert not retiring & set(shard.copies), f"shard {sid}: retiring {retiring} in copies"
-            assert retiring <= self.nodes.keys(), f"shard {sid}: unregistered retiring copy"
-            # 2. every authoritative copy, live or dead, holds every acknowledged
-            # write (but those lost with every copy that held them).
-            owed = self.acked[sid] - self.excused[sid]
-            for node in sorted(holders):
-                missing = owed - self.held(node, sid)
-                assert not missing, (
-                    f"shard {sid}: authoritative copy on {node} "
-                    f"({'in sync' if node in shard.in_sync else 'retiring'}, "
-                    f"{'live' if self.is_up(node) else 'dead'}) lacks acknowledged {sorted(missing)}"
-                )
-            # 3. a shard served by a live copy stays served unless that node died.
-            if self.served.get(sid, set()) - self.killed:
-                assert served, (
-                    f"shard {sid} lost its last live authoritative copy "
-                    f"({sorted(self.served[sid])}) though none of them died"
-                )
-            # 4. a shard with nothing lost is complete: every acknowledged write is
-            # on every live authoritative copy (a read finds it), and once placement
-            # has run some live copy serves it; while placement is deferred the
-            # write waits on a registered authoritative copy of a dead node.
-            if not lost:
-                assert not self.excused[sid]
-                for write in sorted(self.acked[sid]):
-                    assert all(write in self.held(n, sid) for n in served)
-                    assert any(write in self.held(n, sid) for n in holders), (
-                        f"shard {sid}: acknowledged write {write} is on no authoritative copy"
-                    )
-                if self.acked[sid] and self.pending is None:
-                    assert served, f"shard {sid} has acknowledged writes but nothing serves it"
-            # 5. a lost copy is on a registered node (dead, or live with a merge to
-            # run), and every write it excuses is still on one of them.
-            assert lost <= self.nodes.keys(), f"shard {sid}: lost copy on an unregistered node"
-            for write in sorted(self.excused[sid]):
-                assert self.on_lost(sid, write), (
-                    f"shard {sid}: acknowledged write {write} was lost with no copy to return it"
-                )
+            # Model bookkeeping, not a check: a write excused by a loss is back
+            # once every authoritative copy holds it again (merged, or filled
+            # from a copy that had it); from then on it is owed like any other.
+            holders = shard.in_sync | self.retiring.get(shard.shard_id, set())
+            if holders:
+                self.excused[shard.shard_id] = {
+                    w
+                    for w in self.excused[shard.shard_id]
+                    if not all(w in self.held(n, shard.shard_id) for n in holders)
+                }
+        for shard in self.table.shards:
+            self.check_shard(shard.shard_id)
         self.served = {s.shard_id: set(self.auth(s.shard_id)) for s in self.table.shards}
         self.killed = set()
 
+    def check_shard(self, sid: int) -> None:
+        shard = self.table.shards[sid]
+        retiring = self.retiring.get(sid, set())
+        lost = self.lost.get(sid, set())
+        holders = shard.in_sync | retiring
+        served = self.auth(sid)
+        # 1. Well formed: in_sync within copies and no node twice (validate),
+        # copies[0] leads, a retiring copy is not also a copy, and DELETE kept
+        # every retiring or lost node registered.
+        assert shard.primary == (shard.copies[0] if shard.copies else None)
+        assert not retiring & set(shard.copies), f"shard {sid}: retiring {retiring} in copies"
+        assert retiring <= self.nodes.keys(), f"shard {sid}: retiring copy on a removed node"
+        assert lost <= self.nodes.keys(), f"shard {sid}: lost copy on a removed node"
+        # 2. Every authoritative copy (in sync or retiring, live or dead: a dead
+        # one serves again as soon as it returns) holds every acknowledged write,
+        # but those excused because every copy holding them was lost.
+        owed = self.acked[sid] - self.excused[sid]
+        for node in sorted(holders):
+            missing = owed - self.held(node, sid)
+            assert not missing, (
+                f"shard {sid}: authoritative copy on {node} "
+                f"({'in sync' if node in shard.in_sync else 'retiring'}, "
+                f"{'live' if self.is_up(node) else 'dead'}) lacks acknowledged {sorted(missing)}"
+            )
+        # 3. A shard with an authoritative copy on a live node before the step
+        # still has one after it, unless the step killed those nodes.
+        if self.served.get(sid, set()) - self.killed:
+            assert served, (
+                f"shard {sid} lost its last live authoritative copy "
+                f"({sorted(self.served[sid])}) though none of them died"
+            )
+        # 4. Reads. No acknowledged write ever reads as a 404: it is found, or
+        # (lost copy, or nothing serving) the miss is a 503. With no lost copy
+        # recorded the shard is complete: nothing is excused, every acknowledged
+        # write is found, and when nothing serves the shard, placement is
+        # deferred and the write waits on a registered authoritative copy of a
+        # dead node; once placement has run, a shard with acknowledged writes
+        # and no lost copy is served.
+        for write in sorted(self.acked[sid]):
+            assert self.read(sid, write) != "missing", f"shard {sid}: write {write} reads as 404"
+        if not lost:
+            assert not self.excused[sid], f"shard {sid}: complete, yet {self.excused[sid]} lacking"
+            for write in sorted(self.acked[sid]):
+                assert not served or self.read(sid, write) == "found"
+                assert any(write in self.held(n, sid) for n in holders), (
+                    f"shard {sid}: acknowledged write {write} is on no authoritative copy"
+                )
+            if self.acked[sid] and self.pending is None:
+                assert served, f"shard {sid} has acknowledged writes but nothing serves it"
+        # 5. A lost copy is on a registered node (checked in 1) that is dead, or
+        # live with its merge to run; every write it excuses is still on one.
+        for write in sorted(self.excused[sid]):
+            assert self.on_lost(sid, write), (
+                f"shard {sid}: acknowledged write {write} was lost with no copy to return it"
+            )
+
     # -- Hypothesis glue --
 
-    def pick(self, data: st.DataObject, nodes: list[str] | set[str]) -> str:
+    def pick(self, data: st.DataObject, nodes: Sequence[str]) -> str:
         return data.draw(st.sampled_from(sorted(nodes)))
 
     def nodes_where(self, which: Callable[[NodeState], bool]) -> list[str]:
         return sorted(n for n, s in self.nodes.items() if which(s))
+
+    def fillable(self) -> list[tuple[int, str]]:
+        return [
+            (s.shard_id, n)
+            for s in self.table.shards
+            for n in s.copies
+            if (s.shard_id, n) not in self.fills and self.fill_wanted(s.shard_id, n)
+        ]
+
+    def mergeable(self) -> list[tuple[int, str]]:
+        return sorted((s, n) for s, nodes in self.lost.items() for n in nodes if self.is_up(n))
 
     @initialize(
         num_shards=st.integers(min_value=1, max_value=4),
@@ -385,10 +476,6 @@ class CopiesMachine(RuleBasedStateMachine):
     def recover(self, data: st.DataObject) -> None:
         self.do_recover(self.pick(data, self.nodes_where(lambda s: not s.live)))
 
-    def removable(self) -> list[str]:
-        handing_over = {n for nodes in self.retiring.values() for n in nodes}
-        return [n for n in self.nodes if self.table.load(n) == 0 and n not in handing_over]
-
     @precondition(lambda self: self.removable())
     @rule(data=st.data())
     def remove(self, data: st.DataObject) -> None:
@@ -397,12 +484,12 @@ class CopiesMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.nodes)
     @rule(data=st.data(), leaving=st.booleans())
     def set_leaving(self, data: st.DataObject, leaving: bool) -> None:
-        self.do_set_leaving(self.pick(data, self.nodes.keys()), leaving)
+        self.do_set_leaving(self.pick(data, list(self.nodes)), leaving)
 
     @precondition(lambda self: self.nodes)
     @rule(data=st.data(), capacity=capacities)
     def set_capacity(self, data: st.DataObject, capacity: int | None) -> None:
-        self.do_set_capacity(self.pick(data, self.nodes.keys()), capacity)
+        self.do_set_capacity(self.pick(data, list(self.nodes)), capacity)
 
     @precondition(lambda self: not self.deferred)
     @rule()
@@ -422,25 +509,17 @@ class CopiesMachine(RuleBasedStateMachine):
     @rule(data=st.data())
     def assign(self, data: st.DataObject) -> None:
         shard_id = data.draw(st.integers(min_value=0, max_value=self.table.num_shards - 1))
-        self.do_assign(shard_id, self.pick(data, self.nodes.keys()))
+        self.do_assign(shard_id, self.pick(data, list(self.nodes)))
 
     @rule(data=st.data())
     def write(self, data: st.DataObject) -> None:
         shard_id = data.draw(st.integers(min_value=0, max_value=self.table.num_shards - 1))
         shard = self.table.shards[shard_id]
         reachable = sorted(set(self.auth(shard_id)) | {n for n in shard.copies if self.is_up(n)})
-        failing: set[str] = set()
+        failing: frozenset[str] = frozenset()
         if reachable:
-            failing = data.draw(st.sets(st.sampled_from(reachable)) | st.just(set()))
+            failing = data.draw(st.just(failing) | st.frozensets(st.sampled_from(reachable)))
         self.do_write(shard_id, failing)
-
-    def fillable(self) -> list[tuple[int, str]]:
-        return [
-            (s.shard_id, n)
-            for s in self.table.shards
-            for n in s.copies
-            if (s.shard_id, n) not in self.fills and self.fill_wanted(s.shard_id, n)
-        ]
 
     @precondition(lambda self: self.fillable())
     @rule(data=st.data())
@@ -462,13 +541,10 @@ class CopiesMachine(RuleBasedStateMachine):
     def release(self, data: st.DataObject) -> None:
         self.do_release(data.draw(st.sampled_from(sorted(self.retiring))))
 
-    def mergeable(self) -> list[tuple[int, str]]:
-        return [(s, n) for s, nodes in self.lost.items() for n in sorted(nodes) if self.is_up(n)]
-
     @precondition(lambda self: self.mergeable())
     @rule(data=st.data())
     def merge(self, data: st.DataObject) -> None:
-        self.do_merge(*data.draw(st.sampled_from(sorted(self.mergeable()))))
+        self.do_merge(*data.draw(st.sampled_from(self.mergeable())))
 
 
 TestCopies = CopiesMachine.TestCase
@@ -480,5 +556,196 @@ TestCopies.settings = settings(
 )
 
 
-def test_placeholder() -> None:
-    pytest.skip("regressions go here")
+# -- regressions, replayed step by step --
+
+
+class Replay:
+    """Drive a machine by hand: ``r.fail("n1")`` runs ``do_fail("n1")``, then
+    (when ``checked``) every invariant, as Hypothesis would."""
+
+    def __init__(
+        self,
+        num_shards: int,
+        replication: int,
+        nodes: int,
+        *,
+        without: str = "",
+        checked: bool = True,
+    ) -> None:
+        self.m = CopiesMachine()
+        if without:
+            assert hasattr(CopiesMachine, without), without
+            setattr(self.m, without, False)
+        self.checked = checked
+        self.m.setup(num_shards, replication, [None] * nodes)
+        self.m.check()
+
+    def __getattr__(self, name: str) -> Callable[..., object]:
+        action = getattr(self.m, f"do_{name}")
+
+        def step(*args: object) -> object:
+            result = action(*args)
+            if self.checked:
+                self.m.check()
+            return result
+
+        return step
+
+
+def test_retiring_copy_placed_back_stays_authoritative() -> None:
+    """settle used to clear in_sync on every added copy, also on a retiring copy
+    placed back on its node: the shard then had no authoritative copy at all,
+    though its only in-sync copy was live (writes 503 for good, nothing to fill
+    from)."""
+    r = Replay(1, 1, 2)
+    r.set_leaving("n1", True)  # n1 -> n2: n2 filling, n1 retiring
+    r.set_leaving("n1", False)
+    r.set_leaving("n2", True)  # n2 -> n1: back where the data is
+    assert r.m.auth(0) == ["n1"]
+
+
+def test_new_copy_waits_for_dead_authoritative_copy_still_placed() -> None:
+    """settle used to treat "no live authoritative copy" as "all lost" even when
+    a dead in-sync copy was still placed (placement deferred, assign_primary
+    moving only the primary): the new copy started empty *and in sync*, nothing
+    was recorded lost, and once reconcile dropped the dead copy the write was
+    gone and read as a 404."""
+    r = Replay(1, 2, 3)
+    r.fill(0, "n2")
+    write = r.write(0, frozenset({"n1"}))  # n1 misses it: only n2 is in sync
+    assert isinstance(write, int)
+    r.defer()
+    r.fail("n2")
+    assert r.assign(0, "n3")  # n1 -> n3 while n2 is dead but placed
+    assert r.m.table.shards[0].in_sync == {"n2"}
+    r.resume()  # n2 goes: recorded lost, its write excused
+    assert r.m.read(0, write) == "unavailable"
+    r.recover("n2")
+    assert r.merge(0, "n2")
+    assert r.m.read(0, write) != "missing"  # never a 404 for an acknowledged write
+
+
+def as_written(switch: str, reason: str) -> pytest.MarkDecorator:
+    """Run a regression with the rule (checked at every step), and without it
+    (as the coordinator was written before): then the last assertion fails."""
+    xfail = pytest.mark.xfail(strict=True, reason=reason)
+    return pytest.mark.parametrize(
+        "without",
+        [pytest.param("", id="fixed"), pytest.param(switch, id="as-written", marks=xfail)],
+    )
+
+
+@as_written(
+    "dead_copies_miss_writes",
+    "Router.write acks without a dead authoritative copy but leaves it in_sync/retiring; "
+    "back up, it serves without the write",
+)
+def test_retiring_copy_that_was_down_misses_writes(without: str) -> None:
+    r = Replay(1, 2, 3, without=without, checked=not without)
+    r.fill(0, "n2")
+    r.set_leaving("n1", True)  # n1 -> n3: n3 filling, n1 retiring
+    r.fail("n1")
+    write = r.write(0, frozenset({"n3"}))  # acked by n2 alone; n3 must refill
+    assert isinstance(write, int)
+    r.recover("n1")  # retiring again, without the write
+    r.fail("n2")  # settle: n1 is live and authoritative, so n2 is not lost
+    r.fill(0, "n3")  # filled from n1
+    assert r.m.read(0, write) != "missing"  # never a 404 for an acknowledged write
+
+
+@as_written(
+    "dead_copies_miss_writes",
+    "Router.write skips a filling copy that is down without noting the miss; a fill "
+    "running across its outage completes without the write",
+)
+def test_filling_copy_that_was_down_misses_writes(without: str) -> None:
+    r = Replay(1, 2, 1, without=without, checked=not without)
+    r.defer()
+    r.join()
+    r.rebalance()  # n2 joins the shard, to be filled
+    assert r.start_fill(0, "n2")
+    r.fail("n2")  # placement deferred: n2 stays placed
+    write = r.write(0)
+    assert isinstance(write, int)
+    r.recover("n2")
+    r.finish_fill(0, "n2")
+    r.resume()
+    r.fail("n1")
+    assert r.m.read(0, write) != "missing"  # never a 404 for an acknowledged write
+
+
+@as_written(
+    "settle_every_shard",
+    "Redistributor.apply settles only shards with moves: a shard whose last authoritative "
+    "copy dies while retiring is never declared lost, so it stays unwritable and its dead "
+    "node cannot be removed",
+)
+def test_shard_whose_retiring_copy_dies_is_declared_lost(without: str) -> None:
+    r = Replay(1, 1, 2, without=without, checked=not without)
+    assert isinstance(r.write(0), int)
+    assert r.assign(0, "n2")  # n1 -> n2: n2 filling, n1 retiring
+    r.fail("n1")  # like an R=1 shard losing its copy: it goes on, incomplete
+    assert isinstance(r.write(0), int)
+    assert "n1" in r.m.removable()
+
+
+@as_written(
+    "release_needs_live_copies",
+    "handover_done ignores liveness: the mover drops the live retiring copy while the "
+    "in-sync successor is dead but still placed",
+)
+def test_release_waits_for_live_successor(without: str) -> None:
+    r = Replay(1, 1, 2, without=without, checked=not without)
+    write = r.write(0)
+    assert isinstance(write, int)
+    r.defer()
+    assert r.assign(0, "n2")
+    assert r.fill(0, "n2")
+    r.fail("n2")
+    r.release(0)  # as written, n1 deletes its copy
+    assert r.m.auth(0) == ["n1"]  # n1 is live and has the data: it serves on
+    assert write in r.m.held("n1", 0)
+
+
+@as_written(
+    "left_copies_miss_writes",
+    "Mover._fill does not notice its copy left the shard and came back mid-fill: writes "
+    "in between never reached it",
+)
+def test_fill_of_copy_that_left_meanwhile_restarts(without: str) -> None:
+    r = Replay(1, 2, 2, without=without, checked=not without)
+    assert r.start_fill(0, "n2")
+    r.set_leaving("n2", True)  # maintenance on: n2's copy goes
+    write = r.write(0)
+    assert isinstance(write, int)
+    r.set_leaving("n2", False)  # and off: the short shard takes n2 back
+    r.finish_fill(0, "n2")
+    r.fail("n1")
+    assert r.m.read(0, write) != "missing"  # never a 404 for an acknowledged write
+
+
+@as_written(
+    "merge_into_settled_shard",
+    "Mover._merge merges into in-sync copies only, then clears lost: a retiring copy lacks "
+    "the merged writes, and a fill from it loses them",
+)
+def test_merge_reaches_retiring_copies(without: str) -> None:
+    r = Replay(1, 2, 2, without=without, checked=not without)
+    r.fill(0, "n2")
+    write = r.write(0)
+    assert isinstance(write, int)
+    r.defer()
+    r.fail("n1")
+    r.fail("n2")
+    r.set_capacity("n1", 0)  # when back, n1 takes no copy
+    r.join()
+    r.join()
+    r.resume()  # n3, n4 start empty; n1, n2 lost
+    r.remove("n2")  # declared gone: the write lives on n1 alone
+    r.recover("n1")
+    r.join()
+    r.set_leaving("n3", True)  # n3 -> n5: n3 retiring, without the write
+    r.merge(0, "n1")  # as written: into n4 only, and n1's copy is dropped
+    r.fail("n4")
+    r.fill(0, "n5")  # from n3
+    assert r.m.read(0, write) != "missing"  # never a 404 for an acknowledged write

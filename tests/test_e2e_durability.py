@@ -21,6 +21,7 @@ from torua.cluster import shard_for_key
 
 from .checker import AckedWrites
 from .procs import ProcessGroup, wait_until
+from .test_examples import free_port_run
 from .test_e2e_cluster import free_port, nodes_by_id
 
 pytestmark = pytest.mark.e2e
@@ -174,7 +175,7 @@ async def _incomplete(http: httpx.AsyncClient) -> bool:
 
 
 async def test_up_stop_and_start_on_the_same_data_dir_keeps_every_key(tmp_path: Path) -> None:
-    port = free_port() + 0
+    port = free_port_run(4)
     argv = [sys.executable, "-m", "torua", "up", "--nodes", "3", "--port", str(port),
             "--data-dir", str(tmp_path)]
     checker = AckedWrites()

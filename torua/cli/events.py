@@ -159,6 +159,7 @@ def watch(args: argparse.Namespace, http: httpx.Client) -> int:
     seen = 0
     timeout = httpx.Timeout(10.0, read=READ_TIMEOUT)
     unreachable_since: float | None = None
+    connected = False
     while True:
         try:
             with http.stream("GET", "/events", headers={"Accept": "text/event-stream"},
@@ -166,7 +167,7 @@ def watch(args: argparse.Namespace, http: httpx.Client) -> int:
                 if response.status_code != 200:
                     response.read()
                     raise CommandError(error_line(response))
-                unreachable_since = None
+                unreachable_since, connected = None, True
                 for event in parse_sse(response.iter_lines()):
                     _emit(event, args.json, console)
                     seen += 1
@@ -177,6 +178,8 @@ def watch(args: argparse.Namespace, http: httpx.Client) -> int:
         except (httpx.ReadTimeout, httpx.RemoteProtocolError):
             pass  # a stream that went quiet or away: connect again
         except httpx.TransportError:
+            if not connected:
+                raise  # never reached it at all: the usual one-line "cannot reach" error
             now = time.monotonic()
             unreachable_since = unreachable_since or now
             if now - unreachable_since > RECONNECT_FOR:

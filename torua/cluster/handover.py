@@ -11,7 +11,11 @@ fast. :func:`settle` reconciles the two views after each placement change:
 * when every authoritative copy is on a dead node, nothing can be filled: the
   new copies start empty and in sync (they take every write from now on), and
   the dead authoritative copies are recorded as *lost*, so a miss is answered
-  503 instead of a false 404 until they return and are merged back.
+  503 instead of a false 404 until they return and are merged back;
+* except while a dead authoritative copy is still placed (placement was
+  deferred and only some copies moved, as ``assign_primary`` does): it still
+  holds every acknowledged write, so new copies wait to be filled from it
+  rather than start empty beside it; the dead copies that left are lost.
 """
 
 from __future__ import annotations
@@ -58,10 +62,14 @@ def settle(
         kept = (retiring | {n for n in removed if n in live}) - set(shard.copies)
         return Settled(retiring=kept)
     lost = old_authoritative - set(shard.copies)
+    if old_authoritative & set(shard.copies):
+        shard.in_sync.difference_update(added)
+        return Settled(lost=lost)
     shard.in_sync.update(shard.copies)
     return Settled(lost=lost)
 
 
-def handover_done(shard: Shard) -> bool:
-    """Retiring copies may go once every current copy is in sync."""
-    return bool(shard.copies) and all(n in shard.in_sync for n in shard.copies)
+def handover_done(shard: Shard, is_up: Callable[[str], bool]) -> bool:
+    """Retiring copies may go once every current copy is in sync and up: a dead
+    successor cannot serve, so the retiring copy must stay."""
+    return bool(shard.copies) and all(n in shard.in_sync and is_up(n) for n in shard.copies)

@@ -10,15 +10,20 @@ from dataclasses import dataclass
 from typing import Any
 
 import trio
+from prometheus_client import CollectorRegistry
 from pydantic import Field
 from quart import Response, jsonify, request
 from quart_trio import QuartTrio
 
 from torua.cluster import Move
 from torua.config import NODE_ID_RE, normalize_url
+from torua.coordinator.api_events import install_event_routes
 from torua.coordinator.assignments import AssignmentSync
+from torua.coordinator.fast_data import DataFastPath
 from torua.coordinator.health import HealthMonitor
+from torua.coordinator.metrics import install_coordinator_metrics
 from torua.coordinator.api_ops import install_operation_routes
+from torua.coordinator.bulk import BulkBody, run_bulk
 from torua.coordinator.mover import Mover
 from torua.coordinator.operations import Operations
 from torua.coordinator.node_client import NodeClient, NodeUnreachable
@@ -30,12 +35,15 @@ from torua.coordinator.views import cluster_info, node_info, node_view, shards_v
 from torua.errors import BadRequest, Conflict, NotFound
 from torua.events import EventBus, NodeJoined, NodeRemoved
 from torua.http.auth import install_token_check
-from torua.http.errors import install_error_handlers, read_limited
+from torua.http.metrics import ROUTE_SCOPE_KEY
+from torua.http.raw import RawResponder
+from torua.http.errors import ERROR_HOOK, install_error_handlers, read_limited
 from torua.http.validate import Body, parse_body
 
 __all__ = ["Services", "create_coordinator_app"]
 
 MAX_KEY_BYTES = 1024
+BULK_BYTES = 64 * 1024 * 1024  # a bulk request carries many values
 MOVE_WAIT = 300.0  # a move API call answers when the data has moved, or after this long
 NODE_ID_PATTERN = NODE_ID_RE.pattern
 ADDR_PATTERN = r"^(https?://)?[A-Za-z0-9.\-\[\]:]+:\d{1,5}/?$"
@@ -63,6 +71,12 @@ class BroadcastBody(Body):
     path: str = Field(pattern=r"^/[A-Za-z0-9/_\-.]*$", max_length=200)
     payload: dict[str, Any] = Field(default_factory=dict)
 
+    def model_post_init(self, _: object) -> None:
+        if self.path.rstrip("/") == "/control" and self.payload.get("type") == "assignment":
+            # Only the coordinator's own sync may say which copies a node holds.
+            raise BadRequest("payload: assignments cannot be broadcast; send config messages",
+                             code="invalid_field")
+
 
 @dataclass(frozen=True, slots=True)
 class Services:
@@ -77,6 +91,7 @@ class Services:
     persister: Persister
     operations: Operations
     stopping: trio.Event  # set when the coordinator begins to shut down (ends SSE streams)
+    metrics: CollectorRegistry | None = None  # GET /metrics; holds the probe counters
 
 
 def move_json(move: Move) -> dict[str, Any]:
@@ -96,6 +111,12 @@ def create_coordinator_app(services: Services) -> QuartTrio:
     app.config["MAX_CONTENT_LENGTH"] = None  # read_limited enforces limits per route
     install_error_handlers(app)
     install_token_check(app, state.settings.token)
+    # The client data path skips Quart (raw ASGI), inside the metrics wrapper.
+    app.asgi_app = DataFastPath(  # type: ignore[method-assign]
+        app.asgi_app, s.router, token=state.settings.token, max_value=state.settings.max_value,
+        responder=RawResponder(lambda: app.extensions.get(ERROR_HOOK)),
+        route_key=ROUTE_SCOPE_KEY)
+    install_coordinator_metrics(app, state, s.monitor, s.mover, s.metrics)
 
     def record_of(node_id: str) -> Any:
         record = state.registry.get(node_id)
@@ -232,6 +253,11 @@ def create_coordinator_app(services: Services) -> QuartTrio:
         await s.router.write(checked_key(key), None)
         return Response(b"", status=204)
 
+    @app.post("/data/_bulk")
+    async def bulk() -> Response:
+        body = await parse_body(BulkBody, max_bytes=BULK_BYTES)
+        return jsonify({"results": await run_bulk(state, s.router, s.nodes, body)})
+
     @app.route("/data/", methods=["GET", "PUT", "DELETE"])
     @app.route("/data", methods=["GET", "PUT", "DELETE"])
     async def empty_key() -> Response:
@@ -262,6 +288,7 @@ def create_coordinator_app(services: Services) -> QuartTrio:
         )
 
     install_operation_routes(app, s, s.operations)
+    install_event_routes(app, s)  # GET /events (SSE) and GET / (the dashboard)
 
     @app.get("/cluster/info")
     async def info_view() -> Response:

@@ -158,8 +158,10 @@ class HealthMonitor:
         settings: HealthSettings,
         *,
         wall_clock: Callable[[], float] = time.time,
+        on_probe: Callable[[str, ProbeRecord], None] | None = None,
     ) -> None:
         self._probe = probe
+        self._on_probe = on_probe  # sees every recorded probe (metrics)
         self._events = events
         self._settings = settings
         self._wall_clock = wall_clock
@@ -295,6 +297,8 @@ class HealthMonitor:
         record = ProbeRecord(at=at, ok=error is None, latency_ms=elapsed * 1000.0, error=error)
         health = node.health
         health._record(record, settings.history, self._wall_clock())
+        if self._on_probe is not None:
+            self._on_probe(node.node_id, record)
         if stall is not None:
             return
         change = health._count(record, settings)

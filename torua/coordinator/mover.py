@@ -203,7 +203,11 @@ class Mover:
     async def _merge(self, shard_id: int, returning: str) -> None:
         """A returning node's lost copy goes back into the shard (highest version wins)."""
         shard = self._state.table.shards[shard_id]
-        targets = [n for n in shard.copies if n in shard.in_sync and n != returning]
+        if self._state.retiring.get(shard_id) or not handover_done(shard, self._state.is_up):
+            # Merge only into a settled shard: a retiring or half-filled copy would
+            # miss the merged writes while the shard already counted as complete.
+            raise MoveAborted(f"shard {shard_id} is still moving; merging later")
+        targets = [n for n in shard.copies if n != returning]
         if not targets:
             raise MoveAborted(f"shard {shard_id} has no in-sync copy to merge into")
         copied = 0
@@ -220,7 +224,7 @@ class Mover:
     def _release_finished_handovers(self, nursery: trio.Nursery) -> None:
         """Retiring copies whose successors are all in sync are no longer needed."""
         for shard_id, nodes in list(self._state.retiring.items()):
-            done = handover_done(self._state.table.shards[shard_id])
+            done = handover_done(self._state.table.shards[shard_id], self._state.is_up)
             if not nodes:
                 del self._state.retiring[shard_id]
             elif done:

@@ -69,8 +69,16 @@ class Redistributor:
         before = {s.shard_id: (list(s.copies), set(s.in_sync)) for s in state.table.shards}
         moves = plan(state.table, state.node_states())
         touched: set[str] = set()
-        for shard_id in sorted({m.shard_id for m in moves}):
-            self._settle(shard_id, *before[shard_id])
+        for shard in state.table.shards:
+            old_copies, old_in_sync = before[shard.shard_id]
+            for node_id in old_copies:
+                if node_id not in shard.copies and node_id not in old_in_sync:
+                    # A copy being filled that placement took away: should it come back,
+                    # its fill must not count (it missed the writes in between).
+                    self._tracker.note_missed(shard.shard_id, node_id)
+            # Every shard, not only those with moves: a failure can leave a shard with
+            # no live authoritative copy without moving anything of it.
+            self._settle(shard.shard_id, old_copies, old_in_sync)
         for move in moves:
             touched.update(n for n in (move.source, move.target) if n is not None)
             self._publish(

@@ -118,10 +118,17 @@ class Router:
             authoritative = self._state.readable_copies(shard_id)
             if not authoritative:
                 raise self._unavailable(shard)
+            # Authoritative copies that are down cannot take this write: once it is
+            # acknowledged they no longer hold every write, so they leave the set below.
+            down = [n for n in shard.copies if n in shard.in_sync and n not in authoritative]
+            down += [n for n in self._state.retiring.get(shard_id, ()) if n not in authoritative]
             filling = [
                 n for n in shard.copies if n not in shard.in_sync and self._state.is_up(n)
                 and n not in authoritative
             ]
+            for node_id in shard.copies:
+                if node_id not in shard.in_sync and not self._state.is_up(node_id):
+                    self._tracker.note_missed(shard_id, node_id)
             failed: dict[str, str] = {}
             unreachable: set[str] = set()
 
@@ -142,20 +149,20 @@ class Router:
             if node_id in failed:
                 self._tracker.note_missed(shard_id, node_id)
         lost = [n for n in authoritative if n in failed]
-        if not lost:
+        if not lost and not down:
             return
-        if len(lost) == len(authoritative):
+        if lost and len(lost) == len(authoritative):
             if set(lost) <= unreachable:
                 raise self._unavailable(shard)
             raise BadGateway(
                 f"no copy of shard {shard_id} took the write: {'; '.join(failed.values())}"
             )
-        for node_id in lost:
+        for node_id in lost + down:
             # Leave the authoritative set before acknowledging: that copy missed this write.
             shard.in_sync.discard(node_id)
             self._state.retiring.get(shard_id, set()).discard(node_id)
             log.warning("copy of shard %d on %s is out of sync: %s", shard_id, node_id,
-                        failed[node_id])
+                        failed.get(node_id, "down"))
         await self._persister.flush()
         self._on_copy_dropped()
 

@@ -6,14 +6,17 @@ import json
 import logging
 from typing import Any
 
-from quart import Quart, Response, jsonify, request
+from quart import Quart, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from torua.errors import ApiError, BadRequest, TooLarge, Unavailable
 
-__all__ = ["install_error_handlers", "json_error", "read_json", "read_limited"]
+__all__ = ["ERROR_HOOK", "install_error_handlers", "json_error", "read_json", "read_limited"]
 
 log = logging.getLogger(__name__)
+
+ERROR_HOOK = "torua_error_hook"
+"""``app.extensions`` key of an optional ``hook(code)`` that sees every JSON error (metrics)."""
 
 _HTTP_CODES = {
     400: "bad_request",
@@ -33,6 +36,9 @@ def json_error(status: int, code: str, message: str, **headers: str) -> Response
     response.status_code = status
     for name, value in headers.items():
         response.headers[name.replace("_", "-")] = value
+    hook = current_app.extensions.get(ERROR_HOOK)
+    if hook is not None:
+        hook(code)
     return response
 
 

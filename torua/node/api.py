@@ -7,16 +7,22 @@ so the coordinator can tell "wrong node" from "no such key".
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import time
+from typing import Annotated, Any, Literal
 
+from pydantic import Field
 from quart import Response, jsonify, request
 from quart_trio import QuartTrio
 
 from torua import __version__
 from torua.errors import BadRequest, NotFound, Unavailable
 from torua.http.auth import install_token_check
-from torua.http.errors import install_error_handlers, read_limited
+from torua.http.metrics import ROUTE_SCOPE_KEY
+from torua.http.raw import RawResponder
+from torua.http.errors import ERROR_HOOK, install_error_handlers, read_limited
 from torua.http.validate import Body, parse_body
+from torua.node.fast_store import StoreFastPath
+from torua.node.metrics import install_node_metrics
 from torua.node.state import NodeRuntime
 from torua.node.transfer import install_transfer_routes
 from torua.node.store import Store, next_version
@@ -30,11 +36,18 @@ MAX_KEY_BYTES = 1024
 
 class ControlMessage(Body):
     type: Literal["assignment", "config"]
-    shards: list[int] | None = None
-    seq: int = 0
-    lease: float | None = None
-    interval: float | None = None
+    shards: list[Annotated[int, Field(ge=0, le=65535)]] | None = Field(default=None,
+                                                                      max_length=65536)
+    seq: int = Field(default=0, ge=0, le=2**63 - 1)
+    lease: float | None = Field(default=None, gt=0, le=86400)
+    interval: float | None = Field(default=None, gt=0, le=86400)
     config: dict[str, Any] | None = None
+
+
+# Assignment sequence numbers are the coordinator's wall clock in ns. One from further
+# ahead than any plausible clock skew would shut out every later assignment (and so
+# every lease renewal) until that time: refuse it instead.
+MAX_SEQ_AHEAD_NS = 3600 * 10**9
 
 
 def create_node_app(
@@ -44,6 +57,12 @@ def create_node_app(
     app.config["MAX_CONTENT_LENGTH"] = None  # read_limited enforces limits per route
     install_error_handlers(app)
     install_token_check(app, token)
+    # The store path skips Quart (raw ASGI), inside the metrics wrapper.
+    app.asgi_app = StoreFastPath(  # type: ignore[method-assign]
+        app.asgi_app, runtime, store, token=token, max_value=max_value,
+        responder=RawResponder(lambda: app.extensions.get(ERROR_HOOK)),
+        route_key=ROUTE_SCOPE_KEY)
+    install_node_metrics(app, runtime, store)
 
     @app.before_request
     async def _note_coordinator() -> None:
@@ -111,8 +130,11 @@ def create_node_app(
                 raise BadRequest("shards: required for an assignment", code="invalid_field")
             if any(s < 0 for s in message.shards):
                 raise BadRequest("shards: shard ids are 0 or more", code="invalid_field")
-            if message.lease is None or message.lease <= 0:
+            if message.lease is None:
                 raise BadRequest("lease: required, in seconds, > 0", code="invalid_field")
+            if message.seq > time.time_ns() + MAX_SEQ_AHEAD_NS:
+                raise BadRequest("seq: more than an hour ahead of this node's clock",
+                                 code="invalid_field")
             interval = message.interval if message.interval and message.interval > 0 else 5.0
             runtime.assign(
                 message.shards, seq=message.seq, lease=message.lease, interval=interval

@@ -1,0 +1,311 @@
+"""results.json and results.md: a Markdown table per section and the targets table.
+
+The targets (from the benchmarks issue) are ratios within one run, so a slow or
+busy machine moves both sides of each ratio together.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+__all__ = ["targets", "write_results"]
+
+NODE_GET_RATIO = 0.5
+DURABLE_PUT_RATIO = 0.5
+BULK_KEYS_PER_S = 10_000
+PROBE_P99_MS = 50.0
+PROBE_CPU_CORES = 0.5
+_NOT_NODES = ("coordinator", "bench", "wrk", "other")
+
+
+def _fmt(value: Any, digits: int = 1) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def _table(headers: list[str], rows: list[list[Any]]) -> list[str]:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(_fmt(c) for c in row) + " |" for row in rows]
+    return lines + [""]
+
+
+def _run(section: dict[str, Any], target: str, method: str, c: int) -> dict[str, Any] | None:
+    for run in section["runs"]:
+        if run["target"].startswith(target) and run["method"] == method and run["concurrency"] == c:
+            return run
+    return None
+
+
+def kept_up(variant: dict[str, Any], section: dict[str, Any]) -> bool:
+    """Finished within its time cap and ran at least 95% of the scheduled probes."""
+    due = section["nodes"] / section["interval_s"]
+    rate = variant["probes_per_s"]
+    return bool(variant["finished"] and rate is not None and rate >= 0.95 * due)
+
+
+def _verdict(ok: bool | None) -> str:
+    return "n/a" if ok is None else ("PASS" if ok else "FAIL")
+
+
+def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per target: what, measured, required, PASS/FAIL."""
+    rows: list[dict[str, Any]] = []
+
+    def add(what: str, measured: str, required: str, ok: bool | None) -> None:
+        rows.append({"target": what, "measured": measured, "required": required, "result": ok})
+
+    by_config = {s["config"]: s for s in results.get("throughput", [])}
+    for name, section in by_config.items():
+        coord, node = _run(section, "coordinator", "GET", 32), _run(section, "node", "GET", 32)
+        if coord and node and node["rps"]:
+            ratio = coord["rps"] / node["rps"]
+            add(
+                f"coordinator GET c=32 / node GET c=32 ({name})",
+                f"{ratio:.2f} ({coord['rps']:.0f} / {node['rps']:.0f} req/s)",
+                f">= {NODE_GET_RATIO}",
+                ratio >= NODE_GET_RATIO,
+            )
+    memory, durable = by_config.get("R=1 memory"), by_config.get("R=2 durable")
+    if memory and durable:
+        for c in (32, 1):
+            a, b = _run(durable, "coordinator", "PUT", c), _run(memory, "coordinator", "PUT", c)
+            if a and b and b["rps"]:
+                ratio = a["rps"] / b["rps"]
+                add(
+                    f"R=2 durable PUT / R=1 memory PUT, coordinator c={c}",
+                    f"{ratio:.2f} ({a['rps']:.0f} / {b['rps']:.0f} req/s)",
+                    f">= {DURABLE_PUT_RATIO}",
+                    ratio >= DURABLE_PUT_RATIO,
+                )
+    for name, section in by_config.items():
+        for op in ("put", "get"):
+            rate = section["bulk"][op]["keys_per_s"]
+            add(
+                f"bulk {op} keys/s through the coordinator ({name})",
+                f"{rate:,.0f}",
+                f">= {BULK_KEYS_PER_S:,}",
+                rate >= BULK_KEYS_PER_S,
+            )
+    detection = {(d["n"], d["k"]): d for d in results.get("detection", [])}
+    base = detection.get((20, 1))
+    interval = results.get("detection_interval_s", 2.0)
+    for k in (10, 5):
+        case = detection.get((20, k))
+        if base and case and base["max_s"] is not None and case["max_s"] is not None:
+            delta = case["max_s"] - base["max_s"]
+            add(
+                f"detection max, 20:{k} minus 20:1",
+                f"{delta:+.2f} s ({case['max_s']:.2f} vs {base['max_s']:.2f} s)",
+                f"<= {interval:g} s (one interval)",
+                delta <= interval and not case["undetected"],
+            )
+    if detection:
+        false = sorted({n for d in detection.values() for n in d["false_unhealthy"]})
+        add(
+            "healthy nodes marked unhealthy during detection runs",
+            ", ".join(false) if false else "none",
+            "none",
+            not false,
+        )
+    for variant in results.get("probe_lag", {}).get("variants", []):
+        p99, cpu = variant["lag_p99_ms"], variant["cpu_cores"]
+        ok = kept_up(variant, results["probe_lag"]) and p99 < PROBE_P99_MS and cpu < PROBE_CPU_CORES
+        add(
+            f"probe lag, 1,000 nodes at 1 s: {variant['variant']}",
+            f"p99 {_fmt(p99)} ms, {_fmt(cpu, 2)} cores",
+            f"p99 < {PROBE_P99_MS:g} ms, < {PROBE_CPU_CORES} cores",
+            ok,
+        )
+    return rows
+
+
+def _throughput_md(sections: list[dict[str, Any]]) -> list[str]:
+    rows = []
+    for s in sections:
+        for r in s["runs"]:
+            errors = r["non_2xx"] + r["socket_errors"] + r["timeouts"]
+            cpu = r.get("cpu_cores", {})
+            nodes = sum(v for k, v in cpu.items() if k not in _NOT_NODES)
+            cores = (cpu.get("coordinator", 0.0), nodes, cpu.get("wrk", 0.0), cpu.get("other", 0.0))
+            served_by = cpu.get(r["target"].removeprefix("node "), 0.0)
+            rows.append(
+                [
+                    s["config"],
+                    r["target"],
+                    r["method"],
+                    r["concurrency"],
+                    r["keys"],
+                    r["rps"],
+                    r["p50_ms"],
+                    r["p99_ms"],
+                    errors,
+                    "/".join(f"{x:.2f}" for x in cores),
+                    _fmt(1000.0 * served_by / r["rps"], 2) if r["rps"] else "-",
+                ]
+            )
+    out = [
+        "## GET and PUT (wrk)",
+        "",
+        "CPU = cores used during the run by the coordinator / both nodes / wrk / everything else "
+        "on the machine (other jobs: a busy machine makes a run less reliable). CPU ms/req = "
+        "CPU time of the process wrk talks to per request, which outside load barely moves.",
+        "",
+    ]
+    headers = ["config", "target", "method", "c", "keys", "req/s", "p50 ms", "p99 ms", "errors"]
+    out += _table([*headers, "CPU coord/nodes/wrk/other", "CPU ms/req"], rows)
+    bulk_rows = [
+        [
+            s["config"],
+            op,
+            s["bulk"][op]["keys"],
+            s["bulk"][op]["seconds"],
+            s["bulk"][op]["keys_per_s"],
+            sum(s["bulk"][op]["errors"].values()),
+        ]
+        for s in sections
+        for op in ("put", "get")
+    ]
+    out += ["## Bulk (POST /data/_bulk, 1,000 ops per request, 4 requests at a time)", ""]
+    out += _table(["config", "op", "keys", "seconds", "keys/s", "errors"], bulk_rows)
+    mem_rows = [
+        [
+            s["config"],
+            s["peak_rss_mb"].get("coordinator"),
+            ", ".join(f"{k} {v}" for k, v in s["peak_rss_mb"].items() if k != "coordinator"),
+        ]
+        for s in sections
+    ]
+    out += ["## Peak memory (RSS during the wrk and bulk runs)", ""]
+    out += _table(["config", "coordinator MB", "nodes MB"], mem_rows)
+    return out
+
+
+def _detection_md(rows: list[dict[str, Any]], bound: float) -> list[str]:
+    table = [
+        [
+            f"{d['n']}:{d['k']}",
+            d["max_s"],
+            d["mean_s"],
+            d["min_s"],
+            f"{d['detected']}/{d['k']}",
+            ", ".join(d["false_unhealthy"]) or "none",
+            d["coordinator_peak_rss_mb"],
+        ]
+        for d in rows
+    ]
+    return [
+        "## Failure detection (HEALTH_CHECK_INTERVAL=2s, timeout 1s, 3 failures)",
+        "",
+        f"Time from SIGSTOP to `unhealthy` in `GET /nodes` (polled every 50 ms). "
+        f"F x I + T = {bound:g} s.",
+        "",
+        *_table(
+            [
+                "N:K",
+                "max s",
+                "mean s",
+                "min s",
+                "detected",
+                "healthy marked unhealthy",
+                "coordinator peak MB",
+            ],
+            table,
+        ),
+    ]
+
+
+def _probe_md(section: dict[str, Any]) -> list[str]:
+    rows = [
+        [
+            v["variant"],
+            "yes" if kept_up(v, section) else "NO",
+            v["probes_per_s"],
+            v["lag_p50_ms"],
+            v["lag_p99_ms"],
+            v["lag_max_ms"],
+            v["skipped_ticks"],
+            _fmt(v["cpu_cores"], 2),
+            _fmt(v["server_cpu_cores"], 2),
+            _fmt(v.get("other_cpu_cores"), 2),
+            v["loop_lag_p99_ms"],
+            f"{v['ok']}/{v['failed']}",
+            v["marked_unhealthy"],
+            ", ".join(f"{k} {n}" for k, n in sorted(v["statuses_at_end"].items())),
+        ]
+        for v in section["variants"]
+    ]
+    return [
+        f"## Probe-schedule lag ({section['nodes']:,} nodes, interval {section['interval_s']:g} s,"
+        f" timeout {section['timeout_s']:g} s, {section['window_s']:g} s window after "
+        f"{section['warmup_s']:g} s warm-up)",
+        "",
+        "Lag = probe start - its scheduled tick. CPU = this process's user+system time / wall "
+        "(1.0 = one core); the HTTP servers run in another process; other CPU = the rest of the "
+        "machine (other jobs). Kept up = finished and ran at least 95% of the scheduled probes.",
+        "",
+        *_table(
+            [
+                "variant",
+                "kept up",
+                "probes/s",
+                "lag p50 ms",
+                "lag p99 ms",
+                "lag max ms",
+                "skipped ticks",
+                "CPU cores",
+                "servers' CPU",
+                "other CPU",
+                "loop lag p99 ms",
+                "probes ok/failed",
+                "marked unhealthy",
+                "statuses at end",
+            ],
+            rows,
+        ),
+    ]
+
+
+def _markdown(results: dict[str, Any]) -> str:
+    machine = results["machine"]
+    out = [
+        "# Torua benchmarks",
+        "",
+        f"`{results['command']}` - {results['started']} - {results['duration_s']:.0f} s"
+        f"{' (quick)' if results['quick'] else ''}",
+        "",
+    ]
+    out += _table(["machine", ""], [[k, v] for k, v in machine.items()])
+    out += ["## Targets", ""]
+    out += _table(
+        ["target", "measured", "required", "result"],
+        [
+            [t["target"], t["measured"], t["required"], _verdict(t["result"])]
+            for t in results["targets"]
+        ],
+    )
+    if results.get("throughput"):
+        out += _throughput_md(results["throughput"])
+    if results.get("detection"):
+        out += _detection_md(results["detection"], results["detection_bound_s"])
+    if results.get("probe_lag"):
+        out += _probe_md(results["probe_lag"])
+    if results["problems"]:
+        out += ["## Problems seen", ""] + [f"- {p}" for p in results["problems"]] + [""]
+    return "\n".join(out)
+
+
+def write_results(results: dict[str, Any], out: Path) -> tuple[Path, Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    results["targets"] = targets(results)
+    json_path, md_path = out / "results.json", out / "results.md"
+    json_path.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    md_path.write_text(_markdown(results))
+    return json_path, md_path
