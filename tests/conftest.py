@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-
-import threading
 
 import httpx
 import pytest
@@ -85,7 +84,7 @@ async def local_cluster(
     if leftover:
         # trio's thread cache parks idle workers briefly; give them a moment to exit.
         with trio.move_on_after(5):
-            while leftover := [t for t in leftover if t.is_alive()
+            while leftover := [t for t in leftover if t.is_alive()  # noqa: ASYNC110
                                and not t.name.startswith("Trio thread")]:
                 await trio.sleep(0.05)
     assert not leftover, f"threads outlived the cluster: {leftover}"

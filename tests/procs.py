@@ -80,10 +80,11 @@ class ProcessGroup:
     async def start(self, name: str, argv: list[str], env: dict[str, str] | None = None,
                     *, ready_within: float = 20.0, stderr_to: Path | None = None) -> Proc:
         full_env = {**self.env, **(env or {})}
-        stderr = open(stderr_to, "ab") if stderr_to is not None else None  # noqa: SIM115
+        # Opened once, before the child starts; not worth a thread hop.
+        stderr = open(stderr_to, "ab") if stderr_to is not None else None  # noqa: SIM115, ASYNC230
         try:
             process: trio.Process = await self.nursery.start(
-                lambda task_status: trio.run_process(
+                lambda task_status: trio.run_process(  # noqa: ASYNC105 (nursery.start awaits it)
                     [sys.executable, "-m", "torua", *argv], env=full_env, check=False,
                     stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, stderr=stderr,
                     start_new_session=True, task_status=task_status,

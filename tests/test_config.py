@@ -47,7 +47,8 @@ def _coordinator(argv: list[str], env: dict[str, str]):
 def test_flags_beat_env_beat_defaults() -> None:
     assert _coordinator([], {}).health.interval == 5.0
     assert _coordinator([], {"HEALTH_CHECK_INTERVAL": "10s"}).health.interval == 10.0
-    assert _coordinator(["--interval", "3s"], {"HEALTH_CHECK_INTERVAL": "10s"}).health.interval == 3.0
+    flagged = _coordinator(["--interval", "3s"], {"HEALTH_CHECK_INTERVAL": "10s"})
+    assert flagged.health.interval == 3.0
     settings = _coordinator([], {"COORDINATOR_ADDR": ":9090", "TORUA_TOKEN": "t"})
     assert (settings.host, settings.port) == ("0.0.0.0", 9090)
 

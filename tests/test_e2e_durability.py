@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import signal
 import sys
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -21,8 +22,8 @@ from torua.cluster import shard_for_key
 
 from .checker import AckedWrites
 from .procs import ProcessGroup, wait_until
-from .test_examples import free_port_run
 from .test_e2e_cluster import free_port, nodes_by_id
+from .test_examples import free_port_run
 
 pytestmark = pytest.mark.e2e
 
@@ -183,7 +184,7 @@ async def test_up_stop_and_start_on_the_same_data_dir_keeps_every_key(tmp_path: 
         async with ProcessGroup() as group:
             proc = await group.start("up", argv[3:], {"HEALTH_CHECK_INTERVAL": "1s"},
                                      ready_within=60)
-            token = await wait_until(lambda: _token(proc.output), within=5, what="token line")
+            token = await wait_until(partial(_token, proc.output), within=5, what="token line")
             headers = {"Authorization": f"Bearer {token}"}
             async with httpx.AsyncClient(base_url=proc.url, timeout=10, headers=headers) as http:
                 if run == 0:

@@ -109,7 +109,7 @@ async def test_acknowledged_writes_survive_random_faults(tmp_path: Path) -> None
                         await proc.wait()
                         await trio.sleep(rng.uniform(0.5, 3.0))
                         await start_node(node_id)
-                    await wait_until(lambda: _healthy(http, node_id), within=30,
+                    await wait_until(lambda n=node_id: _healthy(http, n), within=30,
                                      what=f"{node_id} healthy again")
                     faults.faulted(node_id, start, trio.current_time())
                     await trio.sleep(rng.uniform(0.5, 2.0))

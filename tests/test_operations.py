@@ -14,7 +14,7 @@ async def _settled(http) -> bool:
 
 async def _wait(predicate, within: float = 10.0) -> None:
     with trio.fail_after(within):
-        while not await predicate():
+        while not await predicate():  # noqa: ASYNC110 (remote state: nothing to wait on)
             await trio.sleep(0.05)
 
 

@@ -81,7 +81,8 @@ def coordinator_settings(args: argparse.Namespace, env: Mapping[str, str]) -> Co
         host=host,
         port=port,
         health=health,
-        shards=parse_int(pick(args.shards, env, "TORUA_SHARDS", "16") or "", setting="TORUA_SHARDS"),
+        shards=parse_int(pick(args.shards, env, "TORUA_SHARDS", "16") or "",
+                         setting="TORUA_SHARDS"),
         replication_factor=parse_int(
             pick(args.replicas, env, "TORUA_REPLICATION_FACTOR", "2") or "",
             setting="TORUA_REPLICATION_FACTOR",

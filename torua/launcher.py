@@ -106,7 +106,7 @@ async def run_up(settings: UpSettings) -> int:
 
         async def start(name: str, argv: list[str]) -> trio.Process:
             process: trio.Process = await nursery.start(
-                lambda task_status: trio.run_process(
+                lambda task_status: trio.run_process(  # noqa: ASYNC105 (nursery.start awaits it)
                     python + argv, env=env, check=False, start_new_session=True,
                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, task_status=task_status,
                 )

@@ -12,21 +12,21 @@ from typing import Any
 import trio
 from prometheus_client import CollectorRegistry
 from pydantic import Field
-from quart import Response, jsonify, request
+from quart import Response, jsonify
 from quart_trio import QuartTrio
 
 from torua.cluster import Move
 from torua.config import NODE_ID_RE, normalize_url
 from torua.coordinator.api_events import install_event_routes
+from torua.coordinator.api_ops import install_operation_routes
 from torua.coordinator.assignments import AssignmentSync
+from torua.coordinator.bulk import BulkBody, run_bulk
 from torua.coordinator.fast_data import DataFastPath
 from torua.coordinator.health import HealthMonitor
 from torua.coordinator.metrics import install_coordinator_metrics
-from torua.coordinator.api_ops import install_operation_routes
-from torua.coordinator.bulk import BulkBody, run_bulk
 from torua.coordinator.mover import Mover
-from torua.coordinator.operations import Operations
 from torua.coordinator.node_client import NodeClient, NodeUnreachable
+from torua.coordinator.operations import Operations
 from torua.coordinator.persistence import Persister
 from torua.coordinator.redistributor import Redistributor
 from torua.coordinator.router import Router
@@ -35,9 +35,9 @@ from torua.coordinator.views import cluster_info, node_info, node_view, shards_v
 from torua.errors import BadRequest, Conflict, NotFound
 from torua.events import EventBus, NodeJoined, NodeRemoved
 from torua.http.auth import install_token_check
+from torua.http.errors import ERROR_HOOK, install_error_handlers, read_limited
 from torua.http.metrics import ROUTE_SCOPE_KEY
 from torua.http.raw import RawResponder
-from torua.http.errors import ERROR_HOOK, install_error_handlers, read_limited
 from torua.http.validate import Body, parse_body
 
 __all__ = ["Services", "create_coordinator_app"]

@@ -16,16 +16,16 @@ import trio
 
 from torua import __version__
 from torua.config import CoordinatorSettings, HealthSettings
-from torua.coordinator.api_docs import COORDINATOR_DOCS
 from torua.coordinator.api import Services, create_coordinator_app
+from torua.coordinator.api_docs import COORDINATOR_DOCS
 from torua.coordinator.assignments import AssignmentSync
+from torua.coordinator.client_pool import ClientPool
 from torua.coordinator.health import HealthMonitor
 from torua.coordinator.metrics import probe_observer
 from torua.coordinator.mover import Mover
 from torua.coordinator.node_client import NodeClient
 from torua.coordinator.operations import Operations
 from torua.coordinator.persistence import Persister, load_state
-from torua.coordinator.client_pool import ClientPool
 from torua.coordinator.probes import Probe, make_probe
 from torua.coordinator.redistributor import Redistributor
 from torua.coordinator.router import Router

@@ -17,15 +17,15 @@ from quart_trio import QuartTrio
 from torua import __version__
 from torua.errors import BadRequest, NotFound, Unavailable
 from torua.http.auth import install_token_check
+from torua.http.errors import ERROR_HOOK, install_error_handlers, read_limited
 from torua.http.metrics import ROUTE_SCOPE_KEY
 from torua.http.raw import RawResponder
-from torua.http.errors import ERROR_HOOK, install_error_handlers, read_limited
 from torua.http.validate import Body, parse_body
 from torua.node.fast_store import StoreFastPath
 from torua.node.metrics import install_node_metrics
 from torua.node.state import NodeRuntime
-from torua.node.transfer import install_transfer_routes
 from torua.node.store import Store, next_version
+from torua.node.transfer import install_transfer_routes
 
 __all__ = ["create_node_app"]
 

@@ -79,7 +79,8 @@ async def keep_registered(
         attempt = 0
         runtime.heard_from_coordinator()
         # Silence longer than this means the coordinator no longer knows us.
-        while runtime.silent_for() < 2 * runtime.interval + 2.0:
+        # A deadline that moves whenever the coordinator speaks: polled at half an interval.
+        while runtime.silent_for() < 2 * runtime.interval + 2.0:  # noqa: ASYNC110
             await trio.sleep(max(0.2, runtime.interval / 2))
         log.warning(
             "no word from the coordinator for %.1fs; registering again", runtime.silent_for()
