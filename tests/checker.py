@@ -37,8 +37,15 @@ class AckedWrites:
         self.maybe.setdefault(key, set()).add(value)
         return False
 
-    async def run_writer(self, http: httpx.AsyncClient, keys: int, *, prefix: str = "k",
-                         stop: trio.Event, pause: float = 0.0) -> None:
+    async def run_writer(
+        self,
+        http: httpx.AsyncClient,
+        keys: int,
+        *,
+        prefix: str = "k",
+        stop: trio.Event,
+        pause: float = 0.0,
+    ) -> None:
         """Write ``keys`` keys round-robin until ``stop`` is set (then finish the round)."""
         generation = 0
         while not stop.is_set():
@@ -55,6 +62,8 @@ class AckedWrites:
             response = await http.get(f"/data/{key}")
             got = response.content if response.status_code == 200 else None
             if got != value and got not in self.maybe.get(key, set()):
-                missing.append(f"{key}: expected {value!r}, got HTTP {response.status_code} "
-                               f"{response.content[:60]!r}")
+                missing.append(
+                    f"{key}: expected {value!r}, got HTTP {response.status_code} "
+                    f"{response.content[:60]!r}"
+                )
         return missing

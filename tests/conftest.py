@@ -25,8 +25,16 @@ class LocalCluster:
         self.http = httpx.AsyncClient(base_url=coordinator.url, timeout=10.0)
 
     async def add_node(self, node_id: str, *, capacity: int | None = None) -> Node:
-        node = Node(NodeSettings(node_id=node_id, port=0, coordinator=self.coordinator.url,
-                                 capacity=capacity, memory=True, register_backoff_max=0.2))
+        node = Node(
+            NodeSettings(
+                node_id=node_id,
+                port=0,
+                coordinator=self.coordinator.url,
+                capacity=capacity,
+                memory=True,
+                register_backoff_max=0.2,
+            )
+        )
         await self.nursery.start(node.run)
         self.nodes[node_id] = node
         return node
@@ -58,8 +66,9 @@ class LocalCluster:
 async def local_cluster(
     nodes: int = 2, *, replicas: int = 2, shards: int = 8, health: HealthSettings = FAST_HEALTH
 ) -> AsyncIterator[LocalCluster]:
-    settings = CoordinatorSettings(port=0, shards=shards, replication_factor=replicas,
-                                   health=health, memory=True)
+    settings = CoordinatorSettings(
+        port=0, shards=shards, replication_factor=replicas, health=health, memory=True
+    )
     tasks_before = _all_tasks()
     threads_before = set(threading.enumerate())
     async with trio.open_nursery() as nursery:
@@ -84,10 +93,14 @@ async def local_cluster(
     if leftover:
         # trio's thread cache parks idle workers briefly; give them a moment to exit.
         with trio.move_on_after(5):
-            while leftover := [t for t in leftover if t.is_alive()  # noqa: ASYNC110
-                               and not t.name.startswith("Trio thread")]:
+            while leftover := _busy(leftover):  # noqa: ASYNC110 (threads have no event)
                 await trio.sleep(0.05)
     assert not leftover, f"threads outlived the cluster: {leftover}"
+
+
+def _busy(threads: list[threading.Thread]) -> list[threading.Thread]:
+    """Threads still alive, leaving out trio's idle cached workers."""
+    return [t for t in threads if t.is_alive() and not t.name.startswith("Trio thread")]
 
 
 def _all_tasks() -> set[trio.lowlevel.Task]:

@@ -77,17 +77,29 @@ class ProcessGroup:
             result = await self._nursery_manager.__aexit__(*exc_info)
         return result
 
-    async def start(self, name: str, argv: list[str], env: dict[str, str] | None = None,
-                    *, ready_within: float = 20.0, stderr_to: Path | None = None) -> Proc:
+    async def start(
+        self,
+        name: str,
+        argv: list[str],
+        env: dict[str, str] | None = None,
+        *,
+        ready_within: float = 20.0,
+        stderr_to: Path | None = None,
+    ) -> Proc:
         full_env = {**self.env, **(env or {})}
         # Opened once, before the child starts; not worth a thread hop.
         stderr = open(stderr_to, "ab") if stderr_to is not None else None  # noqa: SIM115, ASYNC230
         try:
             process: trio.Process = await self.nursery.start(
                 lambda task_status: trio.run_process(  # noqa: ASYNC105 (nursery.start awaits it)
-                    [sys.executable, "-m", "torua", *argv], env=full_env, check=False,
-                    stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, stderr=stderr,
-                    start_new_session=True, task_status=task_status,
+                    [sys.executable, "-m", "torua", *argv],
+                    env=full_env,
+                    check=False,
+                    stdout=subprocess.PIPE,
+                    stdin=subprocess.DEVNULL,
+                    stderr=stderr,
+                    start_new_session=True,
+                    task_status=task_status,
                 )
             )
         finally:
@@ -129,14 +141,28 @@ class ProcessGroup:
         return proc
 
     async def coordinator(self, env: dict[str, str] | None = None, *args: str) -> Proc:
-        return await self.start("coordinator",
-                                 ["coordinator", "--listen", "127.0.0.1:0", "--memory", *args],
-                                 env)
+        return await self.start(
+            "coordinator", ["coordinator", "--listen", "127.0.0.1:0", "--memory", *args], env
+        )
 
-    async def node(self, node_id: str, coordinator: str, env: dict[str, str] | None = None,
-                   *args: str) -> Proc:
-        return await self.start(node_id, ["node", "--id", node_id, "--listen", "127.0.0.1:0",
-                                          "--coordinator", coordinator, "--memory", *args], env)
+    async def node(
+        self, node_id: str, coordinator: str, env: dict[str, str] | None = None, *args: str
+    ) -> Proc:
+        return await self.start(
+            node_id,
+            [
+                "node",
+                "--id",
+                node_id,
+                "--listen",
+                "127.0.0.1:0",
+                "--coordinator",
+                coordinator,
+                "--memory",
+                *args,
+            ],
+            env,
+        )
 
     async def stop(self, proc: Proc, grace: float = 10.0, signum: int = signal.SIGINT) -> int:
         """SIGINT by default: a node stops without draining (SIGTERM would drain it)."""
@@ -159,7 +185,8 @@ class ProcessGroup:
         # No listening socket of ours may be left either.
         ports = {int(p.url.rsplit(":", 1)[1]) for p in self.procs if p.url}
         listening = {
-            c.laddr.port for c in psutil.net_connections(kind="tcp")
+            c.laddr.port
+            for c in psutil.net_connections(kind="tcp")
             if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port in ports
         }
         assert not listening, f"ports still listening after the test: {sorted(listening)}"

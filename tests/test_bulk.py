@@ -29,12 +29,19 @@ async def test_bulk_puts_gets_and_deletes_in_order(cluster: LocalCluster) -> Non
 
 async def test_a_bad_bulk_request_changes_nothing(cluster: LocalCluster) -> None:
     before = await cluster.snapshot()
-    for body in ({"ops": []}, {"ops": [{"op": "put", "key": "a"}]},
-                 {"ops": [{"op": "put", "key": "a", "value": "x"},
-                          {"op": "put", "key": "b", "value_b64": "not base64!"}]},
-                 {"ops": [{"op": "get", "key": "a", "value": "x"}]},
-                 {"ops": [{"op": "put", "key": "", "value": "x"}]},
-                 {"ops": [{"op": "merge", "key": "a"}]}):
+    for body in (
+        {"ops": []},
+        {"ops": [{"op": "put", "key": "a"}]},
+        {
+            "ops": [
+                {"op": "put", "key": "a", "value": "x"},
+                {"op": "put", "key": "b", "value_b64": "not base64!"},
+            ]
+        },
+        {"ops": [{"op": "get", "key": "a", "value": "x"}]},
+        {"ops": [{"op": "put", "key": "", "value": "x"}]},
+        {"ops": [{"op": "merge", "key": "a"}]},
+    ):
         response = await cluster.http.post("/data/_bulk", json=body)
         assert response.status_code == 400, (body, response.text)
     assert (await cluster.http.get("/data/a")).status_code == 404

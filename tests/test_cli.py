@@ -27,8 +27,12 @@ from torua.cli.events import SseEvent, describe, parse_sse
 
 pytestmark = pytest.mark.e2e
 
-ENV = {"HEALTH_CHECK_INTERVAL": "500ms", "HEALTH_CHECK_TIMEOUT": "400ms", "TORUA_MEMORY": "1",
-       "TORUA_LOG_LEVEL": "ERROR"}
+ENV = {
+    "HEALTH_CHECK_INTERVAL": "500ms",
+    "HEALTH_CHECK_TIMEOUT": "400ms",
+    "TORUA_MEMORY": "1",
+    "TORUA_LOG_LEVEL": "ERROR",
+}
 
 
 class Cluster:
@@ -40,9 +44,14 @@ class Cluster:
         env = {**os.environ, **ENV}
         env.pop("TORUA_TOKEN", None)
         process = subprocess.Popen(
-            [sys.executable, "-m", "torua", *argv], stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, text=True, env=env,
-            start_new_session=True)
+            [sys.executable, "-m", "torua", *argv],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            env=env,
+            start_new_session=True,
+        )
         self.procs[name] = process
         assert process.stdout is not None
         for line in process.stdout:
@@ -51,8 +60,9 @@ class Cluster:
         raise AssertionError(f"{name} exited with {process.wait()} before READY")
 
     def node(self, node_id: str) -> str:
-        return self.start(node_id, ["node", "--id", node_id, "--listen", "127.0.0.1:0",
-                                    "--coordinator", self.url])
+        return self.start(
+            node_id, ["node", "--id", node_id, "--listen", "127.0.0.1:0", "--coordinator", self.url]
+        )
 
     def stop(self, name: str) -> None:
         """SIGINT: a node stops without draining; then reap it by pid."""
@@ -64,8 +74,10 @@ class Cluster:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-        assert not psutil.pid_exists(process.pid) or \
-            psutil.Process(process.pid).status() == psutil.STATUS_ZOMBIE
+        assert (
+            not psutil.pid_exists(process.pid)
+            or psutil.Process(process.pid).status() == psutil.STATUS_ZOMBIE
+        )
 
     def http(self) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=30)
@@ -81,8 +93,9 @@ class Cluster:
             while time.monotonic() < deadline:
                 nodes = http.get("/nodes").json()["nodes"]
                 shards = http.get("/shards").json()["shards"]
-                if (sum(n["status"] == "healthy" for n in nodes) >= healthy
-                        and all(s["state"] == "active" for s in shards)):
+                if sum(n["status"] == "healthy" for n in nodes) >= healthy and all(
+                    s["state"] == "active" for s in shards
+                ):
                     return
                 time.sleep(0.1)
         raise AssertionError(f"cluster not settled with {healthy} healthy nodes")
@@ -92,8 +105,10 @@ class Cluster:
 def cluster() -> Iterator[Cluster]:
     c = Cluster()
     try:
-        c.url = c.start("coordinator", ["coordinator", "--listen", "127.0.0.1:0",
-                                        "--shards", "8", "--replicas", "2"])
+        c.url = c.start(
+            "coordinator",
+            ["coordinator", "--listen", "127.0.0.1:0", "--shards", "8", "--replicas", "2"],
+        )
         for node_id in ("n1", "n2", "n3"):
             c.node(node_id)
         c.wait_settled(3)
@@ -108,15 +123,22 @@ def cluster() -> Iterator[Cluster]:
             c.stop(name)
 
 
-def torua(cluster: Cluster | None, *argv: str, stdin: bytes | None = None,
-          timeout: float = 60) -> subprocess.CompletedProcess[bytes]:
+def torua(
+    cluster: Cluster | None, *argv: str, stdin: bytes | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[bytes]:
     env = {**os.environ}
     env.pop("TORUA_TOKEN", None)
     env.pop("TORUA_COORDINATOR", None)
     if cluster is not None:
         env["TORUA_COORDINATOR"] = cluster.url
-    return subprocess.run([sys.executable, "-m", "torua", *argv], input=stdin,
-                          capture_output=True, env=env, timeout=timeout, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "torua", *argv],
+        input=stdin,
+        capture_output=True,
+        env=env,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def one_line_error(result: subprocess.CompletedProcess[bytes]) -> str:
@@ -189,10 +211,18 @@ def test_get_missing_key_fails_with_one_line(cluster: Cluster) -> None:
     assert "no-such-key" in one_line_error(result)
 
 
-@pytest.mark.parametrize("argv", [
-    ["get"], ["put", "k"], ["frobnicate"], ["maintenance", "maybe", "n1"], ["maintenance", "on"],
-    ["watch", "--count", "0"], ["get", ""],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["get"],
+        ["put", "k"],
+        ["frobnicate"],
+        ["maintenance", "maybe", "n1"],
+        ["maintenance", "on"],
+        ["watch", "--count", "0"],
+        ["get", ""],
+    ],
+)
 def test_bad_usage_exits_2(argv: list[str]) -> None:
     result = torua(None, *argv, "--coordinator", "http://127.0.0.1:9")
     assert result.returncode == 2, result.stderr
@@ -224,8 +254,12 @@ def test_watch_sees_hello_then_a_node_joining(cluster: Cluster) -> None:
             pytest.skip("GET /events is not served by this coordinator yet")
     env = {**os.environ, "TORUA_COORDINATOR": cluster.url}
     env.pop("TORUA_TOKEN", None)
-    watcher = subprocess.Popen([sys.executable, "-m", "torua", "watch", "--count", "2", "--json"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    watcher = subprocess.Popen(
+        [sys.executable, "-m", "torua", "watch", "--count", "2", "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
     try:
         assert watcher.stdout is not None
         hello = json.loads(watcher.stdout.readline())  # the snapshot comes at once
@@ -246,8 +280,13 @@ def test_watch_sees_hello_then_a_node_joining(cluster: Cluster) -> None:
 def test_watch_for_people_and_ctrl_c(cluster: Cluster) -> None:
     env = {**os.environ, "TORUA_COORDINATOR": cluster.url}
     env.pop("TORUA_TOKEN", None)
-    watcher = subprocess.Popen([sys.executable, "-m", "torua", "watch"], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, env=env, text=True)
+    watcher = subprocess.Popen(
+        [sys.executable, "-m", "torua", "watch"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        text=True,
+    )
     assert watcher.stdout is not None
     line = watcher.stdout.readline()
     assert " hello " in line and "nodes healthy" in line
@@ -327,15 +366,31 @@ def test_token_is_sent_as_bearer(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_sse_parsing() -> None:
-    lines = ["retry: 2000", "", "id: 0", "event: hello", 'data: {"cluster": {}}', "",
-             ": keepalive", "", "id: 1", "event: node_joined",
-             'data: {"type": "node_joined", "node_id": "n9", "addr": "http://x"}', "",
-             "data: line one", "data: line two", ""]
+    lines = [
+        "retry: 2000",
+        "",
+        "id: 0",
+        "event: hello",
+        'data: {"cluster": {}}',
+        "",
+        ": keepalive",
+        "",
+        "id: 1",
+        "event: node_joined",
+        'data: {"type": "node_joined", "node_id": "n9", "addr": "http://x"}',
+        "",
+        "data: line one",
+        "data: line two",
+        "",
+    ]
     events = list(parse_sse(lines))
-    assert events == [SseEvent("0", "hello", '{"cluster": {}}'),
-                      SseEvent("1", "node_joined",
-                               '{"type": "node_joined", "node_id": "n9", "addr": "http://x"}'),
-                      SseEvent("1", "message", "line one\nline two")]
+    assert events == [
+        SseEvent("0", "hello", '{"cluster": {}}'),
+        SseEvent(
+            "1", "node_joined", '{"type": "node_joined", "node_id": "n9", "addr": "http://x"}'
+        ),
+        SseEvent("1", "message", "line one\nline two"),
+    ]
     assert events[0].payload()["type"] == "hello"
     assert describe(events[1].payload()) == "n9 at http://x"
     assert events[2].payload() == {"type": "message", "data": "line one\nline two"}

@@ -20,8 +20,16 @@ from torua.errors import ConfigError
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("500ms", 0.5), ("2s", 2.0), ("1m", 60.0), ("1m30s", 90.0), ("1h", 3600.0),
-     ("1.5s", 1.5), ("250us", 0.00025), ("0", 0.0)],
+    [
+        ("500ms", 0.5),
+        ("2s", 2.0),
+        ("1m", 60.0),
+        ("1m30s", 90.0),
+        ("1h", 3600.0),
+        ("1.5s", 1.5),
+        ("250us", 0.00025),
+        ("0", 0.0),
+    ],
 )
 def test_go_durations(text: str, seconds: float) -> None:
     assert parse_duration(text) == pytest.approx(seconds)
@@ -101,8 +109,11 @@ def test_health_settings_reject_timeout_not_shorter_than_interval() -> None:
 )
 def test_process_exits_2_with_one_line(argv: list[str], env: dict[str, str], names: str) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "torua", *argv], env={"PATH": "/usr/bin:/bin", **env},
-        capture_output=True, text=True, timeout=30,
+        [sys.executable, "-m", "torua", *argv],
+        env={"PATH": "/usr/bin:/bin", **env},
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()

@@ -10,8 +10,17 @@ from torua.cluster import shard_for_key
 
 from .conftest import LocalCluster
 
-KEYS = ["plain", "with/slash", "a b c", "user@example.com", "ns:key", "ключ", "日本語/キー", "..",
-        "x" * 1024]
+KEYS = [
+    "plain",
+    "with/slash",
+    "a b c",
+    "user@example.com",
+    "ns:key",
+    "ключ",
+    "日本語/キー",
+    "..",
+    "x" * 1024,
+]
 
 
 def path(key: str) -> str:

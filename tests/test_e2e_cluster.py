@@ -37,8 +37,11 @@ async def placement(http: httpx.AsyncClient) -> list[tuple[str, list[str]]]:
 async def all_healthy(http: httpx.AsyncClient, count: int) -> bool:
     nodes = await nodes_by_id(http)
     info = (await http.get("/cluster/info")).json()
-    return (len(nodes) == count and all(n["status"] == "healthy" for n in nodes.values())
-            and info["assigned_shards"] == info["total_shards"])
+    return (
+        len(nodes) == count
+        and all(n["status"] == "healthy" for n in nodes.values())
+        and info["assigned_shards"] == info["total_shards"]
+    )
 
 
 async def test_seed_scenario_suspend_detect_move_resume() -> None:

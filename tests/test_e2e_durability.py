@@ -43,15 +43,28 @@ def durable(tmp: Path) -> list[str]:
     return ["--data-dir", str(tmp)]
 
 
-async def start_cluster(group: ProcessGroup, tmp: Path, nodes: int, env: dict[str, str],
-                        port: int = 0):
+async def start_cluster(
+    group: ProcessGroup, tmp: Path, nodes: int, env: dict[str, str], port: int = 0
+):
     coordinator = await group.start(
-        "coordinator", ["coordinator", "--listen", f"127.0.0.1:{port}", *durable(tmp)], env)
+        "coordinator", ["coordinator", "--listen", f"127.0.0.1:{port}", *durable(tmp)], env
+    )
     procs = {}
     for i in range(1, nodes + 1):
         procs[f"n{i}"] = await group.start(
-            f"n{i}", ["node", "--id", f"n{i}", "--listen", "127.0.0.1:0",
-                      "--coordinator", coordinator.url, *durable(tmp)], env)
+            f"n{i}",
+            [
+                "node",
+                "--id",
+                f"n{i}",
+                "--listen",
+                "127.0.0.1:0",
+                "--coordinator",
+                coordinator.url,
+                *durable(tmp),
+            ],
+            env,
+        )
     return coordinator, procs
 
 
@@ -83,14 +96,26 @@ async def test_writes_while_shards_move_lose_nothing(tmp_path: Path) -> None:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(lambda: checker.run_writer(http, 300, stop=stop))
                 await trio.sleep(1.0)
-                await group.start("n3", ["node", "--id", "n3", "--listen", "127.0.0.1:0",
-                                         "--coordinator", coordinator.url, *durable(tmp_path)],
-                                  FAST)
+                await group.start(
+                    "n3",
+                    [
+                        "node",
+                        "--id",
+                        "n3",
+                        "--listen",
+                        "127.0.0.1:0",
+                        "--coordinator",
+                        coordinator.url,
+                        *durable(tmp_path),
+                    ],
+                    FAST,
+                )
                 await wait_until(lambda: _holds_copies(http, "n3"), within=10, what="n3 joined")
                 await wait_until(lambda: green(http), within=30, what="green after join")
                 for shard_id in range(4):
-                    response = await http.post("/shards/assign",
-                                               json={"shard_id": shard_id, "node_id": "n3"})
+                    response = await http.post(
+                        "/shards/assign", json={"shard_id": shard_id, "node_id": "n3"}
+                    )
                     assert response.status_code == 200, response.text
                 response = await http.post("/rebalance")
                 assert response.status_code == 200
@@ -120,8 +145,11 @@ async def test_coordinator_sigkill_and_restart_mid_traffic(tmp_path: Path) -> No
                 coordinator.kill()
                 await coordinator.wait()
                 await trio.sleep(0.5)
-                await group.start("coordinator-2", ["coordinator", "--listen",
-                                                    f"127.0.0.1:{port}", *durable(tmp_path)], FAST)
+                await group.start(
+                    "coordinator-2",
+                    ["coordinator", "--listen", f"127.0.0.1:{port}", *durable(tmp_path)],
+                    FAST,
+                )
                 await wait_until(lambda: green(http), within=20, what="green after restart")
                 await trio.sleep(1.0)
                 stop.set()
@@ -177,13 +205,24 @@ async def _incomplete(http: httpx.AsyncClient) -> bool:
 
 async def test_up_stop_and_start_on_the_same_data_dir_keeps_every_key(tmp_path: Path) -> None:
     port = free_port_run(4)
-    argv = [sys.executable, "-m", "torua", "up", "--nodes", "3", "--port", str(port),
-            "--data-dir", str(tmp_path)]
+    argv = [
+        sys.executable,
+        "-m",
+        "torua",
+        "up",
+        "--nodes",
+        "3",
+        "--port",
+        str(port),
+        "--data-dir",
+        str(tmp_path),
+    ]
     checker = AckedWrites()
     for run in range(2):
         async with ProcessGroup() as group:
-            proc = await group.start("up", argv[3:], {"HEALTH_CHECK_INTERVAL": "1s"},
-                                     ready_within=60)
+            proc = await group.start(
+                "up", argv[3:], {"HEALTH_CHECK_INTERVAL": "1s"}, ready_within=60
+            )
             token = await wait_until(partial(_token, proc.output), within=5, what="token line")
             headers = {"Authorization": f"Bearer {token}"}
             async with httpx.AsyncClient(base_url=proc.url, timeout=10, headers=headers) as http:
@@ -196,8 +235,11 @@ async def test_up_stop_and_start_on_the_same_data_dir_keeps_every_key(tmp_path: 
             proc.process.send_signal(signal.SIGTERM)
             with trio.fail_after(30):
                 assert await proc.wait() == 0
-            assert not [p for p in children if psutil.pid_exists(p)
-                        and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+            assert not [
+                p
+                for p in children
+                if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE
+            ]
 
 
 async def _token(lines: list[str]) -> str | None:
@@ -206,5 +248,3 @@ async def _token(lines: list[str]) -> str | None:
         if match:
             return match.group(1)
     return None
-
-

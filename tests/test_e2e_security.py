@@ -17,13 +17,22 @@ TOKEN = "s3cret-token-value-for-tests"
 
 async def test_token_is_required_used_between_processes_and_never_logged(tmp_path: Path) -> None:
     log = tmp_path / "stderr.log"
-    env = {"TORUA_TOKEN": TOKEN, "HEALTH_CHECK_INTERVAL": "1s", "TORUA_LOG_LEVEL": "DEBUG",
-           "TORUA_MEMORY": "1"}
+    env = {
+        "TORUA_TOKEN": TOKEN,
+        "HEALTH_CHECK_INTERVAL": "1s",
+        "TORUA_LOG_LEVEL": "DEBUG",
+        "TORUA_MEMORY": "1",
+    }
     async with ProcessGroup() as group:
         coordinator = await group.start(
-            "coordinator", ["coordinator", "--listen", "127.0.0.1:0"], env, stderr_to=log)
-        node = await group.start("n1", ["node", "--id", "n1", "--listen", "127.0.0.1:0",
-                                        "--coordinator", coordinator.url], env, stderr_to=log)
+            "coordinator", ["coordinator", "--listen", "127.0.0.1:0"], env, stderr_to=log
+        )
+        node = await group.start(
+            "n1",
+            ["node", "--id", "n1", "--listen", "127.0.0.1:0", "--coordinator", coordinator.url],
+            env,
+            stderr_to=log,
+        )
         good = {"Authorization": f"Bearer {TOKEN}"}
         async with httpx.AsyncClient(base_url=coordinator.url, timeout=10) as http:
 
@@ -40,8 +49,9 @@ async def test_token_is_required_used_between_processes_and_never_logged(tmp_pat
                 assert missing.json()["error"] == "unauthorized"
                 wrong = await http.get(route, headers={"Authorization": "Bearer nope"})
                 assert wrong.status_code == 403, route
-            async with httpx.AsyncClient(base_url=coordinator.url, timeout=10,
-                                         cookies={"torua_token": TOKEN}) as browser:
+            async with httpx.AsyncClient(
+                base_url=coordinator.url, timeout=10, cookies={"torua_token": TOKEN}
+            ) as browser:
                 assert (await browser.get("/nodes")).status_code == 200
             assert (await http.put("/data/k", content=b"v", headers=good)).status_code == 204
             assert (await http.get("/data/k", headers=good)).content == b"v"

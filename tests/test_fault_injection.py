@@ -39,15 +39,20 @@ class FaultLog:
     def fair(self, node_id: str, seen_at: float) -> bool:
         # Convicted while faulted, or shortly after (the verdict outlives the fault
         # until the next good probes): allow detection time plus a margin.
-        return any(start <= seen_at <= end + DETECTION + 3 * INTERVAL
-                   for start, end in self.windows.get(node_id, []))
+        return any(
+            start <= seen_at <= end + DETECTION + 3 * INTERVAL
+            for start, end in self.windows.get(node_id, [])
+        )
 
 
 async def test_acknowledged_writes_survive_random_faults(tmp_path: Path) -> None:
     seconds = float(os.environ.get("TORUA_FAULT_SECONDS", "60"))
     rng = random.Random(int(os.environ.get("TORUA_FAULT_SEED", "7")))
-    env = {"HEALTH_CHECK_INTERVAL": "1s", "HEALTH_CHECK_TIMEOUT": "500ms",
-           "TORUA_REPLICATION_FACTOR": "2"}
+    env = {
+        "HEALTH_CHECK_INTERVAL": "1s",
+        "HEALTH_CHECK_TIMEOUT": "500ms",
+        "TORUA_REPLICATION_FACTOR": "2",
+    }
     data = ["--data-dir", str(tmp_path)]
     faults = FaultLog()
     convictions: list[tuple[str, float]] = []
@@ -56,13 +61,25 @@ async def test_acknowledged_writes_survive_random_faults(tmp_path: Path) -> None
 
     async with ProcessGroup() as group:
         coordinator = await group.start(
-            "coordinator", ["coordinator", "--listen", "127.0.0.1:0", *data], env)
+            "coordinator", ["coordinator", "--listen", "127.0.0.1:0", *data], env
+        )
         nodes: dict[str, Proc] = {}
 
         async def start_node(node_id: str) -> None:
-            nodes[node_id] = await group.start(node_id, [
-                "node", "--id", node_id, "--listen", "127.0.0.1:0",
-                "--coordinator", coordinator.url, *data], env)
+            nodes[node_id] = await group.start(
+                node_id,
+                [
+                    "node",
+                    "--id",
+                    node_id,
+                    "--listen",
+                    "127.0.0.1:0",
+                    "--coordinator",
+                    coordinator.url,
+                    *data,
+                ],
+                env,
+            )
 
         for i in range(1, 5):
             await start_node(f"n{i}")
@@ -80,7 +97,10 @@ async def test_acknowledged_writes_survive_random_faults(tmp_path: Path) -> None
                             # Never older than what was acknowledged before the read began
                             # (a newer, in-flight value is fine).
                             assert _generation(response.content) >= _generation(acked), (
-                                key, acked, response.content)
+                                key,
+                                acked,
+                                response.content,
+                            )
                     await trio.sleep(0.05)
 
             async def watcher() -> None:
@@ -109,8 +129,11 @@ async def test_acknowledged_writes_survive_random_faults(tmp_path: Path) -> None
                         await proc.wait()
                         await trio.sleep(rng.uniform(0.5, 3.0))
                         await start_node(node_id)
-                    await wait_until(lambda n=node_id: _healthy(http, n), within=30,
-                                     what=f"{node_id} healthy again")
+                    await wait_until(
+                        lambda n=node_id: _healthy(http, n),
+                        within=30,
+                        what=f"{node_id} healthy again",
+                    )
                     faults.faulted(node_id, start, trio.current_time())
                     await trio.sleep(rng.uniform(0.5, 2.0))
 
@@ -124,8 +147,10 @@ async def test_acknowledged_writes_survive_random_faults(tmp_path: Path) -> None
             lost = await checker.lost(http)
 
     print(f"faults injected: {len(faults.injected)} ({'; '.join(faults.injected)})")
-    print(f"writes attempted {checker.attempts}, acknowledged keys {len(checker.acked)}, "
-          f"unacknowledged {checker.failures}, reads {reads}, lost {len(lost)}")
+    print(
+        f"writes attempted {checker.attempts}, acknowledged keys {len(checker.acked)}, "
+        f"unacknowledged {checker.failures}, reads {reads}, lost {len(lost)}"
+    )
     assert faults.injected
     assert lost == []
     # Judged at the end, when every fault window is known.

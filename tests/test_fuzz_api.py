@@ -30,16 +30,22 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 pytestmark = pytest.mark.e2e
 
 EXAMPLES = int(os.environ.get("TORUA_FUZZ_EXAMPLES", "25"))
-FUZZ_SETTINGS = settings(max_examples=EXAMPLES, deadline=None, derandomize=True,
-                         suppress_health_check=list(HealthCheck))
+FUZZ_SETTINGS = settings(
+    max_examples=EXAMPLES, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck)
+)
 
 
 class Service:
     def __init__(self, argv: list[str], env: dict[str, str]) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "torua", *argv], stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, text=True,
-            env={**os.environ, "TORUA_LOG_LEVEL": "ERROR", **env}, start_new_session=True)
+            [sys.executable, "-m", "torua", *argv],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            env={**os.environ, "TORUA_LOG_LEVEL": "ERROR", **env},
+            start_new_session=True,
+        )
         assert self.process.stdout is not None
         for line in self.process.stdout:
             if line.startswith("READY "):
@@ -55,8 +61,10 @@ class Service:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        assert not psutil.pid_exists(self.process.pid) or \
-            psutil.Process(self.process.pid).status() == psutil.STATUS_ZOMBIE
+        assert (
+            not psutil.pid_exists(self.process.pid)
+            or psutil.Process(self.process.pid).status() == psutil.STATUS_ZOMBIE
+        )
 
 
 @pytest.fixture(scope="module")
@@ -66,11 +74,31 @@ def services() -> Iterator[dict[str, Service]]:
     try:
         started["coordinator"] = Service(["coordinator", "--listen", "127.0.0.1:0"], env)
         for node_id in ("n1", "n2"):
-            started[node_id] = Service(["node", "--id", node_id, "--listen", "127.0.0.1:0",
-                                        "--coordinator", started["coordinator"].url], env)
+            started[node_id] = Service(
+                [
+                    "node",
+                    "--id",
+                    node_id,
+                    "--listen",
+                    "127.0.0.1:0",
+                    "--coordinator",
+                    started["coordinator"].url,
+                ],
+                env,
+            )
         # A node of its own for node fuzzing, registered nowhere (port 9 is discard).
-        started["lone"] = Service(["node", "--id", "lone", "--listen", "127.0.0.1:0",
-                                   "--coordinator", "http://127.0.0.1:9"], env)
+        started["lone"] = Service(
+            [
+                "node",
+                "--id",
+                "lone",
+                "--listen",
+                "127.0.0.1:0",
+                "--coordinator",
+                "http://127.0.0.1:9",
+            ],
+            env,
+        )
         _wait_green(started["coordinator"].url)
         yield started
     finally:
@@ -100,9 +128,10 @@ def node_schema(services: dict[str, Service]) -> schemathesis.BaseSchema:
 
 def _snapshot(http: httpx.Client) -> tuple:
     """What a 4xx must leave unchanged: membership, placement, config, one value."""
-    nodes = [{k: v for k, v in n.items() if k not in ("last_health_check",
-                                                        "consecutive_failures")}
-             for n in http.get("/nodes").json()["nodes"]]
+    nodes = [
+        {k: v for k, v in n.items() if k not in ("last_health_check", "consecutive_failures")}
+        for n in http.get("/nodes").json()["nodes"]
+    ]
     shards = http.get("/shards").json()
     config = http.get("/cluster/config").json()
     probe = http.get("/data/fuzz-sentinel")
@@ -114,8 +143,11 @@ def _check(case: schemathesis.Case, url: str, snapshot) -> None:
     started = time.monotonic()
     response = case.call(base_url=url, timeout=30)
     if os.environ.get("TORUA_FUZZ_TRACE"):
-        print(f"{time.monotonic() - started:6.3f}s {response.status_code} {case.method} "
-              f"{case.formatted_path} {case.body!r:.120}", file=sys.stderr)
+        print(
+            f"{time.monotonic() - started:6.3f}s {response.status_code} {case.method} "
+            f"{case.formatted_path} {case.body!r:.120}",
+            file=sys.stderr,
+        )
     assert response.status_code != 500, f"{case.method} {case.formatted_path}: {response.text}"
     assert "Traceback" not in response.text
     # positive_data_acceptance is left out: rules such as "the timeout is shorter than
@@ -123,8 +155,9 @@ def _check(case: schemathesis.Case, url: str, snapshot) -> None:
     # schema-valid requests are rightly refused with a 400 or 409 at times.
     case.validate_response(response, excluded_checks=[positive_data_acceptance])
     if 400 <= response.status_code < 500:
-        assert snapshot() == before, f"{case.method} {case.formatted_path} -> " \
-            f"{response.status_code} changed state"
+        assert snapshot() == before, (
+            f"{case.method} {case.formatted_path} -> {response.status_code} changed state"
+        )
 
 
 def _fuzz(schema: schemathesis.BaseSchema, url: str, snapshot) -> int:
@@ -149,8 +182,9 @@ def _fuzz(schema: schemathesis.BaseSchema, url: str, snapshot) -> int:
     return calls
 
 
-def test_coordinator_api_fuzz(coordinator_schema: schemathesis.BaseSchema,
-                              services: dict[str, Service]) -> None:
+def test_coordinator_api_fuzz(
+    coordinator_schema: schemathesis.BaseSchema, services: dict[str, Service]
+) -> None:
     url = services["coordinator"].url
     with httpx.Client(base_url=url, timeout=30) as http:
         assert http.put("/data/fuzz-sentinel", content=b"still here").status_code == 204
@@ -159,8 +193,7 @@ def test_coordinator_api_fuzz(coordinator_schema: schemathesis.BaseSchema,
     assert calls >= EXAMPLES
 
 
-def test_node_api_fuzz(node_schema: schemathesis.BaseSchema,
-                       services: dict[str, Service]) -> None:
+def test_node_api_fuzz(node_schema: schemathesis.BaseSchema, services: dict[str, Service]) -> None:
     url = services["lone"].url
     with httpx.Client(base_url=url, timeout=30) as http:
 

@@ -110,8 +110,9 @@ async def test_config_is_validated_applied_and_acknowledged_by_every_node() -> N
         http = cluster.http
         config = (await http.get("/cluster/config")).json()
         assert config["health_check_interval"] == "200ms"
-        response = await http.put("/cluster/config", json={"health_check_interval": "300ms",
-                                                           "max_moves": 4})
+        response = await http.put(
+            "/cluster/config", json={"health_check_interval": "300ms", "max_moves": 4}
+        )
         assert response.status_code == 200, response.text
         body = response.json()
         assert body["config"]["health_check_interval"] == "300ms"

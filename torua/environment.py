@@ -28,10 +28,18 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--capacity", help="max shard copies per node (TORUA_NODE_CAPACITY)")
     parser.add_argument("--max-value", help="max value size in bytes (TORUA_MAX_VALUE)")
     parser.add_argument("--data-dir", help="data directory (TORUA_DATA_DIR)")
-    parser.add_argument("--memory", action="store_true", default=None,
-                        help="keep everything in memory (TORUA_MEMORY=1)")
-    parser.add_argument("--insecure", action="store_true", default=None,
-                        help="allow a non-loopback listen address without TORUA_TOKEN")
+    parser.add_argument(
+        "--memory",
+        action="store_true",
+        default=None,
+        help="keep everything in memory (TORUA_MEMORY=1)",
+    )
+    parser.add_argument(
+        "--insecure",
+        action="store_true",
+        default=None,
+        help="allow a non-loopback listen address without TORUA_TOKEN",
+    )
     parser.add_argument("--log-level", help="DEBUG, INFO, WARNING (TORUA_LOG_LEVEL)")
 
 
@@ -81,8 +89,9 @@ def coordinator_settings(args: argparse.Namespace, env: Mapping[str, str]) -> Co
         host=host,
         port=port,
         health=health,
-        shards=parse_int(pick(args.shards, env, "TORUA_SHARDS", "16") or "",
-                         setting="TORUA_SHARDS"),
+        shards=parse_int(
+            pick(args.shards, env, "TORUA_SHARDS", "16") or "", setting="TORUA_SHARDS"
+        ),
         replication_factor=parse_int(
             pick(args.replicas, env, "TORUA_REPLICATION_FACTOR", "2") or "",
             setting="TORUA_REPLICATION_FACTOR",
@@ -95,11 +104,13 @@ def coordinator_settings(args: argparse.Namespace, env: Mapping[str, str]) -> Co
             setting="TORUA_MAX_VALUE",
         ),
         data_dir=pick(args.data_dir, env, "TORUA_DATA_DIR", "./.torua") or "./.torua",
-        memory=parse_bool(pick(memory_flag, env, "TORUA_MEMORY", "0") or "0",
-                          setting="TORUA_MEMORY"),
+        memory=parse_bool(
+            pick(memory_flag, env, "TORUA_MEMORY", "0") or "0", setting="TORUA_MEMORY"
+        ),
         token=env.get("TORUA_TOKEN") or None,
-        insecure=parse_bool(pick(insecure_flag, env, "TORUA_INSECURE", "0") or "0",
-                            setting="TORUA_INSECURE"),
+        insecure=parse_bool(
+            pick(insecure_flag, env, "TORUA_INSECURE", "0") or "0", setting="TORUA_INSECURE"
+        ),
     )
 
 
@@ -129,9 +140,11 @@ def node_settings(args: argparse.Namespace, env: Mapping[str, str]) -> NodeSetti
             setting="TORUA_MAX_VALUE",
         ),
         data_dir=pick(args.data_dir, env, "TORUA_DATA_DIR", "./.torua") or "./.torua",
-        memory=parse_bool(pick(memory_flag, env, "TORUA_MEMORY", "0") or "0",
-                          setting="TORUA_MEMORY"),
+        memory=parse_bool(
+            pick(memory_flag, env, "TORUA_MEMORY", "0") or "0", setting="TORUA_MEMORY"
+        ),
         token=env.get("TORUA_TOKEN") or None,
-        insecure=parse_bool(pick(insecure_flag, env, "TORUA_INSECURE", "0") or "0",
-                            setting="TORUA_INSECURE"),
+        insecure=parse_bool(
+            pick(insecure_flag, env, "TORUA_INSECURE", "0") or "0", setting="TORUA_INSECURE"
+        ),
     )

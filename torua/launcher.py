@@ -107,8 +107,13 @@ async def run_up(settings: UpSettings) -> int:
         async def start(name: str, argv: list[str]) -> trio.Process:
             process: trio.Process = await nursery.start(
                 lambda task_status: trio.run_process(  # noqa: ASYNC105 (nursery.start awaits it)
-                    python + argv, env=env, check=False, start_new_session=True,
-                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, task_status=task_status,
+                    python + argv,
+                    env=env,
+                    check=False,
+                    start_new_session=True,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    task_status=task_status,
                 )
             )
             children.append((name, process))
@@ -128,19 +133,42 @@ async def run_up(settings: UpSettings) -> int:
         # Starting up can be interrupted too: a signal cancels this scope at once.
         with trio.CancelScope() as startup:
             nursery.start_soon(_cancel_when_set, stop, startup)
-            await start("coordinator", ["coordinator", "--listen", f"127.0.0.1:{settings.port}",
-                                        "--shards", str(settings.shards),
-                                        "--replicas", str(settings.replicas), *common])
+            await start(
+                "coordinator",
+                [
+                    "coordinator",
+                    "--listen",
+                    f"127.0.0.1:{settings.port}",
+                    "--shards",
+                    str(settings.shards),
+                    "--replicas",
+                    str(settings.replicas),
+                    *common,
+                ],
+            )
             for i, port in enumerate(ports[1:], start=1):
-                await start(f"n{i}", ["node", "--id", f"n{i}", "--listen", f"127.0.0.1:{port}",
-                                      "--coordinator", url, *common])
+                await start(
+                    f"n{i}",
+                    [
+                        "node",
+                        "--id",
+                        f"n{i}",
+                        "--listen",
+                        f"127.0.0.1:{port}",
+                        "--coordinator",
+                        url,
+                        *common,
+                    ],
+                )
             headers = {"Authorization": f"Bearer {token}"}
             async with httpx.AsyncClient(headers=headers, timeout=5.0) as client:
                 with trio.move_on_after(settings.ready_timeout) as waiting:
                     info = await _wait_ready(client, url, settings.nodes, settings.replicas)
             if waiting.cancelled_caught:
-                print(f"torua up: the cluster was not ready within {settings.ready_timeout:.0f}s",
-                      file=sys.stderr)
+                print(
+                    f"torua up: the cluster was not ready within {settings.ready_timeout:.0f}s",
+                    file=sys.stderr,
+                )
             else:
                 _print_ready(url, token, ports, info)
                 status = 0
@@ -166,6 +194,8 @@ def _print_ready(url: str, token: str, ports: list[int], info: dict) -> None:
     for name, address in rows:
         print(f"  {name:<{width}}  {address}")
     print(f"  token        {token}")
-    print(f"  cluster      {info.get('cluster_state')} ({info.get('healthy_nodes')} healthy nodes, "
-          f"{info.get('total_shards')} shards)")
+    print(
+        f"  cluster      {info.get('cluster_state')} ({info.get('healthy_nodes')} healthy nodes, "
+        f"{info.get('total_shards')} shards)"
+    )
     print("Ctrl-C stops the cluster.", flush=True)

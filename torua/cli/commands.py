@@ -40,8 +40,19 @@ from torua.cli.render import (
 
 __all__ = ["CLIENT_COMMANDS", "add_client_commands", "run_client_command"]
 
-CLIENT_COMMANDS = ("status", "nodes", "shards", "put", "get", "delete", "drain",
-                   "maintenance", "evacuate", "rebalance", "watch")
+CLIENT_COMMANDS = (
+    "status",
+    "nodes",
+    "shards",
+    "put",
+    "get",
+    "delete",
+    "drain",
+    "maintenance",
+    "evacuate",
+    "rebalance",
+    "watch",
+)
 MAX_KEY_BYTES = 1024
 
 
@@ -58,9 +69,12 @@ def _positive(text: str) -> int:
 def add_client_commands(commands: Any) -> None:
     def client(name: str, help_text: str) -> argparse.ArgumentParser:
         parser = commands.add_parser(name, help=help_text, description=help_text)
-        parser.add_argument("--coordinator", default=None, metavar="URL",
-                            help="coordinator URL (TORUA_COORDINATOR, "
-                                 "default http://127.0.0.1:8080)")
+        parser.add_argument(
+            "--coordinator",
+            default=None,
+            metavar="URL",
+            help="coordinator URL (TORUA_COORDINATOR, default http://127.0.0.1:8080)",
+        )
         parser.add_argument("--json", action="store_true", help="print JSON for scripts")
         return parser
 
@@ -83,8 +97,13 @@ def add_client_commands(commands: Any) -> None:
     evacuate_cmd.add_argument("node")
     client("rebalance", "even out shard copies across nodes")
     watch_cmd = client("watch", "follow live cluster events (Ctrl-C stops)")
-    watch_cmd.add_argument("--count", type=_positive, default=None, metavar="N",
-                           help="stop after N events (the first is hello)")
+    watch_cmd.add_argument(
+        "--count",
+        type=_positive,
+        default=None,
+        metavar="N",
+        help="stop after N events (the first is hello)",
+    )
 
 
 def run_client_command(args: argparse.Namespace) -> int:
@@ -170,8 +189,13 @@ def _data(args: argparse.Namespace, http: httpx.Client) -> int:
             try:
                 print_json({"key": args.key, "size": len(value), "value": value.decode()})
             except UnicodeDecodeError:
-                print_json({"key": args.key, "size": len(value),
-                            "value_base64": base64.b64encode(value).decode()})
+                print_json(
+                    {
+                        "key": args.key,
+                        "size": len(value),
+                        "value_base64": base64.b64encode(value).decode(),
+                    }
+                )
             return 0
         out = sys.stdout.buffer
         out.write(value)
@@ -185,8 +209,9 @@ def _data(args: argparse.Namespace, http: httpx.Client) -> int:
         if args.json:
             print_json({"key": args.key, "size": len(value)})
         else:
-            out_console().print(f"stored {args.key!r} ({len(value)} bytes)", highlight=False,
-                                markup=False)
+            out_console().print(
+                f"stored {args.key!r} ({len(value)} bytes)", highlight=False, markup=False
+            )
         return 0
     call(http, "DELETE", path, ok=(200, 204))
     if args.json:
@@ -198,8 +223,12 @@ def _data(args: argparse.Namespace, http: httpx.Client) -> int:
 
 def _maintenance(args: argparse.Namespace, http: httpx.Client) -> int:
     enabled = args.state == "on"
-    body = call(http, "POST", "/nodes/maintenance",
-                json={"nodes": list(dict.fromkeys(args.nodes)), "enabled": enabled}).json()
+    body = call(
+        http,
+        "POST",
+        "/nodes/maintenance",
+        json={"nodes": list(dict.fromkeys(args.nodes)), "enabled": enabled},
+    ).json()
     if args.json:
         print_json(body)
     else:

@@ -47,15 +47,16 @@ class CommandError(Exception):
 
 
 def base_url(args: argparse.Namespace) -> str:
-    url = (args.coordinator or os.environ.get("TORUA_COORDINATOR") or DEFAULT_COORDINATOR)
+    url = args.coordinator or os.environ.get("TORUA_COORDINATOR") or DEFAULT_COORDINATOR
     url = url.strip().rstrip("/")
     if "://" not in url:
         url = "http://" + url  # "127.0.0.1:8080" is what people type
     return url
 
 
-def open_client(args: argparse.Namespace, *, timeout: float | httpx.Timeout = TIMEOUT
-                ) -> httpx.Client:
+def open_client(
+    args: argparse.Namespace, *, timeout: float | httpx.Timeout = TIMEOUT
+) -> httpx.Client:
     """An HTTP client for the coordinator, with ``Authorization`` when TORUA_TOKEN is set."""
     headers = {"User-Agent": "torua-cli"}
     if token := os.environ.get("TORUA_TOKEN", "").strip():
@@ -82,8 +83,9 @@ def error_line(response: httpx.Response) -> str:
     return line
 
 
-def call(http: httpx.Client, method: str, path: str, *, ok: tuple[int, ...] = (200,),
-         **kwargs: Any) -> httpx.Response:
+def call(
+    http: httpx.Client, method: str, path: str, *, ok: tuple[int, ...] = (200,), **kwargs: Any
+) -> httpx.Response:
     """One request; any status outside ``ok`` becomes a CommandError."""
     response = http.request(method, path, **kwargs)
     if response.status_code not in ok:

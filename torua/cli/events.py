@@ -36,9 +36,16 @@ __all__ = ["SseEvent", "describe", "parse_sse", "watch"]
 
 READ_TIMEOUT = 60.0  # the coordinator sends a keepalive after 15 s of quiet
 
-TYPE_STYLE = {"hello": "bold cyan", "node_joined": "green", "node_removed": "red",
-              "health_changed": "yellow", "mode_changed": "magenta", "shard_moved": "blue",
-              "progress": "cyan", "config_changed": "yellow"}
+TYPE_STYLE = {
+    "hello": "bold cyan",
+    "node_joined": "green",
+    "node_removed": "red",
+    "health_changed": "yellow",
+    "mode_changed": "magenta",
+    "shard_moved": "blue",
+    "progress": "cyan",
+    "config_changed": "yellow",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,10 +106,12 @@ def describe(payload: dict[str, Any]) -> str:
     get = payload.get
     if kind == "hello":
         cluster = get("cluster") or {}
-        return (f"cluster {cluster.get('cluster_state', '?')}, "
-                f"{cluster.get('healthy_nodes', '?')}/{cluster.get('total_nodes', '?')} nodes "
-                f"healthy, {cluster.get('assigned_shards', '?')}/"
-                f"{cluster.get('total_shards', '?')} shards assigned")
+        return (
+            f"cluster {cluster.get('cluster_state', '?')}, "
+            f"{cluster.get('healthy_nodes', '?')}/{cluster.get('total_nodes', '?')} nodes "
+            f"healthy, {cluster.get('assigned_shards', '?')}/"
+            f"{cluster.get('total_shards', '?')} shards assigned"
+        )
     if kind == "node_joined":
         return f"{get('node_id')} at {get('addr')}{' (rejoined)' if get('rejoined') else ''}"
     if kind in ("health_changed", "mode_changed"):
@@ -112,8 +121,10 @@ def describe(payload: dict[str, Any]) -> str:
         return str(get("node_id"))
     if kind == "shard_moved":
         copy = "primary" if get("primary") else "replica"
-        return (f"shard {get('shard_id')} {copy} {_arrow(get('source'), get('target'))}"
-                f" ({get('reason')})")
+        return (
+            f"shard {get('shard_id')} {copy} {_arrow(get('source'), get('target'))}"
+            f" ({get('reason')})"
+        )
     if kind == "progress":
         return f"{get('node_id')} {get('moved')}/{get('total')} copies, {get('state')}"
     if kind == "config_changed":
@@ -162,8 +173,9 @@ def watch(args: argparse.Namespace, http: httpx.Client) -> int:
     connected = False
     while True:
         try:
-            with http.stream("GET", "/events", headers={"Accept": "text/event-stream"},
-                             timeout=timeout) as response:
+            with http.stream(
+                "GET", "/events", headers={"Accept": "text/event-stream"}, timeout=timeout
+            ) as response:
                 if response.status_code != 200:
                     response.read()
                     raise CommandError(error_line(response))
@@ -185,7 +197,8 @@ def watch(args: argparse.Namespace, http: httpx.Client) -> int:
             if now - unreachable_since > RECONNECT_FOR:
                 raise CommandError(
                     f"the coordinator has been unreachable for {RECONNECT_FOR:.0f}s "
-                    f"(after {seen} events)") from None
+                    f"(after {seen} events)"
+                ) from None
         print("torua: event stream ended; reconnecting", file=sys.stderr)
         try:
             time.sleep(RECONNECT_DELAY)

@@ -41,9 +41,16 @@ DRAIN_TIMEOUT = 330.0  # the coordinator waits up to 300 s for a drain, then ans
 
 def _progress(quiet: bool) -> Progress:
     console = progress_console()
-    return Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-                    MofNCompleteColumn(), TextColumn("copies"), TimeElapsedColumn(),
-                    console=console, disable=quiet or not console.is_terminal)
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("copies"),
+        TimeElapsedColumn(),
+        console=console,
+        disable=quiet or not console.is_terminal,
+    )
 
 
 def _copies(noun: int) -> str:
@@ -90,8 +97,9 @@ def drain(args: argparse.Namespace, http: httpx.Client, open_client: ClientFacto
             if "response" in outcome and outcome["response"].status_code == 200:
                 progress.update(task, completed=total)
     except KeyboardInterrupt:
-        raise CommandError(f"interrupted; the coordinator goes on draining {node_id}",
-                           status=130) from None
+        raise CommandError(
+            f"interrupted; the coordinator goes on draining {node_id}", status=130
+        ) from None
     if "error" in outcome:
         raise outcome["error"]
     response: httpx.Response = outcome["response"]
@@ -101,8 +109,9 @@ def drain(args: argparse.Namespace, http: httpx.Client, open_client: ClientFacto
     if args.json:
         print_json(body)
     else:
-        out_console().print(f"drained {node_id}: moved {_copies(int(body.get('moved', 0)))}",
-                            highlight=False)
+        out_console().print(
+            f"drained {node_id}: moved {_copies(int(body.get('moved', 0)))}", highlight=False
+        )
     return 0
 
 
@@ -123,15 +132,21 @@ def evacuate(args: argparse.Namespace, http: httpx.Client) -> int:
     except KeyboardInterrupt:
         raise CommandError(
             f"interrupted; the coordinator goes on evacuating {node_id} "
-            f"(`torua maintenance off {node_id}` makes it active again)", status=130) from None
+            f"(`torua maintenance off {node_id}` makes it active again)",
+            status=130,
+        ) from None
     if args.json:
         print_json(state)
     if state.get("state") == "done":
         if not args.json:
-            out_console().print(f"evacuated {node_id}: moved {state.get('moved', 0)} of "
-                                f"{_copies(int(state.get('total', 0)))}", highlight=False)
+            out_console().print(
+                f"evacuated {node_id}: moved {state.get('moved', 0)} of "
+                f"{_copies(int(state.get('total', 0)))}",
+                highlight=False,
+            )
         return 0
     if state.get("state") == "failed":
-        raise CommandError(f"evacuation of {node_id} failed: "
-                           f"{state.get('reason') or 'no reason given'}")
+        raise CommandError(
+            f"evacuation of {node_id} failed: {state.get('reason') or 'no reason given'}"
+        )
     raise CommandError(f"evacuation of {node_id}: unexpected state {state.get('state')!r}")

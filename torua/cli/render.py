@@ -28,10 +28,19 @@ __all__ = [
 
 CLUSTER_STYLE = {"green": "bold green", "yellow": "bold yellow", "red": "bold red"}
 HEALTH_STYLE = {"healthy": "green", "unhealthy": "bold red", "unknown": "yellow"}
-MODE_STYLE = {"active": "green", "maintenance": "yellow", "evacuating": "magenta",
-              "draining": "magenta"}
-SHARD_STYLE = {"active": "green", "relocating": "cyan", "recovering": "yellow",
-               "incomplete": "yellow", "unassigned": "bold red"}
+MODE_STYLE = {
+    "active": "green",
+    "maintenance": "yellow",
+    "evacuating": "magenta",
+    "draining": "magenta",
+}
+SHARD_STYLE = {
+    "active": "green",
+    "relocating": "cyan",
+    "recovering": "yellow",
+    "incomplete": "yellow",
+    "unassigned": "bold red",
+}
 
 
 def styled(value: Any, styles: dict[str, str]) -> Text:
@@ -82,36 +91,48 @@ def _key_value_table(title: str) -> Table:
     return table
 
 
-def status_table(info: dict[str, Any], nodes: list[dict[str, Any]],
-                 shards: dict[str, Any]) -> Table:
+def status_table(
+    info: dict[str, Any], nodes: list[dict[str, Any]], shards: dict[str, Any]
+) -> Table:
     table = _key_value_table("Torua cluster")
     table.add_row("state", styled(info.get("cluster_state"), CLUSTER_STYLE))
     healthy, total = info.get("healthy_nodes", 0), info.get("total_nodes", 0)
-    node_line = Text(f"{healthy}/{total} healthy",
-                     style="green" if total and healthy == total else "yellow")
+    node_line = Text(
+        f"{healthy}/{total} healthy", style="green" if total and healthy == total else "yellow"
+    )
     if nodes:
-        node_line.append("  (").append_text(
-            _counts([n["mode"] for n in nodes], MODE_STYLE)).append(")")
+        node_line.append("  (").append_text(_counts([n["mode"] for n in nodes], MODE_STYLE)).append(
+            ")"
+        )
     table.add_row("nodes", node_line)
     assigned, count = info.get("assigned_shards", 0), info.get("total_shards", 0)
-    shard_line = Text(f"{assigned}/{count} assigned, R={shards.get('replication_factor', '?')}",
-                      style="" if assigned == count else "red")
+    shard_line = Text(
+        f"{assigned}/{count} assigned, R={shards.get('replication_factor', '?')}",
+        style="" if assigned == count else "red",
+    )
     if shards.get("shards"):
         shard_line.append("  (").append_text(
-            _counts([s["state"] for s in shards["shards"]], SHARD_STYLE)).append(")")
+            _counts([s["state"] for s in shards["shards"]], SHARD_STYLE)
+        ).append(")")
     table.add_row("shards", shard_line)
     copies = sum(len(n.get("shards", [])) for n in nodes)
     table.add_row("copies", str(copies))
     table.add_row("cluster id", str(info.get("cluster_id", "-")))
-    table.add_row("coordinator", f"v{info.get('coordinator_version', '?')}, "
-                                 f"up {duration(info.get('uptime'))}")
+    table.add_row(
+        "coordinator", f"v{info.get('coordinator_version', '?')}, up {duration(info.get('uptime'))}"
+    )
     return table
 
 
 def nodes_table(nodes: list[dict[str, Any]]) -> Table:
     healthy = sum(n["status"] == "healthy" for n in nodes)
-    table = Table(title="Nodes", box=box.ROUNDED, title_justify="left",
-                  caption=f"{len(nodes)} nodes, {healthy} healthy", caption_justify="left")
+    table = Table(
+        title="Nodes",
+        box=box.ROUNDED,
+        title_justify="left",
+        caption=f"{len(nodes)} nodes, {healthy} healthy",
+        caption_justify="left",
+    )
     table.add_column("id", style="bold", no_wrap=True)
     table.add_column("addr", no_wrap=True)
     table.add_column("status", no_wrap=True)
@@ -127,18 +148,28 @@ def nodes_table(nodes: list[dict[str, Any]]) -> Table:
         copies = str(len(node.get("shards", [])))
         if node.get("capacity") is not None:
             copies += f"/{node['capacity']}"
-        table.add_row(node["id"], node.get("addr", ""), status, styled(node["mode"], MODE_STYLE),
-                      copies, str(len(node.get("primary_shards", []))),
-                      ago(node.get("last_health_check"), now))
+        table.add_row(
+            node["id"],
+            node.get("addr", ""),
+            status,
+            styled(node["mode"], MODE_STYLE),
+            copies,
+            str(len(node.get("primary_shards", []))),
+            ago(node.get("last_health_check"), now),
+        )
     return table
 
 
 def shards_table(data: dict[str, Any]) -> Table:
     replication = data.get("replication_factor", 0)
     shards = data.get("shards", [])
-    table = Table(title=f"Shards ({data.get('num_shards', len(shards))} shards, R={replication})",
-                  box=box.ROUNDED, title_justify="left", caption_justify="left",
-                  caption=_counts([s["state"] for s in shards], {}).plain)
+    table = Table(
+        title=f"Shards ({data.get('num_shards', len(shards))} shards, R={replication})",
+        box=box.ROUNDED,
+        title_justify="left",
+        caption_justify="left",
+        caption=_counts([s["state"] for s in shards], {}).plain,
+    )
     table.add_column("shard", justify="right")
     table.add_column("primary", style="bold")
     table.add_column("replicas")
@@ -147,12 +178,13 @@ def shards_table(data: dict[str, Any]) -> Table:
     for shard in shards:
         in_sync = shard.get("in_sync", [])
         sync_style = "green" if len(in_sync) >= replication else "yellow" if in_sync else "red"
-        table.add_row(str(shard["shard_id"]),
-                      Text(shard["primary"] or "-", style="" if shard["primary"] else "red"),
-                      ", ".join(shard.get("replicas", [])) or "-",
-                      Text(f"{', '.join(in_sync) or '-'} ({len(in_sync)}/{replication})",
-                           style=sync_style),
-                      styled(shard["state"], SHARD_STYLE))
+        table.add_row(
+            str(shard["shard_id"]),
+            Text(shard["primary"] or "-", style="" if shard["primary"] else "red"),
+            ", ".join(shard.get("replicas", [])) or "-",
+            Text(f"{', '.join(in_sync) or '-'} ({len(in_sync)}/{replication})", style=sync_style),
+            styled(shard["state"], SHARD_STYLE),
+        )
     return table
 
 
@@ -170,7 +202,11 @@ def moves_table(moves: list[dict[str, Any]]) -> Table:
     for column in ("shard", "copy", "from", "to", "reason"):
         table.add_column(column)
     for move in moves:
-        table.add_row(str(move["shard_id"]), "primary" if move.get("primary") else "replica",
-                      move.get("source") or "-", move.get("target") or "-",
-                      move.get("reason") or "")
+        table.add_row(
+            str(move["shard_id"]),
+            "primary" if move.get("primary") else "replica",
+            move.get("source") or "-",
+            move.get("target") or "-",
+            move.get("reason") or "",
+        )
     return table

@@ -74,8 +74,10 @@ class BroadcastBody(Body):
     def model_post_init(self, _: object) -> None:
         if self.path.rstrip("/") == "/control" and self.payload.get("type") == "assignment":
             # Only the coordinator's own sync may say which copies a node holds.
-            raise BadRequest("payload: assignments cannot be broadcast; send config messages",
-                             code="invalid_field")
+            raise BadRequest(
+                "payload: assignments cannot be broadcast; send config messages",
+                code="invalid_field",
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,9 +115,13 @@ def create_coordinator_app(services: Services) -> QuartTrio:
     install_token_check(app, state.settings.token)
     # The client data path skips Quart (raw ASGI), inside the metrics wrapper.
     app.asgi_app = DataFastPath(  # type: ignore[method-assign]
-        app.asgi_app, s.router, token=state.settings.token, max_value=state.settings.max_value,
+        app.asgi_app,
+        s.router,
+        token=state.settings.token,
+        max_value=state.settings.max_value,
         responder=RawResponder(lambda: app.extensions.get(ERROR_HOOK)),
-        route_key=ROUTE_SCOPE_KEY)
+        route_key=ROUTE_SCOPE_KEY,
+    )
     install_coordinator_metrics(app, state, s.monitor, s.mover, s.metrics)
 
     def record_of(node_id: str) -> Any:
@@ -218,8 +224,12 @@ def create_coordinator_app(services: Services) -> QuartTrio:
             await s.mover.wait_settled({body.shard_id})
         shard = state.table.shards[body.shard_id]
         response = jsonify(
-            {"shard_id": body.shard_id, "primary": shard.primary,
-             "done": not waited.cancelled_caught, "moves": [move_json(m) for m in moves]}
+            {
+                "shard_id": body.shard_id,
+                "primary": shard.primary,
+                "done": not waited.cancelled_caught,
+                "moves": [move_json(m) for m in moves],
+            }
         )
         response.status_code = 202 if waited.cancelled_caught else 200
         return response
@@ -231,8 +241,9 @@ def create_coordinator_app(services: Services) -> QuartTrio:
         await s.sync.push(*touched)
         with trio.move_on_after(MOVE_WAIT) as waited:
             await s.mover.wait_settled({m.shard_id for m in moves})
-        response = jsonify({"moves": [move_json(m) for m in moves],
-                            "done": not waited.cancelled_caught})
+        response = jsonify(
+            {"moves": [move_json(m) for m in moves], "done": not waited.cancelled_caught}
+        )
         response.status_code = 202 if waited.cancelled_caught else 200
         return response
 
@@ -283,9 +294,7 @@ def create_coordinator_app(services: Services) -> QuartTrio:
         async with trio.open_nursery() as nursery:
             for record in records:
                 nursery.start_soon(one, record.id, record.addr)
-        return jsonify(
-            {"sent_to": len(records), "results": [results[r.id] for r in records]}
-        )
+        return jsonify({"sent_to": len(records), "results": [results[r.id] for r in records]})
 
     install_operation_routes(app, s, s.operations)
     install_event_routes(app, s)  # GET /events (SSE) and GET / (the dashboard)

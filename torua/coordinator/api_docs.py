@@ -33,8 +33,9 @@ COORDINATOR_DOCS: dict[tuple[str, str], Doc] = {
     ("POST", "/nodes/<node_id>/evacuate"): Doc("start moving every copy off", success=202),
     ("GET", "/nodes/<node_id>/evacuation"): Doc("evacuation progress"),
     ("GET", "/metrics"): Doc("Prometheus text format", content_type="text/plain"),
-    ("GET", "/events"): Doc("Server-Sent Events of the event bus",
-                            content_type="text/event-stream"),
+    ("GET", "/events"): Doc(
+        "Server-Sent Events of the event bus", content_type="text/event-stream"
+    ),
     ("GET", "/"): Doc("the dashboard", content_type="text/html"),
     ("GET", "/openapi.json"): Doc("this document"),
 }

@@ -87,8 +87,7 @@ class AssignmentSync:
             targets = set(self._dirty)
             if trio.current_time() >= next_renewal:
                 # Every node requests may still be routed to keeps its lease.
-                targets.update(r.id for r in self._state.registry.all()
-                               if self._state.is_up(r.id))
+                targets.update(r.id for r in self._state.registry.all() if self._state.is_up(r.id))
                 next_renewal = trio.current_time() + self._state.health.interval
             targets &= {r.id for r in self._state.registry.all()}
             self._dirty &= {r.id for r in self._state.registry.all()}

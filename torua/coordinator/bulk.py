@@ -67,8 +67,9 @@ def _value(op: BulkOp, max_value: int) -> bytes:
         try:
             raw = base64.b64decode(op.value_b64 or "", validate=True)
         except binascii.Error:
-            raise BadRequest(f"ops: value_b64 of {op.key!r} is not base64",
-                             code="invalid_field") from None
+            raise BadRequest(
+                f"ops: value_b64 of {op.key!r} is not base64", code="invalid_field"
+            ) from None
     if len(raw) > max_value:
         raise TooLarge(f"the value of {op.key!r} is over {max_value} bytes (TORUA_MAX_VALUE)")
     return raw
@@ -78,11 +79,13 @@ def _error(exc: ApiError) -> dict[str, Any]:
     return {"status": exc.status, "error": exc.code, "message": exc.message}
 
 
-async def run_bulk(state: ClusterState, router: Router, nodes: NodeClient,
-                   body: BulkBody) -> list[dict[str, Any]]:
+async def run_bulk(
+    state: ClusterState, router: Router, nodes: NodeClient, body: BulkBody
+) -> list[dict[str, Any]]:
     num_shards = state.table.num_shards
-    values = {i: _value(op, state.settings.max_value)
-              for i, op in enumerate(body.ops) if op.op == "put"}  # all checked before any write
+    values = {
+        i: _value(op, state.settings.max_value) for i, op in enumerate(body.ops) if op.op == "put"
+    }  # all checked before any write
     results: list[dict[str, Any]] = [{"key": op.key, "op": op.op} for op in body.ops]
     writes: dict[int, list[int]] = defaultdict(list)
     reads: dict[int, list[int]] = defaultdict(list)
@@ -93,13 +96,17 @@ async def run_bulk(state: ClusterState, router: Router, nodes: NodeClient,
         records = []
         for i in indexes:
             value = values.get(i)
-            records.append({
-                "key": body.ops[i].key, "version": state.next_version(),
-                "value": None if value is None else base64.b64encode(value).decode(),
-            })
+            records.append(
+                {
+                    "key": body.ops[i].key,
+                    "version": state.next_version(),
+                    "value": None if value is None else base64.b64encode(value).decode(),
+                }
+            )
         try:
             await router.replicate(
-                shard_id, lambda addr: nodes.import_page(addr, shard_id, records), expect=200)
+                shard_id, lambda addr: nodes.import_page(addr, shard_id, records), expect=200
+            )
         except ApiError as exc:
             for i in indexes:
                 results[i].update(_error(exc))
@@ -111,8 +118,11 @@ async def run_bulk(state: ClusterState, router: Router, nodes: NodeClient,
         keys = sorted({body.ops[i].key for i in indexes})
         try:
             reply = await router.read_from_copies(
-                shard_id, lambda addr: nodes.request(
-                    "POST", addr, f"/shard/{shard_id}/get_many", payload={"keys": keys}))
+                shard_id,
+                lambda addr: nodes.request(
+                    "POST", addr, f"/shard/{shard_id}/get_many", payload={"keys": keys}
+                ),
+            )
         except ApiError as exc:
             for i in indexes:
                 results[i].update(_error(exc))
@@ -122,8 +132,11 @@ async def run_bulk(state: ClusterState, router: Router, nodes: NodeClient,
         for i in indexes:
             record = found.get(body.ops[i].key)
             if record is None:
-                miss = (Unavailable("the key may be on a lost copy", code="incomplete_shard")
-                        if incomplete else NotFound("no such key", code="key_not_found"))
+                miss = (
+                    Unavailable("the key may be on a lost copy", code="incomplete_shard")
+                    if incomplete
+                    else NotFound("no such key", code="key_not_found")
+                )
                 results[i].update(_error(miss))
                 continue
             raw = base64.b64decode(record["value"])

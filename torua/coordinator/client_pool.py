@@ -28,8 +28,12 @@ class ClientPool:
         base = normalize_url(addr)
         client = self._clients.get(base)
         if client is None:
-            client = httpx.AsyncClient(headers=self._headers, verify=self._ssl,
-                                       limits=self._limits, timeout=httpx.Timeout(10.0))
+            client = httpx.AsyncClient(
+                headers=self._headers,
+                verify=self._ssl,
+                limits=self._limits,
+                timeout=httpx.Timeout(10.0),
+            )
             self._clients[base] = client
         return client
 

@@ -33,8 +33,16 @@ def checked_key(key: str) -> str:
 
 
 class DataFastPath:
-    def __init__(self, app: Any, router: Router, *, token: str | None, max_value: int,
-                 responder: RawResponder, route_key: str) -> None:
+    def __init__(
+        self,
+        app: Any,
+        router: Router,
+        *,
+        token: str | None,
+        max_value: int,
+        responder: RawResponder,
+        route_key: str,
+    ) -> None:
         self._app = app
         self._router = router
         self._token = token
@@ -45,8 +53,12 @@ class DataFastPath:
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         path: str = scope.get("path", "")
         method = scope.get("method")
-        if (scope["type"] != "http" or not path.startswith("/data/") or len(path) == 6
-                or method not in ("GET", "PUT", "DELETE")):
+        if (
+            scope["type"] != "http"
+            or not path.startswith("/data/")
+            or len(path) == 6
+            or method not in ("GET", "PUT", "DELETE")
+        ):
             await self._app(scope, receive, send)
             return
         scope[self._route_key] = ROUTE
@@ -55,10 +67,10 @@ class DataFastPath:
                 raise denied
             key = checked_key(path[6:])
             if method == "GET":
-                value = await self._router.get(key)
-                await self._respond.send(send, 200, value, content_type=OCTETS)
+                found = await self._router.get(key)
+                await self._respond.send(send, 200, found, content_type=OCTETS)
                 return
-            value = None
+            value: bytes | None = None
             if method == "PUT":
                 value = await read_body(receive, self._max_value, "values (TORUA_MAX_VALUE)")
             await self._router.write(key, value)

@@ -68,14 +68,23 @@ def plan_config(state: ClusterState, body: ConfigBody) -> tuple[HealthSettings, 
         changes["interval"] = _duration("health_check_interval", body.health_check_interval)
     if body.health_check_timeout is not None:
         changes["timeout"] = _duration("health_check_timeout", body.health_check_timeout)
-    for field, key in (("health_check_failures", "failures"),
-                       ("health_check_successes", "successes"),
-                       ("health_check_type", "kind"), ("health_check_path", "path")):
+    for field, key in (
+        ("health_check_failures", "failures"),
+        ("health_check_successes", "successes"),
+        ("health_check_type", "kind"),
+        ("health_check_path", "path"),
+    ):
         if getattr(body, field) is not None:
             changes[key] = getattr(body, field)
-    for field in ("health_check_interval", "health_check_timeout", "health_check_failures",
-                  "health_check_successes", "health_check_type", "health_check_path",
-                  "max_moves"):
+    for field in (
+        "health_check_interval",
+        "health_check_timeout",
+        "health_check_failures",
+        "health_check_successes",
+        "health_check_type",
+        "health_check_path",
+        "max_moves",
+    ):
         if field in given and getattr(body, field) is None:
             raise BadRequest(f"{field}: may not be null", code="invalid_field")
     try:
@@ -87,11 +96,14 @@ def plan_config(state: ClusterState, body: ConfigBody) -> tuple[HealthSettings, 
     return health, capacity, max_moves
 
 
-async def send_to_nodes(state: ClusterState, nodes: NodeClient,
-                        config: dict[str, Any]) -> dict[str, bool]:
+async def send_to_nodes(
+    state: ClusterState, nodes: NodeClient, config: dict[str, Any]
+) -> dict[str, bool]:
     acks: dict[str, bool] = {}
-    message = {"type": "config", "config": {**config,
-               "health_check_interval_seconds": state.health.interval}}
+    message = {
+        "type": "config",
+        "config": {**config, "health_check_interval_seconds": state.health.interval},
+    }
 
     async def one(node_id: str, addr: str) -> None:
         try:

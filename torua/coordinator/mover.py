@@ -76,6 +76,7 @@ class Mover:
 
     async def wait_settled(self, shard_ids: set[int]) -> None:
         """Until every copy of these shards is in sync and no handover is pending."""
+
         def settled() -> bool:
             for shard_id in shard_ids:
                 shard = self._state.table.shards[shard_id]
@@ -114,7 +115,9 @@ class Mover:
         fills.sort(key=lambda job: table.shards[job[0]].primary != job[1])
         jobs = [("fill", s, n) for s, n in fills]
         jobs += [
-            ("merge", s, n) for s, nodes in self._state.lost.items() for n in sorted(nodes)
+            ("merge", s, n)
+            for s, nodes in self._state.lost.items()
+            for n in sorted(nodes)
             if self._healthy(n)
         ]
         return jobs
@@ -157,8 +160,9 @@ class Mover:
         if not self._healthy(node_id):
             raise MoveAborted(f"{node_id} is not healthy")
 
-    async def _copy_pages(self, shard_id: int, source: str, target: str,
-                          check: Callable[[], None]) -> int:
+    async def _copy_pages(
+        self, shard_id: int, source: str, target: str, check: Callable[[], None]
+    ) -> int:
         after: str | None = None
         copied = 0
         while True:
@@ -194,11 +198,23 @@ class Mover:
         self._persister.mark()
         await self._persister.flush()
         self.completed += 1
-        log.info("shard %d: copy on %s filled from %s (%d records, %.2fs)",
-                 shard_id, target, donor, copied, trio.current_time() - started)
-        self._publish(ShardMoved(shard_id=shard_id, source=donor, target=target,
-                                 primary=target == self._state.table.shards[shard_id].primary,
-                                 reason="filled"))
+        log.info(
+            "shard %d: copy on %s filled from %s (%d records, %.2fs)",
+            shard_id,
+            target,
+            donor,
+            copied,
+            trio.current_time() - started,
+        )
+        self._publish(
+            ShardMoved(
+                shard_id=shard_id,
+                source=donor,
+                target=target,
+                primary=target == self._state.table.shards[shard_id].primary,
+                reason="filled",
+            )
+        )
 
     async def _merge(self, shard_id: int, returning: str) -> None:
         """A returning node's lost copy goes back into the shard (highest version wins)."""
@@ -218,8 +234,15 @@ class Mover:
         self._state.lost.get(shard_id, set()).discard(returning)
         self._persister.mark()
         log.info("shard %d: lost copy on %s merged back (%d records)", shard_id, returning, copied)
-        self._publish(ShardMoved(shard_id=shard_id, source=returning, target=targets[0],
-                                 primary=False, reason="merged"))
+        self._publish(
+            ShardMoved(
+                shard_id=shard_id,
+                source=returning,
+                target=targets[0],
+                primary=False,
+                reason="merged",
+            )
+        )
 
     def _release_finished_handovers(self, nursery: trio.Nursery) -> None:
         """Retiring copies whose successors are all in sync are no longer needed."""

@@ -87,8 +87,11 @@ class Operations:
         there, or handing over to no successor at all."""
         state = self._state
         stuck = set(state.table.copies_on(node_id))
-        stuck.update(s for s, nodes in state.retiring.items()
-                     if node_id in nodes and not state.table.shards[s].copies)
+        stuck.update(
+            s
+            for s, nodes in state.retiring.items()
+            if node_id in nodes and not state.table.shards[s].copies
+        )
         return sorted(stuck)
 
     async def drain(self, node_id: str, *, wait: float) -> int:
@@ -134,8 +137,14 @@ class Operations:
         if evacuation.state == "running" and remaining == 0:
             evacuation.state = "done"
         moved = max(0, evacuation.total - remaining)
-        return {"node_id": node_id, "total": evacuation.total, "moved": moved,
-                "remaining": remaining, "state": evacuation.state, "reason": evacuation.reason}
+        return {
+            "node_id": node_id,
+            "total": evacuation.total,
+            "moved": moved,
+            "remaining": remaining,
+            "state": evacuation.state,
+            "reason": evacuation.reason,
+        }
 
     def forget(self, node_id: str) -> None:
         self._evacuations.pop(node_id, None)

@@ -38,17 +38,28 @@ def snapshot(state: ClusterState) -> dict[str, Any]:
         "cluster_id": state.cluster_id,
         "version_hwm": state.version_hwm,
         "nodes": [
-            {"id": r.id, "addr": r.addr, "capacity": r.capacity, "mode": r.mode,
-             "registered_at": r.registered_at, "ever_healthy": r.ever_healthy}
+            {
+                "id": r.id,
+                "addr": r.addr,
+                "capacity": r.capacity,
+                "mode": r.mode,
+                "registered_at": r.registered_at,
+                "ever_healthy": r.ever_healthy,
+            }
             for r in state.registry.all()
         ],
         "table": state.table.to_json(),
         "retiring": {str(k): sorted(v) for k, v in state.retiring.items() if v},
         "lost": {str(k): sorted(v) for k, v in state.lost.items() if v},
         "config": {
-            "health": {"interval": state.health.interval, "timeout": state.health.timeout,
-                       "failures": state.health.failures, "successes": state.health.successes,
-                       "kind": state.health.kind, "path": state.health.path},
+            "health": {
+                "interval": state.health.interval,
+                "timeout": state.health.timeout,
+                "failures": state.health.failures,
+                "successes": state.health.successes,
+                "kind": state.health.kind,
+                "path": state.health.path,
+            },
             "node_capacity": state.node_capacity,
             "max_moves": state.max_moves,
         },
@@ -65,9 +76,12 @@ def load_state(state: ClusterState, directory: Path) -> bool:
         raise ValueError(f"{path}: unknown state format {data.get('format')!r}")
     table = ShardTable.from_json(data["table"])
     if table.num_shards != state.table.num_shards:
-        log.warning("keeping the saved shard count %d (TORUA_SHARDS=%d is ignored: the shard "
-                    "count is fixed when a cluster is created)",
-                    table.num_shards, state.table.num_shards)
+        log.warning(
+            "keeping the saved shard count %d (TORUA_SHARDS=%d is ignored: the shard "
+            "count is fixed when a cluster is created)",
+            table.num_shards,
+            state.table.num_shards,
+        )
     table.replication_factor = state.table.replication_factor
     state.table = table
     state.cluster_id = data["cluster_id"]
@@ -147,5 +161,3 @@ class Persister:
                 with trio.CancelScope(shield=True):
                     payload = json.dumps(snapshot(self._state)).encode()
                     await trio.to_thread.run_sync(_write_atomically, path, payload)
-
-

@@ -102,17 +102,25 @@ class Redistributor:
 
     def _settle(self, shard_id: int, old_copies: list[str], old_in_sync: set[str]) -> None:
         state = self._state
-        result = settle(state.table.shards[shard_id], old_copies, old_in_sync,
-                        state.retiring.get(shard_id, set()), state.is_up)
+        result = settle(
+            state.table.shards[shard_id],
+            old_copies,
+            old_in_sync,
+            state.retiring.get(shard_id, set()),
+            state.is_up,
+        )
         if result.retiring:
             state.retiring[shard_id] = result.retiring
         else:
             state.retiring.pop(shard_id, None)
         if result.lost:
             state.lost.setdefault(shard_id, set()).update(result.lost)
-            log.warning("shard %d lost its only authoritative copies on %s; new copies start "
-                        "empty and the shard is incomplete until they return",
-                        shard_id, ", ".join(sorted(result.lost)))
+            log.warning(
+                "shard %d lost its only authoritative copies on %s; new copies start "
+                "empty and the shard is incomplete until they return",
+                shard_id,
+                ", ".join(sorted(result.lost)),
+            )
 
     def reconcile(self, why: str) -> list[Move]:
         return self.apply(reconcile, why)

@@ -90,7 +90,8 @@ class Router:
                     raise Unavailable(
                         f"shard {shard.shard_id} lost its copy on "
                         f"{', '.join(sorted(self._state.lost[shard.shard_id]))}; the key may be "
-                        "there, so this miss is not final", code="incomplete_shard",
+                        "there, so this miss is not final",
+                        code="incomplete_shard",
                     )
                 raise NotFound(f"no key {key!r}", code="key_not_found")
             errors.append(f"{node_id}: HTTP {reply.status}")
@@ -123,8 +124,9 @@ class Router:
             down = [n for n in shard.copies if n in shard.in_sync and n not in authoritative]
             down += [n for n in self._state.retiring.get(shard_id, ()) if n not in authoritative]
             filling = [
-                n for n in shard.copies if n not in shard.in_sync and self._state.is_up(n)
-                and n not in authoritative
+                n
+                for n in shard.copies
+                if n not in shard.in_sync and self._state.is_up(n) and n not in authoritative
             ]
             for node_id in shard.copies:
                 if node_id not in shard.in_sync and not self._state.is_up(node_id):
@@ -161,8 +163,12 @@ class Router:
             # Leave the authoritative set before acknowledging: that copy missed this write.
             shard.in_sync.discard(node_id)
             self._state.retiring.get(shard_id, set()).discard(node_id)
-            log.warning("copy of shard %d on %s is out of sync: %s", shard_id, node_id,
-                        failed.get(node_id, "down"))
+            log.warning(
+                "copy of shard %d on %s is out of sync: %s",
+                shard_id,
+                node_id,
+                failed.get(node_id, "down"),
+            )
         await self._persister.flush()
         self._on_copy_dropped()
 

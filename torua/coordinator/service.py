@@ -81,8 +81,12 @@ class Coordinator:
     def _load(self) -> None:
         directory = self._state_dir()
         if directory is not None and load_state(self.state, directory):
-            log.info("resumed cluster %s with %d nodes from %s", self.state.cluster_id,
-                     len(self.state.registry), directory)
+            log.info(
+                "resumed cluster %s with %d nodes from %s",
+                self.state.cluster_id,
+                len(self.state.registry),
+                directory,
+            )
 
     async def run(self, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
         self._load()
@@ -94,14 +98,22 @@ class Coordinator:
             nodes = NodeClient(clients)
             sync = AssignmentSync(self.state, nodes)
             metrics = new_registry()
-            monitor = HealthMonitor(pooled_probe(clients), bus.sender(), self.state.health,
-                                    on_probe=probe_observer(metrics))
+            monitor = HealthMonitor(
+                pooled_probe(clients),
+                bus.sender(),
+                self.state.health,
+                on_probe=probe_observer(metrics),
+            )
             persister = Persister(self.state, self._state_dir())
             tracker = WriteTracker()
             mover = Mover(self.state, nodes, sync, tracker, persister, bus.publish_nowait)
             redistributor = Redistributor(
-                self.state, sync, bus.publish_nowait,
-                mover=mover, tracker=tracker, persister=persister,
+                self.state,
+                sync,
+                bus.publish_nowait,
+                mover=mover,
+                tracker=tracker,
+                persister=persister,
             )
             services = Services(
                 state=self.state,

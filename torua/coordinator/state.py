@@ -80,9 +80,7 @@ class ClusterState:
 
     def syncing(self) -> list[tuple[int, str]]:
         """(shard, node) copies still being filled."""
-        return [
-            (s.shard_id, n) for s in self.table.shards for n in s.copies if n not in s.in_sync
-        ]
+        return [(s.shard_id, n) for s in self.table.shards for n in s.copies if n not in s.in_sync]
 
     def shard_state(self, shard_id: int) -> str:
         shard = self.table.shards[shard_id]

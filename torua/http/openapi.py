@@ -56,8 +56,9 @@ def _path_and_params(rule: str) -> tuple[str, list[dict[str, Any]]]:
     return _PARAM.sub(convert, rule), params
 
 
-def build_openapi(app: Quart, title: str, version: str,
-                  docs: Mapping[tuple[str, str], Doc]) -> dict[str, Any]:
+def build_openapi(
+    app: Quart, title: str, version: str, docs: Mapping[tuple[str, str], Doc]
+) -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     schemas: dict[str, Any] = {"Error": ERROR_SCHEMA}
     for rule in app.url_map.iter_rules():
@@ -74,12 +75,18 @@ def build_openapi(app: Quart, title: str, version: str,
                 "parameters": params,
                 "responses": {
                     str(doc.success): _success(doc),
-                    "4XX": {"description": "invalid request",
-                            "content": {"application/json": {
-                                "schema": {"$ref": "#/components/schemas/Error"}}}},
-                    "5XX": {"description": "a node failed or no copy is available",
-                            "content": {"application/json": {
-                                "schema": {"$ref": "#/components/schemas/Error"}}}},
+                    "4XX": {
+                        "description": "invalid request",
+                        "content": {
+                            "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}
+                        },
+                    },
+                    "5XX": {
+                        "description": "a node failed or no copy is available",
+                        "content": {
+                            "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}
+                        },
+                    },
                 },
             }
             if doc.body is not None:
@@ -87,12 +94,21 @@ def build_openapi(app: Quart, title: str, version: str,
                 schema = doc.body.model_json_schema(ref_template="#/components/schemas/{model}")
                 schemas.update(schema.pop("$defs", {}))
                 schemas[name] = schema
-                operation["requestBody"] = {"required": True, "content": {
-                    "application/json": {"schema": {"$ref": f"#/components/schemas/{name}"}}}}
+                operation["requestBody"] = {
+                    "required": True,
+                    "content": {
+                        "application/json": {"schema": {"$ref": f"#/components/schemas/{name}"}}
+                    },
+                }
             elif doc.raw_body:
-                operation["requestBody"] = {"required": True, "content": {
-                    "application/octet-stream": {"schema": {"type": "string",
-                                                            "format": "binary"}}}}
+                operation["requestBody"] = {
+                    "required": True,
+                    "content": {
+                        "application/octet-stream": {
+                            "schema": {"type": "string", "format": "binary"}
+                        }
+                    },
+                }
             paths.setdefault(path, {})[method.lower()] = operation
     return {
         "openapi": "3.1.0",  # pydantic writes JSON Schema 2020-12, which 3.1 uses
@@ -112,13 +128,18 @@ def _success(doc: Doc) -> dict[str, Any]:
     if doc.content_type is not None:
         return {"description": "ok", "content": {doc.content_type: {"schema": {"type": "string"}}}}
     if doc.raw_response:
-        return {"description": "the stored bytes", "content": {
-            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}
+        return {
+            "description": "the stored bytes",
+            "content": {
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
+            },
+        }
     return {"description": "ok", "content": {"application/json": {"schema": {}}}}
 
 
-def install_openapi(app: Quart, title: str, version: str,
-                    docs: Mapping[tuple[str, str], Doc]) -> None:
+def install_openapi(
+    app: Quart, title: str, version: str, docs: Mapping[tuple[str, str], Doc]
+) -> None:
     cache: dict[str, Any] = {}
 
     @app.get("/openapi.json")

@@ -83,22 +83,31 @@ class RawResponder:
     def __init__(self, error_hook: Callable[[], Callable[[str], None] | None]) -> None:
         self._error_hook = error_hook
 
-    async def send(self, send: Send, status: int, body: bytes = b"",
-                   headers: Iterable[tuple[bytes, bytes]] = (),
-                   content_type: bytes | None = None) -> None:
+    async def send(
+        self,
+        send: Send,
+        status: int,
+        body: bytes = b"",
+        headers: Iterable[tuple[bytes, bytes]] = (),
+        content_type: bytes | None = None,
+    ) -> None:
         out = [(b"content-length", str(len(body)).encode()), *headers]
         if content_type is not None:
             out.append((b"content-type", content_type))
         await send({"type": "http.response.start", "status": status, "headers": out})
         await send({"type": "http.response.body", "body": body})
 
-    async def error(self, send: Send, err: ApiError,
-                    extra: Iterable[tuple[bytes, bytes]] = ()) -> None:
+    async def error(
+        self, send: Send, err: ApiError, extra: Iterable[tuple[bytes, bytes]] = ()
+    ) -> None:
         hook = self._error_hook()
         if hook is not None:
             hook(err.code)
-        headers = [(b"retry-after", str(err.retry_after).encode())] \
-            if isinstance(err, Unavailable) else []
+        headers = (
+            [(b"retry-after", str(err.retry_after).encode())]
+            if isinstance(err, Unavailable)
+            else []
+        )
         headers.extend(extra)
         body = json.dumps({"error": err.code, "message": err.message}).encode() + b"\n"
         await self.send(send, err.status, body, headers, b"application/json")

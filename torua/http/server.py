@@ -82,8 +82,11 @@ class _InFlight:
             # early 503) left the body on the connection, and hypercorn 0.18 then
             # sometimes stalls the next request on that keep-alive connection for the
             # client's whole timeout. Reading the rest first keeps the connection clean.
-            if (message["type"] == "http.response.body" and not message.get("more_body")
-                    and not body_done):
+            if (
+                message["type"] == "http.response.body"
+                and not message.get("more_body")
+                and not body_done
+            ):
                 with trio.move_on_after(5):
                     while not body_done:
                         await tracked_receive()

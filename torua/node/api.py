@@ -36,8 +36,9 @@ MAX_KEY_BYTES = 1024
 
 class ControlMessage(Body):
     type: Literal["assignment", "config"]
-    shards: list[Annotated[int, Field(ge=0, le=65535)]] | None = Field(default=None,
-                                                                      max_length=65536)
+    shards: list[Annotated[int, Field(ge=0, le=65535)]] | None = Field(
+        default=None, max_length=65536
+    )
     seq: int = Field(default=0, ge=0, le=2**63 - 1)
     lease: float | None = Field(default=None, gt=0, le=86400)
     interval: float | None = Field(default=None, gt=0, le=86400)
@@ -59,9 +60,14 @@ def create_node_app(
     install_token_check(app, token)
     # The store path skips Quart (raw ASGI), inside the metrics wrapper.
     app.asgi_app = StoreFastPath(  # type: ignore[method-assign]
-        app.asgi_app, runtime, store, token=token, max_value=max_value,
+        app.asgi_app,
+        runtime,
+        store,
+        token=token,
+        max_value=max_value,
         responder=RawResponder(lambda: app.extensions.get(ERROR_HOOK)),
-        route_key=ROUTE_SCOPE_KEY)
+        route_key=ROUTE_SCOPE_KEY,
+    )
     install_node_metrics(app, runtime, store)
 
     @app.before_request
@@ -133,16 +139,15 @@ def create_node_app(
             if message.lease is None:
                 raise BadRequest("lease: required, in seconds, > 0", code="invalid_field")
             if message.seq > time.time_ns() + MAX_SEQ_AHEAD_NS:
-                raise BadRequest("seq: more than an hour ahead of this node's clock",
-                                 code="invalid_field")
+                raise BadRequest(
+                    "seq: more than an hour ahead of this node's clock", code="invalid_field"
+                )
             interval = message.interval if message.interval and message.interval > 0 else 5.0
-            runtime.assign(
-                message.shards, seq=message.seq, lease=message.lease, interval=interval
-            )
+            runtime.assign(message.shards, seq=message.seq, lease=message.lease, interval=interval)
         elif message.config is not None:
-            interval = message.config.get("health_check_interval_seconds")
-            if isinstance(interval, int | float) and interval > 0:
-                runtime.interval = float(interval)
+            seconds = message.config.get("health_check_interval_seconds")
+            if isinstance(seconds, int | float) and seconds > 0:
+                runtime.interval = float(seconds)
         return jsonify({"ack": True, "node_id": runtime.node_id, "type": message.type})
 
     @app.get("/shard/<int:shard_id>/store/<path:key>")

@@ -11,11 +11,13 @@ __all__ = ["NODE_DOCS"]
 NODE_DOCS: dict[tuple[str, str], Doc] = {
     ("GET", "/health"): Doc("liveness; never needs the token"),
     ("GET", "/info"): Doc("the node and the copies it holds"),
-    ("POST", "/control"): Doc("assignment and config messages from the coordinator",
-                              ControlMessage),
+    ("POST", "/control"): Doc(
+        "assignment and config messages from the coordinator", ControlMessage
+    ),
     ("GET", "/shard/<int:shard_id>/store/<path:key>"): Doc("read a value", raw_response=True),
-    ("PUT", "/shard/<int:shard_id>/store/<path:key>"): Doc("write a value", raw_body=True,
-                                                           success=204),
+    ("PUT", "/shard/<int:shard_id>/store/<path:key>"): Doc(
+        "write a value", raw_body=True, success=204
+    ),
     ("DELETE", "/shard/<int:shard_id>/store/<path:key>"): Doc("delete a key", success=204),
     ("GET", "/shard/<int:shard_id>/keys"): Doc("live keys of a held shard"),
     ("GET", "/shard/<int:shard_id>/stats"): Doc("key and byte counts of a held shard"),

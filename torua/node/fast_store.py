@@ -23,8 +23,17 @@ OCTETS = b"application/octet-stream"
 
 
 class StoreFastPath:
-    def __init__(self, app: Any, runtime: NodeRuntime, store: Store, *, token: str | None,
-                 max_value: int, responder: RawResponder, route_key: str) -> None:
+    def __init__(
+        self,
+        app: Any,
+        runtime: NodeRuntime,
+        store: Store,
+        *,
+        token: str | None,
+        max_value: int,
+        responder: RawResponder,
+        route_key: str,
+    ) -> None:
         self._app = app
         self._runtime = runtime
         self._store = store
@@ -58,14 +67,17 @@ class StoreFastPath:
             if header(scope, b"x-torua-coordinator") is not None:
                 runtime.heard_from_coordinator()
             if shard_id not in runtime.held:
-                raise NotFound(f"node {runtime.node_id} holds no copy of shard {shard_id}",
-                               code="shard_not_held")
+                raise NotFound(
+                    f"node {runtime.node_id} holds no copy of shard {shard_id}",
+                    code="shard_not_held",
+                )
             try:
                 if len(key.encode("utf-8")) > MAX_KEY_BYTES:
                     raise UnicodeEncodeError("utf-8", key, 0, 1, "too long")
             except UnicodeEncodeError:
-                raise BadRequest(f"a key is 1 to {MAX_KEY_BYTES} bytes of UTF-8",
-                                 code="invalid_key") from None
+                raise BadRequest(
+                    f"a key is 1 to {MAX_KEY_BYTES} bytes of UTF-8", code="invalid_key"
+                ) from None
             if method == "GET":
                 await self._get(send, shard_id, key)
                 return
@@ -73,7 +85,8 @@ class StoreFastPath:
                 raise Unavailable(
                     f"node {runtime.node_id} has not heard from the coordinator within its "
                     f"lease ({runtime.lease:.1f}s) and refuses writes: it may have been cut off",
-                    code="lease_expired")
+                    code="lease_expired",
+                )
             value = None
             if method == "PUT":
                 value = await read_body(receive, self._max_value, "values")
@@ -88,14 +101,17 @@ class StoreFastPath:
         if record is None or record.value is None:
             # For a tombstone, also say which version deleted it.
             extra = [] if record is None else [(b"x-torua-version", str(record.version).encode())]
-            await self._respond.error(send, NotFound(f"no key {key!r}", code="key_not_found"),
-                                      extra)
+            await self._respond.error(
+                send, NotFound(f"no key {key!r}", code="key_not_found"), extra
+            )
             return
-        await self._respond.send(send, 200, record.value,
-                                 [(b"x-torua-version", str(record.version).encode())], OCTETS)
+        await self._respond.send(
+            send, 200, record.value, [(b"x-torua-version", str(record.version).encode())], OCTETS
+        )
 
-    async def _write(self, scope: Any, send: Any, shard_id: int, key: str,
-                     value: bytes | None) -> None:
+    async def _write(
+        self, scope: Any, send: Any, shard_id: int, key: str, value: bytes | None
+    ) -> None:
         raw = header(scope, b"x-torua-version")
         if raw is None:
             current = await self._store.get(shard_id, key)
@@ -103,9 +119,16 @@ class StoreFastPath:
         elif raw.isdigit() and 0 < int(raw) < 2**63:
             version = int(raw)
         else:
-            raise BadRequest("X-Torua-Version must be an integer from 1 to 2^63-1",
-                             code="invalid_version")
+            raise BadRequest(
+                "X-Torua-Version must be an integer from 1 to 2^63-1", code="invalid_version"
+            )
         applied = await self._store.put(shard_id, key, value, version)
-        await self._respond.send(send, 204, b"", [
-            (b"x-torua-version", str(version).encode()),
-            (b"x-torua-applied", b"1" if applied else b"0")])
+        await self._respond.send(
+            send,
+            204,
+            b"",
+            [
+                (b"x-torua-version", str(version).encode()),
+                (b"x-torua-applied", b"1" if applied else b"0"),
+            ],
+        )

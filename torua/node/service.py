@@ -63,14 +63,23 @@ class Node:
                     response = await client.post(url)
             if response.status_code == 200:
                 confirmed = True
-                log.info("drained: %s copies moved off %s; stopping",
-                         response.json().get("moved"), self.settings.node_id)
+                log.info(
+                    "drained: %s copies moved off %s; stopping",
+                    response.json().get("moved"),
+                    self.settings.node_id,
+                )
             else:
-                log.error("drain refused by the coordinator (HTTP %d: %s); stopping anyway",
-                          response.status_code, response.text[:300])
+                log.error(
+                    "drain refused by the coordinator (HTTP %d: %s); stopping anyway",
+                    response.status_code,
+                    response.text[:300],
+                )
         except (httpx.HTTPError, trio.TooSlowError, OSError) as exc:
-            log.error("could not drain through the coordinator at %s (%s); stopping without "
-                      "draining", self.settings.coordinator, type(exc).__name__)
+            log.error(
+                "could not drain through the coordinator at %s (%s); stopping without draining",
+                self.settings.coordinator,
+                type(exc).__name__,
+            )
         self.stop()
         return confirmed
 
@@ -121,4 +130,3 @@ class Node:
             )
             log.info("node %s serving at %s", self.settings.node_id, self.runtime.url)
             task_status.started(self.runtime.url)
-

@@ -42,8 +42,11 @@ class GetManyBody(Body):
 
 def encode_records(rows: list[tuple[str, Record]]) -> list[dict[str, object]]:
     return [
-        {"key": key, "version": record.version,
-         "value": None if record.value is None else base64.b64encode(record.value).decode()}
+        {
+            "key": key,
+            "version": record.version,
+            "value": None if record.value is None else base64.b64encode(record.value).decode(),
+        }
         for key, record in rows
     ]
 
@@ -51,8 +54,12 @@ def encode_records(rows: list[tuple[str, Record]]) -> list[dict[str, object]]:
 def decode_records(records: list[WireRecord]) -> list[tuple[str, Record]]:
     try:
         return [
-            (r.key, Record(None if r.value is None else base64.b64decode(r.value, validate=True),
-                           r.version))
+            (
+                r.key,
+                Record(
+                    None if r.value is None else base64.b64decode(r.value, validate=True), r.version
+                ),
+            )
             for r in records
         ]
     except binascii.Error:
@@ -71,8 +78,11 @@ def install_transfer_routes(
             raise BadRequest("limit: 1 to 10000", code="invalid_field")
         rows = store.export_page(shard_id, after=after, max_rows=int(limit))
         return jsonify(
-            {"shard_id": shard_id, "records": encode_records(rows),
-             "next": rows[-1][0] if rows else None}
+            {
+                "shard_id": shard_id,
+                "records": encode_records(rows),
+                "next": rows[-1][0] if rows else None,
+            }
         )
 
     @app.post("/shard/<int:shard_id>/import")
@@ -86,8 +96,9 @@ def install_transfer_routes(
     async def get_many(shard_id: int) -> Response:
         """Many reads in one request: the bulk API's read path."""
         if shard_id not in runtime.held:
-            raise NotFound(f"node {runtime.node_id} holds no copy of shard {shard_id}",
-                           code="shard_not_held")
+            raise NotFound(
+                f"node {runtime.node_id} holds no copy of shard {shard_id}", code="shard_not_held"
+            )
         body = await parse_body(GetManyBody, max_bytes=16 * 1024 * 1024)
         rows = []
         for key in body.keys:
