@@ -94,10 +94,11 @@ async def test_node_metrics(cluster: LocalCluster) -> None:
     assert value(samples, "torua_node_keys") == len(keys)
     assert value(samples, "torua_node_bytes") == 5 * len(keys)
     assert value(samples, "torua_node_lease_valid") == 1
-    # The coordinator's replicated writes arrived through the node's store route.
+    # The coordinator's replicated writes arrived through the node's store route (a
+    # write that met a node not yet told of its copy is retried once, so: at least).
     store_route = "/shard/<int:shard_id>/store/<path:key>"
     requests = "torua_http_request_duration_seconds_count"
-    assert value(samples, requests, method="PUT", route=store_route) == len(keys)
+    assert value(samples, requests, method="PUT", route=store_route) >= len(keys)
     assert value(samples, "process_resident_memory_bytes") > 0
 
 

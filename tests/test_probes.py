@@ -175,3 +175,80 @@ def _accept_and_close(
         await stream.aclose()
 
     return handler
+
+
+# The raw HTTP probe the coordinator uses for http:// nodes (torua.coordinator.http_probe).
+
+
+async def _tiny_http_server(nursery, responses: list[bytes], seen: list[bytes]) -> int:
+    """A loopback server answering each request on a connection with the next response."""
+
+    async def handler(stream: trio.SocketStream) -> None:
+        seen.append(b"<connection>")
+        buffer = b""
+        while responses:
+            while b"\r\n\r\n" not in buffer:
+                data = await stream.receive_some(4096)
+                if not data:
+                    return
+                buffer += data
+            request, buffer = buffer.split(b"\r\n\r\n", 1)
+            seen.append(request)
+            await stream.send_all(responses.pop(0))
+
+    listeners = await nursery.start(partial(trio.serve_tcp, handler, 0, host="127.0.0.1"))
+    return listeners[0].socket.getsockname()[1]
+
+
+async def test_raw_probe_keeps_one_connection_and_sends_the_coordinator_headers() -> None:
+    from torua.coordinator.http_probe import RawHttpProbe
+
+    ok = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
+    seen: list[bytes] = []
+
+    async def never_https(addr: str, settings: HealthSettings) -> str | None:
+        raise AssertionError("http addresses must not use the https probe")
+
+    async with trio.open_nursery() as nursery:
+        port = await _tiny_http_server(nursery, [ok, ok, ok], seen)
+        probe = RawHttpProbe({"X-Torua-Coordinator": "c1"}, https_probe=never_https)
+        settings = HealthSettings(interval=1.0, timeout=0.5)
+        for addr in (f"127.0.0.1:{port}", f"http://127.0.0.1:{port}", f"127.0.0.1:{port}"):
+            assert await probe(addr, settings) is None
+        assert seen.count(b"<connection>") == 2  # the two spellings share none; reuse works
+        assert all(b"X-Torua-Coordinator: c1" in r for r in seen if r != b"<connection>")
+        assert all(r.startswith(b"GET /health HTTP/1.1") for r in seen if r != b"<connection>")
+        probe.close()
+        nursery.cancel_scope.cancel()
+
+
+async def test_raw_probe_fails_on_status_close_and_refused() -> None:
+    from torua.coordinator.http_probe import RawHttpProbe
+
+    async def unused(addr: str, settings: HealthSettings) -> str | None:
+        return "unused"
+
+    settings = HealthSettings(interval=1.0, timeout=0.5)
+    async with trio.open_nursery() as nursery:
+        seen: list[bytes] = []
+        port = await _tiny_http_server(
+            nursery,
+            [
+                b"HTTP/1.1 500 Oops\r\ncontent-length: 0\r\n\r\n",
+                b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 0\r\n\r\n",
+                b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n",
+            ],
+            seen,
+        )
+        probe = RawHttpProbe({}, https_probe=unused)
+        assert await probe(f"127.0.0.1:{port}", settings) == "HTTP 500"
+        assert await probe(f"127.0.0.1:{port}", settings) is None  # then closes it
+        assert await probe(f"127.0.0.1:{port}", settings) is None  # chunked: judged, closed
+        assert seen.count(b"<connection>") == 2
+        probe.close()
+        nursery.cancel_scope.cancel()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = sock.getsockname()[1]
+    assert await probe(f"127.0.0.1:{closed}", settings) is not None
+    assert await probe("https://127.0.0.1:1", settings) == "unused"

@@ -118,6 +118,20 @@ def _coordinator_pool() -> ProbeFactory | None:
     return factory
 
 
+@asynccontextmanager
+async def _coordinator_probe() -> AsyncIterator[Probe]:
+    """Exactly what the coordinator probes http:// nodes with."""
+    from torua.coordinator.http_probe import RawHttpProbe
+    from torua.coordinator.service import outbound_clients, pooled_probe
+
+    async with outbound_clients(None, cluster_id="bench") as pool:
+        probe = RawHttpProbe(pool.headers, https_probe=pooled_probe(pool))
+        try:
+            yield probe
+        finally:
+            probe.close()
+
+
 class _Stats:
     """Per-probe schedule lag (reconstructed per node) and outcomes, while recording."""
 
@@ -350,6 +364,8 @@ def run_probe_lag(*, warmup: float, window: float, log: Any = print) -> dict[str
         variants.append(Variant("coordinator pool (pooled_probe)", pool))
         variants.append(Variant("coordinator pool, ticks aligned", pool, aligned=True))
     variants.append(Variant("raw HTTP on trio streams (bench-built)", raw_http_probe))
+    variants.append(Variant("coordinator's probe (RawHttpProbe)", _coordinator_probe))
+    variants.append(Variant("coordinator's probe, ticks aligned", _coordinator_probe, aligned=True))
     variants.append(Variant("tcp connect (HEALTH_CHECK_TYPE=tcp)", _shared_client, kind="tcp"))
     results = []
     with tempfile.TemporaryDirectory(prefix="torua-bench-probes-") as tmp:

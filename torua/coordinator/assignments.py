@@ -11,6 +11,7 @@ forgotten.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from typing import Any
 
@@ -79,16 +80,19 @@ class AssignmentSync:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
-        next_renewal = trio.current_time()
+        last_renewal = -math.inf
         while True:
-            with trio.move_on_at(next_renewal):
+            # Recomputed every time round: a shorter interval set live through
+            # /cluster/config must shorten the wait already under way, or leases
+            # granted under the new interval would lapse before the next renewal.
+            with trio.move_on_at(last_renewal + self._state.health.interval):
                 await self._wake.wait()
             self._wake = trio.Event()
             targets = set(self._dirty)
-            if trio.current_time() >= next_renewal:
+            if trio.current_time() >= last_renewal + self._state.health.interval:
                 # Every node requests may still be routed to keeps its lease.
                 targets.update(r.id for r in self._state.registry.all() if self._state.is_up(r.id))
-                next_renewal = trio.current_time() + self._state.health.interval
+                last_renewal = trio.current_time()
             targets &= {r.id for r in self._state.registry.all()}
             self._dirty &= {r.id for r in self._state.registry.all()}
             if targets:

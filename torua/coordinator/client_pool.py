@@ -24,6 +24,11 @@ class ClientPool:
         self._ssl = ssl.create_default_context()
         self._clients: dict[str, httpx.AsyncClient] = {}
 
+    @property
+    def headers(self) -> dict[str, str]:
+        """The headers every call to a node carries (coordinator id, token)."""
+        return dict(self._headers)
+
     def get(self, addr: str) -> httpx.AsyncClient:
         base = normalize_url(addr)
         client = self._clients.get(base)

@@ -21,6 +21,7 @@ from torua.coordinator.api_docs import COORDINATOR_DOCS
 from torua.coordinator.assignments import AssignmentSync
 from torua.coordinator.client_pool import ClientPool
 from torua.coordinator.health import HealthMonitor
+from torua.coordinator.http_probe import RawHttpProbe
 from torua.coordinator.metrics import probe_observer
 from torua.coordinator.mover import Mover
 from torua.coordinator.node_client import NodeClient
@@ -56,6 +57,14 @@ def pooled_probe(clients: ClientPool) -> Probe:
         return await make_probe(clients.get(addr))(addr, settings)
 
     return probe
+
+
+async def _close_at_exit(probe: RawHttpProbe) -> None:
+    """Close the probe's kept-alive connections when the nursery is cancelled."""
+    try:
+        await trio.sleep_forever()
+    finally:
+        probe.close()
 
 
 class Coordinator:
@@ -98,8 +107,10 @@ class Coordinator:
             nodes = NodeClient(clients)
             sync = AssignmentSync(self.state, nodes)
             metrics = new_registry()
+            probe = RawHttpProbe(clients.headers, https_probe=pooled_probe(clients))
+            nursery.start_soon(_close_at_exit, probe)
             monitor = HealthMonitor(
-                pooled_probe(clients),
+                probe,
                 bus.sender(),
                 self.state.health,
                 on_probe=probe_observer(metrics),
