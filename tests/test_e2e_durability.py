@@ -79,6 +79,8 @@ async def test_sigkill_one_node_r2_loses_nothing_and_heals(tmp_path: Path) -> No
             nodes["n1"].kill()
             await nodes["n1"].wait()
             assert await checker.lost(http) == [], "a read failed right after the SIGKILL"
+            # Green right after the kill would only mean "not noticed yet".
+            await wait_until(lambda: _n1_unhealthy(http), within=15, what="n1 detected")
             await wait_until(lambda: green(http), within=20, what="green again after SIGKILL")
             shards = (await http.get("/shards")).json()["shards"]
             assert all("n1" not in [s["primary"], *s["replicas"]] for s in shards)

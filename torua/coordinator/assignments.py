@@ -22,6 +22,10 @@ from torua.coordinator.state import ClusterState
 
 __all__ = ["AssignmentSync"]
 
+# Not the probe timeout: an operator may set that very short, and a push that can
+# never finish in time would let every node's lease lapse.
+PUSH_DEADLINE = 2.0
+
 log = logging.getLogger(__name__)
 
 
@@ -60,7 +64,7 @@ class AssignmentSync:
                 return
             try:
                 reply = await self._nodes.control(
-                    record.addr, self.message_for(node_id), deadline=self._state.health.timeout
+                    record.addr, self.message_for(node_id), deadline=PUSH_DEADLINE
                 )
             except NodeUnreachable as exc:
                 results[node_id] = str(exc)

@@ -107,7 +107,7 @@ async def send_to_nodes(
 
     async def one(node_id: str, addr: str) -> None:
         try:
-            reply = await nodes.control(addr, message, deadline=state.health.timeout + 1)
+            reply = await nodes.control(addr, message, deadline=max(2.0, state.health.timeout + 1))
             acks[node_id] = reply.status == 200
         except NodeUnreachable:
             acks[node_id] = False

@@ -143,6 +143,8 @@ class Router:
                     return
                 if reply.status != expect:
                     failed[node_id] = f"HTTP {reply.status}: {reply.body[:200]!r}"
+                    if reply.status == 503:  # e.g. its lease lapsed: unavailable, not broken
+                        unreachable.add(node_id)
 
             async with trio.open_nursery() as nursery:
                 for node_id in authoritative + filling:
