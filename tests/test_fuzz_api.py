@@ -25,6 +25,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
+from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 pytestmark = pytest.mark.e2e
@@ -148,12 +149,20 @@ def _check(case: schemathesis.Case, url: str, snapshot) -> None:
             f"{case.formatted_path} {case.body!r:.120}",
             file=sys.stderr,
         )
-    assert response.status_code != 500, f"{case.method} {case.formatted_path}: {response.text}"
+    where = f"{case.method} {case.formatted_path}: {response.status_code} {response.text}"
+    assert response.status_code not in (500, 502), where
     assert "Traceback" not in response.text
+    if response.status_code == 503:
+        # Legitimate, and documented: earlier fuzzed requests may have made every copy
+        # unreachable (a probe path that 404s marks all nodes unhealthy). It must say so
+        # the SPEC way: the no-copy error with a Retry-After.
+        assert response.headers.get("Retry-After"), where
+        assert response.json()["error"] in ("no_copy", "incomplete_shard"), where
     # positive_data_acceptance is left out: rules such as "the timeout is shorter than
     # the interval" or "this node can take the copy" cannot be said in JSON Schema, so
     # schema-valid requests are rightly refused with a 400 or 409 at times.
-    case.validate_response(response, excluded_checks=[positive_data_acceptance])
+    # not_a_server_error is replaced by the 500/502/503 rules above.
+    case.validate_response(response, excluded_checks=[positive_data_acceptance, not_a_server_error])
     if 400 <= response.status_code < 500:
         assert snapshot() == before, (
             f"{case.method} {case.formatted_path} -> {response.status_code} changed state"
