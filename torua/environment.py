@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Mapping
+from typing import Any
 
 from torua.config import (
     CoordinatorSettings,
@@ -70,6 +71,32 @@ def _optional_int(value: str | None, setting: str) -> int | None:
     return parse_int(value, setting=setting, minimum=0)
 
 
+def _capacity(args: argparse.Namespace, env: Mapping[str, str]) -> int | None:
+    return _optional_int(
+        pick(args.capacity, env, "TORUA_NODE_CAPACITY", None), "TORUA_NODE_CAPACITY"
+    )
+
+
+def _shared(args: argparse.Namespace, env: Mapping[str, str]) -> dict[str, Any]:
+    """The settings every process kind reads the same way."""
+    memory_flag = "1" if args.memory else None
+    insecure_flag = "1" if args.insecure else None
+    return {
+        "max_value": parse_int(
+            pick(args.max_value, env, "TORUA_MAX_VALUE", str(16 * 1024 * 1024)) or "",
+            setting="TORUA_MAX_VALUE",
+        ),
+        "data_dir": pick(args.data_dir, env, "TORUA_DATA_DIR", "./.torua") or "./.torua",
+        "memory": parse_bool(
+            pick(memory_flag, env, "TORUA_MEMORY", "0") or "0", setting="TORUA_MEMORY"
+        ),
+        "token": env.get("TORUA_TOKEN") or None,
+        "insecure": parse_bool(
+            pick(insecure_flag, env, "TORUA_INSECURE", "0") or "0", setting="TORUA_INSECURE"
+        ),
+    }
+
+
 def coordinator_settings(args: argparse.Namespace, env: Mapping[str, str]) -> CoordinatorSettings:
     listen = pick(args.listen, env, "COORDINATOR_ADDR", "127.0.0.1:8080")
     assert listen is not None
@@ -83,8 +110,6 @@ def coordinator_settings(args: argparse.Namespace, env: Mapping[str, str]) -> Co
         kind=args.probe_type,
         path=args.probe_path,
     )
-    memory_flag = "1" if args.memory else None
-    insecure_flag = "1" if args.insecure else None
     return CoordinatorSettings(
         host=host,
         port=port,
@@ -96,21 +121,8 @@ def coordinator_settings(args: argparse.Namespace, env: Mapping[str, str]) -> Co
             pick(args.replicas, env, "TORUA_REPLICATION_FACTOR", "2") or "",
             setting="TORUA_REPLICATION_FACTOR",
         ),
-        node_capacity=_optional_int(
-            pick(args.capacity, env, "TORUA_NODE_CAPACITY", None), "TORUA_NODE_CAPACITY"
-        ),
-        max_value=parse_int(
-            pick(args.max_value, env, "TORUA_MAX_VALUE", str(16 * 1024 * 1024)) or "",
-            setting="TORUA_MAX_VALUE",
-        ),
-        data_dir=pick(args.data_dir, env, "TORUA_DATA_DIR", "./.torua") or "./.torua",
-        memory=parse_bool(
-            pick(memory_flag, env, "TORUA_MEMORY", "0") or "0", setting="TORUA_MEMORY"
-        ),
-        token=env.get("TORUA_TOKEN") or None,
-        insecure=parse_bool(
-            pick(insecure_flag, env, "TORUA_INSECURE", "0") or "0", setting="TORUA_INSECURE"
-        ),
+        node_capacity=_capacity(args, env),
+        **_shared(args, env),
     )
 
 
@@ -122,8 +134,6 @@ def node_settings(args: argparse.Namespace, env: Mapping[str, str]) -> NodeSetti
     if listen is None:
         raise ConfigError("NODE_LISTEN is required for a node (or pass --listen host:port)")
     host, port = parse_listen(listen, setting="NODE_LISTEN")
-    memory_flag = "1" if args.memory else None
-    insecure_flag = "1" if args.insecure else None
     return NodeSettings(
         node_id=node_id,
         host=host,
@@ -132,19 +142,6 @@ def node_settings(args: argparse.Namespace, env: Mapping[str, str]) -> NodeSetti
         coordinator=normalize_url(
             pick(args.coordinator, env, "COORDINATOR_ADDR", "http://127.0.0.1:8080") or ""
         ),
-        capacity=_optional_int(
-            pick(args.capacity, env, "TORUA_NODE_CAPACITY", None), "TORUA_NODE_CAPACITY"
-        ),
-        max_value=parse_int(
-            pick(args.max_value, env, "TORUA_MAX_VALUE", str(16 * 1024 * 1024)) or "",
-            setting="TORUA_MAX_VALUE",
-        ),
-        data_dir=pick(args.data_dir, env, "TORUA_DATA_DIR", "./.torua") or "./.torua",
-        memory=parse_bool(
-            pick(memory_flag, env, "TORUA_MEMORY", "0") or "0", setting="TORUA_MEMORY"
-        ),
-        token=env.get("TORUA_TOKEN") or None,
-        insecure=parse_bool(
-            pick(insecure_flag, env, "TORUA_INSECURE", "0") or "0", setting="TORUA_INSECURE"
-        ),
+        capacity=_capacity(args, env),
+        **_shared(args, env),
     )

@@ -24,7 +24,8 @@ Variants, so the lead can see which client layout to adopt:
   all ticks coincide, as after a coordinator restart; the others spread the
   watches evenly over one interval, as nodes registering over time do;
 * ``raw HTTP``: a minimal keep-alive HTTP/1.1 probe on Trio streams
-  (:mod:`torua.bench.rawprobe`), to separate the client library's cost;
+  (the coordinator's own :class:`~torua.coordinator.http_probe.RawHttpProbe`), to
+  separate the client library's cost;
 * ``tcp connect``: the monitor's own ``tcp`` probe kind (connect, close).
 """
 
@@ -49,7 +50,6 @@ import httpx
 import psutil
 import trio
 
-from torua.bench.rawprobe import raw_http_probe
 from torua.config import HealthSettings
 from torua.coordinator.health import HealthMonitor, ProbeRecord
 from torua.coordinator.probes import Probe, make_probe, probe_http
@@ -363,7 +363,6 @@ def run_probe_lag(*, warmup: float, window: float, log: Any = print) -> dict[str
     if pool is not None:
         variants.append(Variant("coordinator pool (pooled_probe)", pool))
         variants.append(Variant("coordinator pool, ticks aligned", pool, aligned=True))
-    variants.append(Variant("raw HTTP on trio streams (bench-built)", raw_http_probe))
     variants.append(Variant("coordinator's probe (RawHttpProbe)", _coordinator_probe))
     variants.append(Variant("coordinator's probe, ticks aligned", _coordinator_probe, aligned=True))
     variants.append(Variant("tcp connect (HEALTH_CHECK_TYPE=tcp)", _shared_client, kind="tcp"))

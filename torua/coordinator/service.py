@@ -35,7 +35,7 @@ from torua.coordinator.write_tracker import WriteTracker
 from torua.events import EventBus
 from torua.http.metrics import new_registry
 from torua.http.openapi import install_openapi
-from torua.http.server import serve_app
+from torua.http.server import serve_then_cancel
 
 __all__ = ["Coordinator"]
 
@@ -155,18 +155,17 @@ class Coordinator:
             await nursery.start(sync.run)
             await nursery.start(mover.run)
 
-            async def serve_then_stop_all(*, task_status: trio.TaskStatus[int]) -> None:
-                app = create_coordinator_app(services)
-                install_openapi(app, "Torua coordinator", __version__, COORDINATOR_DOCS)
-                await serve_app(
+            app = create_coordinator_app(services)
+            install_openapi(app, "Torua coordinator", __version__, COORDINATOR_DOCS)
+            self.port = await nursery.start(
+                partial(
+                    serve_then_cancel,
+                    nursery,
                     app,
                     self.settings.host,
                     self.settings.port,
-                    shutdown_trigger=self._stopping.wait,
-                    task_status=task_status,
+                    stopping=self._stopping,
                 )
-                nursery.cancel_scope.cancel(reason="coordinator stopped")
-
-            self.port = await nursery.start(serve_then_stop_all)
+            )
             log.info("coordinator serving at %s", self.url)
             task_status.started(self.url)

@@ -16,7 +16,7 @@ import trio
 from hypercorn.config import Config
 from hypercorn.trio import serve
 
-__all__ = ["hypercorn_config", "serve_app"]
+__all__ = ["hypercorn_config", "serve_app", "serve_then_cancel"]
 
 
 class _Config(Config):
@@ -133,3 +133,18 @@ async def serve_app(
         with trio.move_on_after(graceful):
             await tracked.wait_idle()
         nursery.cancel_scope.cancel(reason="server shut down")
+
+
+async def serve_then_cancel(
+    owner: trio.Nursery,
+    app: Any,
+    host: str,
+    port: int,
+    *,
+    stopping: trio.Event,
+    task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve until ``stopping``; once in-flight requests are answered, cancel
+    ``owner`` so that nothing the service started outlives its server."""
+    await serve_app(app, host, port, shutdown_trigger=stopping.wait, task_status=task_status)
+    owner.cancel_scope.cancel(reason="server stopped")

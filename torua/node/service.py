@@ -15,7 +15,7 @@ import trio
 from torua import __version__
 from torua.config import NodeSettings
 from torua.http.openapi import install_openapi
-from torua.http.server import serve_app
+from torua.http.server import serve_then_cancel
 from torua.node.api import create_node_app
 from torua.node.api_docs import NODE_DOCS
 from torua.node.registration import keep_registered
@@ -103,19 +103,16 @@ class Node:
             httpx.AsyncClient(headers=headers, timeout=10.0) as client,
             trio.open_nursery() as nursery,
         ):
-
-            async def serve_then_stop_all(*, task_status: trio.TaskStatus[int]) -> None:
-                # hypercorn drains in-flight requests first; then nothing else may outlive it.
-                await serve_app(
+            self.port = await nursery.start(
+                partial(
+                    serve_then_cancel,
+                    nursery,
                     app,
                     self.settings.host,
                     self.settings.port,
-                    shutdown_trigger=self._stopping.wait,
-                    task_status=task_status,
+                    stopping=self._stopping,
                 )
-                nursery.cancel_scope.cancel(reason="node stopped")
-
-            self.port = await nursery.start(serve_then_stop_all)
+            )
             self.runtime.url = self.settings.public_url(self.port)
             await nursery.start(
                 partial(
