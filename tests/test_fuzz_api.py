@@ -156,7 +156,8 @@ def _check(case: schemathesis.Case, url: str, snapshot) -> None:
         # Legitimate, and documented: earlier fuzzed requests may have made every copy
         # unreachable (a probe path that 404s marks all nodes unhealthy). It must say so
         # the SPEC way: the no-copy error with a Retry-After.
-        assert response.headers.get("Retry-After"), where
+        headers = {name.lower(): value for name, value in response.headers.items()}
+        assert headers.get("retry-after"), where
         assert response.json()["error"] in ("no_copy", "incomplete_shard"), where
     # positive_data_acceptance is left out: rules such as "the timeout is shorter than
     # the interval" or "this node can take the copy" cannot be said in JSON Schema, so
