@@ -146,6 +146,11 @@ async def run_up(settings: UpSettings) -> int:
                     *common,
                 ],
             )
+            # Nodes start once the coordinator answers, so none logs a failed registration.
+            async with httpx.AsyncClient(timeout=1.0) as probe:
+                with trio.move_on_after(settings.ready_timeout):
+                    while not await _answers(probe, f"{url}/health"):  # noqa: ASYNC110
+                        await trio.sleep(0.05)
             for i, port in enumerate(ports[1:], start=1):
                 await start(
                     f"n{i}",
@@ -178,6 +183,13 @@ async def run_up(settings: UpSettings) -> int:
             await _stop(process, name)
         nursery.cancel_scope.cancel()
     return status
+
+
+async def _answers(client: httpx.AsyncClient, url: str) -> bool:
+    try:
+        return (await client.get(url)).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 async def _cancel_when_set(event: trio.Event, scope: trio.CancelScope) -> None:
