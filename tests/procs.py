@@ -140,29 +140,30 @@ class ProcessGroup:
             )
         return proc
 
-    async def coordinator(self, env: dict[str, str] | None = None, *args: str) -> Proc:
+    async def coordinator(
+        self,
+        env: dict[str, str] | None = None,
+        *args: str,
+        data_dir: Path | None = None,
+        port: int = 0,
+    ) -> Proc:
+        """In memory, or durable under ``data_dir``."""
+        listen = ["--listen", f"127.0.0.1:{port}"]
         return await self.start(
-            "coordinator", ["coordinator", "--listen", "127.0.0.1:0", "--memory", *args], env
+            "coordinator", ["coordinator", *listen, *_keep(data_dir), *args], env
         )
 
     async def node(
-        self, node_id: str, coordinator: str, env: dict[str, str] | None = None, *args: str
+        self,
+        node_id: str,
+        coordinator: str,
+        env: dict[str, str] | None = None,
+        *args: str,
+        data_dir: Path | None = None,
     ) -> Proc:
-        return await self.start(
-            node_id,
-            [
-                "node",
-                "--id",
-                node_id,
-                "--listen",
-                "127.0.0.1:0",
-                "--coordinator",
-                coordinator,
-                "--memory",
-                *args,
-            ],
-            env,
-        )
+        """In memory, or durable under ``data_dir`` (then it keeps its data across restarts)."""
+        argv = ["node", "--id", node_id, "--listen", "127.0.0.1:0", "--coordinator", coordinator]
+        return await self.start(node_id, [*argv, *_keep(data_dir), *args], env)
 
     async def stop(self, proc: Proc, grace: float = 10.0, signum: int = signal.SIGINT) -> int:
         """SIGINT by default: a node stops without draining (SIGTERM would drain it)."""
@@ -190,6 +191,10 @@ class ProcessGroup:
             if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port in ports
         }
         assert not listening, f"ports still listening after the test: {sorted(listening)}"
+
+
+def _keep(data_dir: Path | None) -> list[str]:
+    return ["--memory"] if data_dir is None else ["--data-dir", str(data_dir)]
 
 
 def _alive(pid: int) -> bool:

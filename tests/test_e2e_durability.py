@@ -39,32 +39,13 @@ async def green(http: httpx.AsyncClient) -> bool:
     return info["cluster_state"] == "green" and await shard_states(http) == {"active"}
 
 
-def durable(tmp: Path) -> list[str]:
-    return ["--data-dir", str(tmp)]
-
-
 async def start_cluster(
     group: ProcessGroup, tmp: Path, nodes: int, env: dict[str, str], port: int = 0
 ):
-    coordinator = await group.start(
-        "coordinator", ["coordinator", "--listen", f"127.0.0.1:{port}", *durable(tmp)], env
-    )
+    coordinator = await group.coordinator(env, data_dir=tmp, port=port)
     procs = {}
     for i in range(1, nodes + 1):
-        procs[f"n{i}"] = await group.start(
-            f"n{i}",
-            [
-                "node",
-                "--id",
-                f"n{i}",
-                "--listen",
-                "127.0.0.1:0",
-                "--coordinator",
-                coordinator.url,
-                *durable(tmp),
-            ],
-            env,
-        )
+        procs[f"n{i}"] = await group.node(f"n{i}", coordinator.url, env, data_dir=tmp)
     return coordinator, procs
 
 
@@ -97,21 +78,8 @@ async def test_writes_while_shards_move_lose_nothing(tmp_path: Path) -> None:
             stop = trio.Event()
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(lambda: checker.run_writer(http, 300, stop=stop))
-                await trio.sleep(1.0)
-                await group.start(
-                    "n3",
-                    [
-                        "node",
-                        "--id",
-                        "n3",
-                        "--listen",
-                        "127.0.0.1:0",
-                        "--coordinator",
-                        coordinator.url,
-                        *durable(tmp_path),
-                    ],
-                    FAST,
-                )
+                await trio.sleep(1.0)  # writes under way before the join, not a condition
+                await group.node("n3", coordinator.url, FAST, data_dir=tmp_path)
                 await wait_until(lambda: _holds_copies(http, "n3"), within=10, what="n3 joined")
                 await wait_until(lambda: green(http), within=30, what="green after join")
                 for shard_id in range(4):
@@ -146,12 +114,8 @@ async def test_coordinator_sigkill_and_restart_mid_traffic(tmp_path: Path) -> No
                 await trio.sleep(1.5)
                 coordinator.kill()
                 await coordinator.wait()
-                await trio.sleep(0.5)
-                await group.start(
-                    "coordinator-2",
-                    ["coordinator", "--listen", f"127.0.0.1:{port}", *durable(tmp_path)],
-                    FAST,
-                )
+                await trio.sleep(0.5)  # a real outage: writes fail while it is down
+                await group.coordinator(FAST, data_dir=tmp_path, port=port)
                 await wait_until(lambda: green(http), within=20, what="green after restart")
                 await trio.sleep(1.0)
                 stop.set()

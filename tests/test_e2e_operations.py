@@ -24,26 +24,10 @@ async def _green(http: httpx.AsyncClient) -> bool:
 
 
 async def test_sigterm_drains_the_node_then_it_exits_0(tmp_path: Path) -> None:
-    data = ["--data-dir", str(tmp_path)]
     async with ProcessGroup() as group:
-        coordinator = await group.start(
-            "coordinator", ["coordinator", "--listen", "127.0.0.1:0", *data], ENV
-        )
+        coordinator = await group.coordinator(ENV, data_dir=tmp_path)
         nodes = {
-            n: await group.start(
-                n,
-                [
-                    "node",
-                    "--id",
-                    n,
-                    "--listen",
-                    "127.0.0.1:0",
-                    "--coordinator",
-                    coordinator.url,
-                    *data,
-                ],
-                ENV,
-            )
+            n: await group.node(n, coordinator.url, ENV, data_dir=tmp_path)
             for n in ("n1", "n2", "n3")
         }
         async with httpx.AsyncClient(base_url=coordinator.url, timeout=30) as http:

@@ -53,33 +53,17 @@ async def test_acknowledged_writes_survive_random_faults(tmp_path: Path) -> None
         "HEALTH_CHECK_TIMEOUT": "500ms",
         "TORUA_REPLICATION_FACTOR": "2",
     }
-    data = ["--data-dir", str(tmp_path)]
     faults = FaultLog()
     convictions: list[tuple[str, float]] = []
     checker = AckedWrites()
     reads = 0
 
     async with ProcessGroup() as group:
-        coordinator = await group.start(
-            "coordinator", ["coordinator", "--listen", "127.0.0.1:0", *data], env
-        )
+        coordinator = await group.coordinator(env, data_dir=tmp_path)
         nodes: dict[str, Proc] = {}
 
         async def start_node(node_id: str) -> None:
-            nodes[node_id] = await group.start(
-                node_id,
-                [
-                    "node",
-                    "--id",
-                    node_id,
-                    "--listen",
-                    "127.0.0.1:0",
-                    "--coordinator",
-                    coordinator.url,
-                    *data,
-                ],
-                env,
-            )
+            nodes[node_id] = await group.node(node_id, coordinator.url, env, data_dir=tmp_path)
 
         for i in range(1, 5):
             await start_node(f"n{i}")
