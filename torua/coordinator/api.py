@@ -6,6 +6,7 @@ lives in the services, so the API never holds state of its own.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -94,6 +95,7 @@ class Services:
     operations: Operations
     stopping: trio.Event  # set when the coordinator begins to shut down (ends SSE streams)
     metrics: CollectorRegistry | None = None  # GET /metrics; holds the probe counters
+    info: Callable[[], dict[str, Any]] | None = None  # leader and epoch for /cluster/info
 
 
 def move_json(move: Move) -> dict[str, Any]:
@@ -301,6 +303,6 @@ def create_coordinator_app(services: Services) -> QuartTrio:
 
     @app.get("/cluster/info")
     async def info_view() -> Response:
-        return jsonify(cluster_info(state, s.monitor))
+        return jsonify(cluster_info(state, s.monitor) | (s.info() if s.info else {}))
 
     return app

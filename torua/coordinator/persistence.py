@@ -17,7 +17,8 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import trio
 
@@ -25,7 +26,7 @@ from torua.cluster import ShardTable
 from torua.config import HealthSettings
 from torua.coordinator.state import ClusterState
 
-__all__ = ["Persister", "load_state", "snapshot"]
+__all__ = ["FileBackend", "Persister", "StateBackend", "load_state", "restore", "snapshot"]
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,8 @@ def snapshot(state: ClusterState) -> dict[str, Any]:
             for r in state.registry.all()
         ],
         "table": state.table.to_json(),
+        # Not restored by a new leader (it probes afresh); shown by followers.
+        "status": dict(state.health_status),
         "retiring": {str(k): sorted(v) for k, v in state.retiring.items() if v},
         "lost": {str(k): sorted(v) for k, v in state.lost.items() if v},
         "config": {
@@ -66,14 +69,10 @@ def snapshot(state: ClusterState) -> dict[str, Any]:
     }
 
 
-def load_state(state: ClusterState, directory: Path) -> bool:
-    """Restore a saved state into ``state``; False when there is none yet."""
-    path = directory / "state.json"
-    if not path.exists():
-        return False
-    data = json.loads(path.read_text())
+def restore(state: ClusterState, data: dict[str, Any], *, origin: str = "saved state") -> None:
+    """Put a saved snapshot back into ``state``."""
     if data.get("format") != FORMAT:
-        raise ValueError(f"{path}: unknown state format {data.get('format')!r}")
+        raise ValueError(f"{origin}: unknown state format {data.get('format')!r}")
     table = ShardTable.from_json(data["table"])
     if table.num_shards != state.table.num_shards:
         log.warning(
@@ -98,6 +97,14 @@ def load_state(state: ClusterState, directory: Path) -> bool:
         state.health = HealthSettings(**config["health"])
         state.node_capacity = config["node_capacity"]
         state.max_moves = config["max_moves"]
+
+
+def load_state(state: ClusterState, directory: Path) -> bool:
+    """Restore the state file in ``directory`` into ``state``; False when there is none yet."""
+    path = directory / "state.json"
+    if not path.exists():
+        return False
+    restore(state, json.loads(path.read_text()), origin=str(path))
     return True
 
 
@@ -115,14 +122,47 @@ def _write_atomically(path: Path, payload: bytes) -> None:
         os.close(directory)
 
 
-class Persister:
-    """Coalescing, atomic saver; a no-op for an in-memory coordinator."""
+class StateBackend(Protocol):
+    """Where the leader's state is saved: a local file, or etcd (``torua.ha``)."""
 
-    def __init__(self, state: ClusterState, directory: Path | None) -> None:
+    async def save(self, payload: bytes) -> bool:
+        """Save; False when this coordinator may no longer write (it lost its lease)."""
+        ...
+
+
+class FileBackend:
+    """The embedded default: ``DATA_DIR/coordinator/state.json``."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    async def save(self, payload: bytes) -> bool:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        await trio.to_thread.run_sync(_write_atomically, self.directory / "state.json", payload)
+        return True
+
+
+class Persister:
+    """Coalescing, atomic saver; a no-op for an in-memory coordinator.
+
+    ``on_lost`` runs when the backend refuses a save because another
+    coordinator leads now; the caller ends its leadership term.
+    """
+
+    def __init__(
+        self,
+        state: ClusterState,
+        backend: StateBackend | None,
+        *,
+        on_lost: Callable[[], None] | None = None,
+        retry: float = 0.2,
+    ) -> None:
         self._state = state
-        self._directory = directory
+        self._backend = backend
+        self._on_lost = on_lost
+        self._retry = retry
         self._wanted = 0  # generation of the newest change
-        self._saved = 0  # generation known to be on disk
+        self._saved = 0  # generation known to be saved
         self._changed = trio.Event()
         self._progress = trio.Event()
 
@@ -131,33 +171,49 @@ class Persister:
         self._changed.set()
 
     async def flush(self) -> None:
-        if self._directory is None:
+        if self._backend is None:
             return
         self.mark()
         target = self._wanted
         while self._saved < target:
             await self._progress.wait()
 
+    async def _save(self) -> bool:
+        assert self._backend is not None
+        payload = json.dumps(snapshot(self._state)).encode()
+        if await self._backend.save(payload):
+            return True
+        log.error("the state store refused a save: another coordinator leads now")
+        if self._on_lost is not None:
+            self._on_lost()
+        return False
+
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        if self._directory is None:
+        if self._backend is None:
             task_status.started()
             await trio.sleep_forever()
-        self._directory.mkdir(parents=True, exist_ok=True)
-        path = self._directory / "state.json"
         task_status.started()
         try:
             while True:
                 await self._changed.wait()
                 self._changed = trio.Event()
                 generation = self._wanted
-                payload = json.dumps(snapshot(self._state)).encode()
-                await trio.to_thread.run_sync(_write_atomically, path, payload)
+                try:
+                    if not await self._save():
+                        await trio.sleep_forever()
+                except OSError as exc:  # EtcdUnavailable is an OSError too
+                    log.warning("saving the cluster state failed (%s); retrying", exc)
+                    self._changed.set()
+                    await trio.sleep(self._retry)
+                    continue
                 self._saved = generation
                 self._progress.set()
                 self._progress = trio.Event()
         finally:
             if self._wanted > self._saved:
                 # Last words on shutdown: shielded so a cancelled nursery still saves.
-                with trio.CancelScope(shield=True):
-                    payload = json.dumps(snapshot(self._state)).encode()
-                    await trio.to_thread.run_sync(_write_atomically, path, payload)
+                with trio.CancelScope(shield=True), trio.move_on_after(5):
+                    try:
+                        await self._save()
+                    except OSError as exc:
+                        log.error("could not save the cluster state on the way out: %s", exc)

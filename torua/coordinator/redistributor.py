@@ -152,6 +152,7 @@ class Redistributor:
         match event:
             case NodeHealthChanged(node_id=node_id, new=new):
                 self._state.health_status[node_id] = new
+                self._persister.mark()  # followers show node status from the saved state
                 record = self._state.registry.get(node_id)
                 if record is None:
                     return None

@@ -1,7 +1,8 @@
 """The coordinator as a library object: ``await coordinator.run(task_status=...)``.
 
-One nursery holds everything: the event bus, the health monitor (one probe
-task per node), the redistributor fed by the bus, the assignment sync, and the
+One nursery holds everything: the leader's services (event bus, health
+monitor with one probe task per node, the redistributor fed by the bus, the
+assignment sync, the mover; see :mod:`torua.coordinator.assembly`) and the
 HTTP API on hypercorn. ``stop()`` lets hypercorn finish in-flight requests;
 then the nursery is cancelled and nothing outlives ``run()``.
 """
@@ -15,56 +16,18 @@ from pathlib import Path
 import trio
 
 from torua import __version__
-from torua.config import CoordinatorSettings, HealthSettings
-from torua.coordinator.api import Services, create_coordinator_app
+from torua.config import CoordinatorSettings
+from torua.coordinator.api import create_coordinator_app
 from torua.coordinator.api_docs import COORDINATOR_DOCS
-from torua.coordinator.assignments import AssignmentSync
-from torua.coordinator.client_pool import ClientPool
-from torua.coordinator.health import HealthMonitor
-from torua.coordinator.http_probe import RawHttpProbe
-from torua.coordinator.metrics import probe_observer
-from torua.coordinator.mover import Mover
-from torua.coordinator.node_client import NodeClient
-from torua.coordinator.operations import Operations
-from torua.coordinator.persistence import Persister, load_state
-from torua.coordinator.probes import Probe, make_probe
-from torua.coordinator.redistributor import Redistributor
-from torua.coordinator.router import Router
+from torua.coordinator.assembly import open_services
+from torua.coordinator.persistence import FileBackend, load_state
 from torua.coordinator.state import ClusterState
-from torua.coordinator.write_tracker import WriteTracker
-from torua.events import EventBus
-from torua.http.metrics import new_registry
 from torua.http.openapi import install_openapi
 from torua.http.server import serve_then_cancel
 
 __all__ = ["Coordinator"]
 
 log = logging.getLogger(__name__)
-
-
-def outbound_clients(token: str | None, *, cluster_id: str) -> ClientPool:
-    """The clients for talking to nodes: one small pool per node."""
-    headers = {"X-Torua-Coordinator": cluster_id}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    return ClientPool(headers)
-
-
-def pooled_probe(clients: ClientPool) -> Probe:
-    """The health probe, sent through the probed node's own client."""
-
-    async def probe(addr: str, settings: HealthSettings) -> str | None:
-        return await make_probe(clients.get(addr))(addr, settings)
-
-    return probe
-
-
-async def _close_at_exit(probe: RawHttpProbe) -> None:
-    """Close the probe's kept-alive connections when the nursery is cancelled."""
-    try:
-        await trio.sleep_forever()
-    finally:
-        probe.close()
 
 
 class Coordinator:
@@ -97,64 +60,19 @@ class Coordinator:
                 directory,
             )
 
+    def info(self) -> dict[str, object]:
+        """What ``/cluster/info`` adds: a single coordinator always leads, at epoch 0."""
+        return {"leader": self.url, "epoch": 0, "role": "leader"}
+
     async def run(self, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
         self._load()
-        bus = EventBus()
+        directory = self._state_dir()
+        backend = None if directory is None else FileBackend(directory)
         async with (
-            outbound_clients(self.settings.token, cluster_id=self.state.cluster_id) as clients,
+            open_services(self.state, backend, stopping=self._stopping, info=self.info) as services,
             trio.open_nursery() as nursery,
         ):
-            nodes = NodeClient(clients)
-            sync = AssignmentSync(self.state, nodes)
-            metrics = new_registry()
-            probe = RawHttpProbe(clients.headers, https_probe=pooled_probe(clients))
-            nursery.start_soon(_close_at_exit, probe)
-            monitor = HealthMonitor(
-                probe,
-                bus.sender(),
-                self.state.health,
-                on_probe=probe_observer(metrics),
-            )
-            persister = Persister(self.state, self._state_dir())
-            tracker = WriteTracker()
-            mover = Mover(self.state, nodes, sync, tracker, persister, bus.publish_nowait)
-            redistributor = Redistributor(
-                self.state,
-                sync,
-                bus.publish_nowait,
-                mover=mover,
-                tracker=tracker,
-                persister=persister,
-            )
-            services = Services(
-                state=self.state,
-                monitor=monitor,
-                redistributor=redistributor,
-                router=Router(self.state, nodes, sync, tracker, persister, mover.kick),
-                sync=sync,
-                nodes=nodes,
-                bus=bus,
-                mover=mover,
-                persister=persister,
-                operations=Operations(
-                    self.state, redistributor, mover, persister, bus.publish_nowait
-                ),
-                stopping=self._stopping,
-                metrics=metrics,
-            )
             self.services = services
-            placement_events = bus.subscribe()
-            await nursery.start(persister.run)
-            await nursery.start(bus.run)
-            await nursery.start(partial(redistributor.run, placement_events))
-            await nursery.start(monitor.run)
-            for record in self.state.registry.all():
-                # Known from the saved state: probe them, and renew their leases at once.
-                monitor.watch(record.id, record.addr)
-                sync.mark(record.id)
-            await nursery.start(sync.run)
-            await nursery.start(mover.run)
-
             app = create_coordinator_app(services)
             install_openapi(app, "Torua coordinator", __version__, COORDINATOR_DOCS)
             self.port = await nursery.start(
