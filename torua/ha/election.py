@@ -138,7 +138,8 @@ class Election:
             term.end()
             self.term = None
             self._observe(None, epoch)
-            log.warning("leadership of epoch %d ended%s", epoch, " (lease lapsed)" if lapsed else "")
+            how = " (lease lapsed)" if lapsed else ""
+            log.warning("leadership of epoch %d ended%s", epoch, how)
             with trio.CancelScope(shield=True):
                 await self._forget(lease)
 

@@ -123,7 +123,9 @@ class Etcd:
             "compare": [
                 {"key": _b64(key), "result": "EQUAL", "target": "CREATE", "create_revision": "0"}
             ],
-            "success": [{"request_put": {"key": _b64(key), "value": _b64(value), "lease": str(lease)}}],
+            "success": [
+                {"request_put": {"key": _b64(key), "value": _b64(value), "lease": str(lease)}}
+            ],
             "failure": [{"request_range": {"key": _b64(key)}}],
         }
         data = await self._call("/v3/kv/txn", body)
