@@ -106,7 +106,7 @@ async def _client_per_node() -> AsyncIterator[Probe]:
 
 def _coordinator_pool() -> ProbeFactory | None:
     try:
-        from torua.coordinator.service import outbound_clients, pooled_probe
+        from torua.coordinator.assembly import outbound_clients, pooled_probe
     except ImportError:
         return None
 
@@ -122,7 +122,7 @@ def _coordinator_pool() -> ProbeFactory | None:
 async def _coordinator_probe() -> AsyncIterator[Probe]:
     """Exactly what the coordinator probes http:// nodes with."""
     from torua.coordinator.http_probe import RawHttpProbe
-    from torua.coordinator.service import outbound_clients, pooled_probe
+    from torua.coordinator.assembly import outbound_clients, pooled_probe
 
     async with outbound_clients(None, cluster_id="bench") as pool:
         probe = RawHttpProbe(pool.headers, https_probe=pooled_probe(pool))
