@@ -87,8 +87,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "coordinator":
             from torua.coordinator import Coordinator
+            from torua.ha import HACoordinator
 
             settings = coordinator_settings(args, env)
+            if settings.etcd_endpoints:
+                return _run_service(lambda: HACoordinator(settings), "coordinator", args.log_level)
             return _run_service(lambda: Coordinator(settings), "coordinator", args.log_level)
         if args.command == "node":
             from torua.node import Node

@@ -226,8 +226,18 @@ class CoordinatorSettings:
     memory: bool = False
     token: str | None = None
     insecure: bool = False
+    # High availability (SPEC §8): empty means one coordinator with a local state file.
+    etcd_endpoints: tuple[str, ...] = ()
+    leader_ttl: float = 10.0
+    etcd_prefix: str = "/torua/"
 
     def __post_init__(self) -> None:
+        for endpoint in self.etcd_endpoints:
+            if not re.match(r"^https?://[^/\s]+/?$", endpoint):
+                raise ConfigError(f"TORUA_ETCD_ENDPOINTS: {endpoint!r} is not a URL")
+        if not 2.0 <= self.leader_ttl <= 3600:
+            # etcd grants no lease shorter than about 1.5 s with its default timings.
+            raise ConfigError(f"TORUA_LEADER_TTL={self.leader_ttl:g}s must be between 2s and 1h")
         if not 1 <= self.shards <= 65536:
             raise ConfigError(f"TORUA_SHARDS={self.shards} must be between 1 and 65536")
         if not 1 <= self.replication_factor <= 16:
@@ -257,7 +267,7 @@ class NodeSettings:
     host: str = "127.0.0.1"
     port: int = 0
     addr: str | None = None
-    coordinator: str = "http://127.0.0.1:8080"
+    coordinator: str = "http://127.0.0.1:8080"  # one URL, or several comma-separated (HA)
     capacity: int | None = None
     max_value: int = 16 * 1024 * 1024
     data_dir: str = "./.torua"
@@ -277,9 +287,15 @@ class NodeSettings:
             raise ConfigError(f"TORUA_MAX_VALUE={self.max_value} must be at least 1")
         if self.addr is not None and not re.match(r"^https?://[^/\s]+$", self.addr):
             raise ConfigError(f"NODE_ADDR={self.addr!r} is not a URL such as http://host:port")
-        if not re.match(r"^https?://[^/\s]+$", self.coordinator):
-            raise ConfigError(f"COORDINATOR_ADDR={self.coordinator!r} is not a URL")
+        for url in self.coordinators:
+            if not re.match(r"^https?://[^/\s,]+$", url):
+                raise ConfigError(f"COORDINATOR_ADDR={self.coordinator!r}: {url!r} is not a URL")
         _check_exposure(self.host, self.token, self.insecure)
+
+    @property
+    def coordinators(self) -> list[str]:
+        """Every coordinator a node may talk to (any of them forwards to the leader)."""
+        return [u.strip().rstrip("/") for u in self.coordinator.split(",") if u.strip()] or [""]
 
     def public_url(self, bound_port: int | None = None) -> str:
         """The URL the coordinator calls: NODE_ADDR, else derived from the bound socket."""

@@ -16,6 +16,7 @@ from torua.config import (
     NodeSettings,
     normalize_url,
     parse_bool,
+    parse_duration,
     parse_int,
     parse_listen,
     pick,
@@ -122,6 +123,13 @@ def coordinator_settings(args: argparse.Namespace, env: Mapping[str, str]) -> Co
             setting="TORUA_REPLICATION_FACTOR",
         ),
         node_capacity=_capacity(args, env),
+        etcd_endpoints=tuple(
+            normalize_url(e.strip())
+            for e in env.get("TORUA_ETCD_ENDPOINTS", "").split(",")
+            if e.strip()
+        ),
+        leader_ttl=parse_duration(env.get("TORUA_LEADER_TTL", "10s"), setting="TORUA_LEADER_TTL"),
+        etcd_prefix=env.get("TORUA_ETCD_PREFIX", "/torua/"),
         **_shared(args, env),
     )
 
@@ -139,8 +147,11 @@ def node_settings(args: argparse.Namespace, env: Mapping[str, str]) -> NodeSetti
         host=host,
         port=port,
         addr=pick(args.addr, env, "NODE_ADDR", None),
-        coordinator=normalize_url(
-            pick(args.coordinator, env, "COORDINATOR_ADDR", "http://127.0.0.1:8080") or ""
+        coordinator=",".join(
+            normalize_url(url.strip())
+            for url in (
+                pick(args.coordinator, env, "COORDINATOR_ADDR", "http://127.0.0.1:8080") or ""
+            ).split(",")
         ),
         capacity=_capacity(args, env),
         **_shared(args, env),

@@ -121,8 +121,8 @@ def _coordinator_pool() -> ProbeFactory | None:
 @asynccontextmanager
 async def _coordinator_probe() -> AsyncIterator[Probe]:
     """Exactly what the coordinator probes http:// nodes with."""
-    from torua.coordinator.http_probe import RawHttpProbe
     from torua.coordinator.assembly import outbound_clients, pooled_probe
+    from torua.coordinator.http_probe import RawHttpProbe
 
     async with outbound_clients(None, cluster_id="bench") as pool:
         probe = RawHttpProbe(pool.headers, https_probe=pooled_probe(pool))

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from torua import __version__
-from torua.coordinator.health import HealthMonitor
+from torua.coordinator.health import NodeHealth
 from torua.coordinator.registry import NodeRecord
 from torua.coordinator.state import ClusterState
 
 __all__ = ["cluster_info", "node_info", "node_view", "rfc3339", "shards_view"]
+
+
+class HealthLookup(Protocol):
+    """The live monitor on a leader; the saved statuses on a follower."""
+
+    def health(self, node_id: str) -> NodeHealth: ...
 
 
 def rfc3339(epoch: float | None) -> str | None:
@@ -20,7 +26,7 @@ def rfc3339(epoch: float | None) -> str | None:
     return text.replace("+00:00", "Z")
 
 
-def _health(monitor: HealthMonitor, node_id: str) -> tuple[str, int, float | None]:
+def _health(monitor: HealthLookup, node_id: str) -> tuple[str, int, float | None]:
     try:
         health = monitor.health(node_id)
     except KeyError:
@@ -28,7 +34,7 @@ def _health(monitor: HealthMonitor, node_id: str) -> tuple[str, int, float | Non
     return health.status, health.consecutive_failures, health.last_check
 
 
-def node_view(state: ClusterState, monitor: HealthMonitor, record: NodeRecord) -> dict[str, Any]:
+def node_view(state: ClusterState, monitor: HealthLookup, record: NodeRecord) -> dict[str, Any]:
     status, failures, last_check = _health(monitor, record.id)
     return {
         "id": record.id,
@@ -43,7 +49,7 @@ def node_view(state: ClusterState, monitor: HealthMonitor, record: NodeRecord) -
     }
 
 
-def node_info(state: ClusterState, monitor: HealthMonitor, record: NodeRecord) -> dict[str, Any]:
+def node_info(state: ClusterState, monitor: HealthLookup, record: NodeRecord) -> dict[str, Any]:
     status, _, last_check = _health(monitor, record.id)
     capacity = state.capacity_of(record)
     held = state.table.load(record.id)
@@ -78,7 +84,7 @@ def shards_view(state: ClusterState) -> dict[str, Any]:
     }
 
 
-def cluster_info(state: ClusterState, monitor: HealthMonitor) -> dict[str, Any]:
+def cluster_info(state: ClusterState, monitor: HealthLookup) -> dict[str, Any]:
     records = state.registry.all()
     healthy = sum(1 for r in records if _health(monitor, r.id)[0] == "healthy")
     return {

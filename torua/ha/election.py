@@ -131,7 +131,10 @@ class Election:
             with term.guard():
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(self._renew, lease, term)
-                    await lead(term)
+                    try:
+                        await lead(term)
+                    except EtcdUnavailable as exc:
+                        log.warning("could not take up leadership (%s); stepping down", exc)
                     nursery.cancel_scope.cancel()
         finally:
             lapsed = not term.valid()

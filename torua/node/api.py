@@ -22,6 +22,7 @@ from torua.http.metrics import ROUTE_SCOPE_KEY
 from torua.http.raw import RawResponder
 from torua.http.validate import Body, parse_body
 from torua.node.fast_store import StoreFastPath
+from torua.node.fencing import EPOCH_HEADER, fence
 from torua.node.metrics import install_node_metrics
 from torua.node.state import NodeRuntime
 from torua.node.store import Store, next_version
@@ -72,6 +73,7 @@ def create_node_app(
 
     @app.before_request
     async def _note_coordinator() -> None:
+        fence(runtime, request.headers.get(EPOCH_HEADER), request.method)
         if COORDINATOR_HEADER in request.headers:
             runtime.heard_from_coordinator()
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from torua.errors import ApiError, BadRequest, NotFound, Unavailable
 from torua.http.raw import RawResponder, header, read_body, token_error
+from torua.node.fencing import fence
 from torua.node.state import NodeRuntime
 from torua.node.store import Store, next_version
 
@@ -64,6 +65,8 @@ class StoreFastPath:
         try:
             if (denied := token_error(scope, self._token)) is not None:
                 raise denied
+            epoch = header(scope, b"x-torua-epoch")
+            fence(runtime, None if epoch is None else epoch.decode("latin-1"), method)
             if header(scope, b"x-torua-coordinator") is not None:
                 runtime.heard_from_coordinator()
             if shard_id not in runtime.held:

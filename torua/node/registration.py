@@ -52,7 +52,7 @@ async def register_once(
 
 async def keep_registered(
     client: httpx.AsyncClient,
-    coordinator: str,
+    coordinators: list[str],
     runtime: NodeRuntime,
     capacity: int | None,
     max_version: Callable[[], int],
@@ -60,12 +60,20 @@ async def keep_registered(
     backoff_max: float = 5.0,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Register, then re-register whenever the coordinator falls silent."""
+    """Register, then re-register whenever the coordinator falls silent.
+
+    With several coordinators (SPEC §8) any of them will do: a follower
+    forwards the registration to the leader. A failed attempt moves on to the
+    next URL, so a dead coordinator costs one attempt, not the whole backoff.
+    """
     task_status.started()
     attempt = 0
+    index = 0
     while True:
+        coordinator = coordinators[index % len(coordinators)]
         error = await register_once(client, coordinator, runtime, capacity, max_version)
         if error is not None:
+            index += 1
             delay = min(backoff_max, 0.1 * 2**attempt) * random.uniform(0.5, 1.0)
             if attempt % 10 == 0:
                 log.warning("registering with %s failed (%s); retrying", coordinator, error)

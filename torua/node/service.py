@@ -54,31 +54,36 @@ class Node:
         could not be reached within ``wait`` seconds. The node keeps serving
         while it drains: its copies are read from it to fill their successors.
         """
-        url = f"{self.settings.coordinator}/nodes/{self.settings.node_id}/drain"
+        path = f"/nodes/{self.settings.node_id}/drain"
         headers = {"Authorization": f"Bearer {self.settings.token}"} if self.settings.token else {}
         confirmed = False
-        try:
+        response: httpx.Response | None = None
+        failure = "no coordinator answered"
+        with trio.move_on_after(wait):
             async with httpx.AsyncClient(headers=headers, timeout=wait) as client:
-                with trio.fail_after(wait):
-                    response = await client.post(url)
-            if response.status_code == 200:
-                confirmed = True
-                log.info(
-                    "drained: %s copies moved off %s; stopping",
-                    response.json().get("moved"),
-                    self.settings.node_id,
-                )
-            else:
-                log.error(
-                    "drain refused by the coordinator (HTTP %d: %s); stopping anyway",
-                    response.status_code,
-                    response.text[:300],
-                )
-        except (httpx.HTTPError, trio.TooSlowError, OSError) as exc:
+                # Any coordinator will do (followers forward); the first that answers decides.
+                for coordinator in self.settings.coordinators:
+                    try:
+                        response = await client.post(coordinator + path)
+                        break
+                    except (httpx.HTTPError, OSError) as exc:
+                        failure = f"{coordinator}: {type(exc).__name__}"
+        if response is None:
             log.error(
-                "could not drain through the coordinator at %s (%s); stopping without draining",
-                self.settings.coordinator,
-                type(exc).__name__,
+                "could not drain through the coordinator (%s); stopping without draining", failure
+            )
+        elif response.status_code == 200:
+            confirmed = True
+            log.info(
+                "drained: %s copies moved off %s; stopping",
+                response.json().get("moved"),
+                self.settings.node_id,
+            )
+        else:
+            log.error(
+                "drain refused by the coordinator (HTTP %d: %s); stopping anyway",
+                response.status_code,
+                response.text[:300],
             )
         self.stop()
         return confirmed
@@ -118,7 +123,7 @@ class Node:
                 partial(
                     keep_registered,
                     client,
-                    self.settings.coordinator,
+                    self.settings.coordinators,
                     self.runtime,
                     self.settings.capacity,
                     self.store.max_version,

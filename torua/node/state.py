@@ -31,6 +31,7 @@ class NodeRuntime:
     assigned_once: bool = False
     assignment_seq: int = 0
     lease_expires_at: float = 0.0
+    epoch: int = 0  # the newest leader epoch heard (torua.node.fencing)
 
     def heard_from_coordinator(self) -> None:
         self.last_heard = trio.current_time()

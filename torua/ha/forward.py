@@ -1,0 +1,87 @@
+"""A follower passes what it cannot answer itself to the leader, unchanged.
+
+Chosen over redirecting: a 307 would need every client (curl, httpx, the
+CLI, scripts) to follow redirects and resend bodies, while forwarding makes
+any coordinator a working entry point. The client's headers, its token
+included, travel with the request, so the leader applies its own checks. A
+request that already went through one follower is never forwarded again:
+two coordinators that each think the other leads answer 503, not a loop.
+Responses stream back, so ``GET /events`` works through a follower too.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import httpx
+
+from torua.errors import Unavailable
+from torua.http.raw import RawResponder, header, read_body
+
+__all__ = ["FORWARDED_HEADER", "Forwarder"]
+
+log = logging.getLogger(__name__)
+
+FORWARDED_HEADER = b"x-torua-forwarded"
+# Hop-by-hop headers (RFC 9110 §7.6.1) and the ones httpx sets itself.
+_SKIP = {b"connection", b"keep-alive", b"transfer-encoding", b"te", b"upgrade", b"host"}
+_SKIP_BACK = {b"connection", b"keep-alive", b"transfer-encoding", b"content-length"}
+
+
+class Forwarder:
+    def __init__(self, me: str, responder: RawResponder, *, max_body: int) -> None:
+        self._me = me
+        self._respond = responder
+        self._max_body = max_body
+        timeout = httpx.Timeout(10.0, connect=2.0, read=None)
+        limits = httpx.Limits(max_connections=64, max_keepalive_connections=16)
+        self._client = httpx.AsyncClient(timeout=timeout, limits=limits)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def __call__(
+        self, leader: str | None, scope: dict[str, Any], receive: Any, send: Any
+    ) -> None:
+        if leader is None or header(scope, FORWARDED_HEADER) is not None:
+            await self._respond.error(
+                send,
+                Unavailable(
+                    "no coordinator leads right now (an election is under way); retry shortly",
+                    code="no_leader",
+                ),
+            )
+            return
+        body = await read_body(receive, self._max_body, "request bodies")
+        headers = [(k, v) for k, v in scope["headers"] if k.lower() not in _SKIP]
+        headers.append((FORWARDED_HEADER, self._me.encode()))
+        url = leader + scope["raw_path"].decode("latin-1")
+        if scope.get("query_string"):
+            url += "?" + scope["query_string"].decode("latin-1")
+        request = self._client.build_request(scope["method"], url, headers=headers, content=body)
+        try:
+            response = await self._client.send(request, stream=True)
+        except (httpx.HTTPError, OSError) as exc:
+            log.info(
+                "forwarding %s %s to %s failed: %s", scope["method"], scope["path"], leader, exc
+            )
+            await self._respond.error(
+                send,
+                Unavailable(
+                    f"the leader at {leader} did not answer; retry shortly", code="no_leader"
+                ),
+            )
+            return
+        try:
+            back = [(k, v) for k, v in response.headers.raw if k.lower() not in _SKIP_BACK]
+            await send(
+                {"type": "http.response.start", "status": response.status_code, "headers": back}
+            )
+            async for chunk in response.aiter_raw():
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b""})
+        except (httpx.HTTPError, OSError):
+            log.info("the leader broke off a forwarded %s %s", scope["method"], scope["path"])
+        finally:
+            await response.aclose()
