@@ -104,7 +104,7 @@ async def test_leader_work_stops_before_its_lease_can_lapse(
         etcd.cut_off.add("a")
         lease_expires = etcd.leases[holder.lease][1]
         while a.is_leader:
-            await trio.sleep(0.001)
+            await a.changed.wait()
         stopped = trio.current_time()
         nursery.cancel_scope.cancel()
     assert record.terms[0][3] <= stopped
@@ -124,7 +124,7 @@ async def test_a_leader_that_stops_hands_over_at_once(autojump_clock: trio.abc.C
             a_process.cancel_scope.cancel()  # the coordinator stops: its nursery is cancelled
         stopped = trio.current_time()
         while not b.is_leader:
-            await trio.sleep(0.001)
+            await b.changed.wait()
         handover = trio.current_time()
         nursery.cancel_scope.cancel()
     # The lease is revoked on the way out: no waiting for the TTL.
@@ -166,7 +166,7 @@ async def test_a_restarted_coordinator_releases_its_old_lease(
         await nursery.start(second.run, record.lead_for("a2"))
         started = trio.current_time()
         while not second.is_leader:
-            await trio.sleep(0.001)
+            await second.changed.wait()
         assert trio.current_time() - started < TTL / 2
         nursery.cancel_scope.cancel()
 
