@@ -4,6 +4,10 @@ The coordinator and each node run as child processes (``trio.run_process``),
 each in its own session so a terminal's Ctrl-C reaches only this supervisor,
 which then stops the nodes first and the coordinator last. Nothing outlives
 it: a child that ignores SIGTERM is killed after a grace period.
+
+With ``--coordinators N`` (N > 1) a local etcd starts first and stops last,
+the coordinators elect a leader through it, and the nodes get every
+coordinator's URL (SPEC §8).
 """
 
 from __future__ import annotations
@@ -15,12 +19,17 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 import trio
 
 from torua.errors import ConfigError
+from torua.ha.local_etcd import MISSING_ETCD, etcd_argv, find_etcd, free_port, wait_healthy
 
 __all__ = ["UpSettings", "run_up"]
 
@@ -30,6 +39,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True, slots=True, kw_only=True)
 class UpSettings:
     nodes: int = 3
+    coordinators: int = 1
     port: int = 8080
     shards: int = 16
     replicas: int = 2
@@ -42,7 +52,9 @@ class UpSettings:
     def __post_init__(self) -> None:
         if not 1 <= self.nodes <= 64:
             raise ConfigError(f"--nodes={self.nodes} must be between 1 and 64")
-        if not 1 <= self.port <= 65535 - self.nodes:
+        if not 1 <= self.coordinators <= 9:
+            raise ConfigError(f"--coordinators={self.coordinators} must be between 1 and 9")
+        if not 1 <= self.port <= 65535 - self.nodes - self.coordinators:
             raise ConfigError(f"--port={self.port} leaves no room for {self.nodes} node ports")
 
 
@@ -89,30 +101,41 @@ async def _stop(process: trio.Process, name: str, grace: float = 10.0) -> None:
 
 
 async def run_up(settings: UpSettings) -> int:
-    ports = [settings.port + i for i in range(settings.nodes + 1)]
+    count = settings.coordinators
+    ports = [settings.port + i for i in range(settings.nodes + count)]
     busy = [p for p in ports if not _port_free(p)]
     if busy:
         print(f"torua up: ports {busy} are in use; pick another --port", file=sys.stderr)
         return 1
+    etcd = find_etcd() if count > 1 else None
+    if count > 1 and etcd is None:
+        print(f"torua up: {MISSING_ETCD}", file=sys.stderr)
+        return 1
     token = settings.token or secrets.token_urlsafe(24)
-    url = f"http://127.0.0.1:{settings.port}"
+    coordinator_urls = [f"http://127.0.0.1:{p}" for p in ports[:count]]
+    node_ports = ports[count:]
+    url = coordinator_urls[0]
     env = {**os.environ, **settings.extra_env, "TORUA_TOKEN": token}
     env.setdefault("TORUA_LOG_LEVEL", "WARNING")
     common = ["--data-dir", settings.data_dir] + (["--memory"] if settings.memory else [])
     python = [sys.executable, "-m", "torua"]
     children: list[tuple[str, trio.Process]] = []
+    scratch_dir = tempfile.TemporaryDirectory(prefix="torua-up-")  # etcd's home with --memory
+    scratch = Path(scratch_dir.name)
 
     async with trio.open_nursery() as nursery:
 
         async def start(name: str, argv: list[str]) -> trio.Process:
             process: trio.Process = await nursery.start(
                 lambda task_status: trio.run_process(  # noqa: ASYNC105 (nursery.start awaits it)
-                    python + argv,
+                    argv if name == "etcd" else python + argv,
                     env=env,
                     check=False,
                     start_new_session=True,
                     stdin=subprocess.DEVNULL,
                     stdout=subprocess.DEVNULL,
+                    # etcd logs to stderr on every hiccup; the terminal belongs to Torua.
+                    stderr=subprocess.DEVNULL if name == "etcd" else None,
                     task_status=task_status,
                 )
             )
@@ -131,27 +154,33 @@ async def run_up(settings: UpSettings) -> int:
         await nursery.start(watch_signals)
         status = 1
         # Starting up can be interrupted too: a signal cancels this scope at once.
-        with trio.CancelScope() as startup:
+        with trio.CancelScope() as startup, _StartFailed.caught():
             nursery.start_soon(_cancel_when_set, stop, startup)
-            await start(
-                "coordinator",
-                [
-                    "coordinator",
-                    "--listen",
-                    f"127.0.0.1:{settings.port}",
-                    "--shards",
-                    str(settings.shards),
-                    "--replicas",
-                    str(settings.replicas),
-                    *common,
-                ],
-            )
+            if etcd is not None:
+                etcd_url = await _start_etcd(start, etcd, settings, scratch)
+                if etcd_url is None:
+                    raise _StartFailed
+                env["TORUA_ETCD_ENDPOINTS"] = etcd_url
+            for i, coordinator_url in enumerate(coordinator_urls):
+                await start(
+                    "coordinator" if count == 1 else f"coordinator{i + 1}",
+                    [
+                        "coordinator",
+                        "--listen",
+                        coordinator_url.removeprefix("http://"),
+                        "--shards",
+                        str(settings.shards),
+                        "--replicas",
+                        str(settings.replicas),
+                        *common,
+                    ],
+                )
             # Nodes start once the coordinator answers, so none logs a failed registration.
             async with httpx.AsyncClient(timeout=1.0) as probe:
                 with trio.move_on_after(settings.ready_timeout):
                     while not await _answers(probe, f"{url}/health"):  # noqa: ASYNC110
                         await trio.sleep(0.05)
-            for i, port in enumerate(ports[1:], start=1):
+            for i, port in enumerate(node_ports, start=1):
                 await start(
                     f"n{i}",
                     [
@@ -161,7 +190,7 @@ async def run_up(settings: UpSettings) -> int:
                         "--listen",
                         f"127.0.0.1:{port}",
                         "--coordinator",
-                        url,
+                        ",".join(coordinator_urls),
                         *common,
                     ],
                 )
@@ -175,14 +204,27 @@ async def run_up(settings: UpSettings) -> int:
                     file=sys.stderr,
                 )
             else:
-                _print_ready(url, token, ports, info)
+                _print_ready(coordinator_urls, token, node_ports, info)
                 status = 0
         if status == 0:
             await stop.wait()
         for name, process in reversed(children):
             await _stop(process, name)
         nursery.cancel_scope.cancel()
+    scratch_dir.cleanup()
     return status
+
+
+class _StartFailed(Exception):
+    """Start-up cannot go on (the reason is already printed); stop what started."""
+
+    @staticmethod
+    @contextmanager
+    def caught() -> Iterator[None]:
+        try:
+            yield
+        except _StartFailed:
+            pass
 
 
 async def _answers(client: httpx.AsyncClient, url: str) -> bool:
@@ -197,17 +239,37 @@ async def _cancel_when_set(event: trio.Event, scope: trio.CancelScope) -> None:
     scope.cancel(reason="stop requested")
 
 
-def _print_ready(url: str, token: str, ports: list[int], info: dict) -> None:
-    print(f"READY {url}", flush=True)
-    rows = [("coordinator", url)] + [
-        (f"n{i}", f"http://127.0.0.1:{port}") for i, port in enumerate(ports[1:], start=1)
+def _print_ready(coordinators: list[str], token: str, ports: list[int], info: dict) -> None:
+    print(f"READY {coordinators[0]}", flush=True)
+    names = (
+        ["coordinator"]
+        if len(coordinators) == 1
+        else [f"coordinator{i}" for i in range(1, len(coordinators) + 1)]
+    )
+    rows = list(zip(names, coordinators, strict=True)) + [
+        (f"n{i}", f"http://127.0.0.1:{port}") for i, port in enumerate(ports, start=1)
     ]
     width = max(len(name) for name, _ in rows)
     for name, address in rows:
         print(f"  {name:<{width}}  {address}")
-    print(f"  token        {token}")
+    print(f"  {'token':<{width}}  {token}")
+    if info.get("leader"):
+        print(f"  {'leader':<{width}}  {info['leader']} (epoch {info.get('epoch')})")
     print(
-        f"  cluster      {info.get('cluster_state')} ({info.get('healthy_nodes')} healthy nodes, "
-        f"{info.get('total_shards')} shards)"
+        f"  {'cluster':<{width}}  {info.get('cluster_state')} "
+        f"({info.get('healthy_nodes')} healthy nodes, {info.get('total_shards')} shards)"
     )
     print("Ctrl-C stops the cluster.", flush=True)
+
+
+async def _start_etcd(start, binary: str, settings: UpSettings, scratch: Path) -> str | None:  # type: ignore[no-untyped-def]
+    """Start the local etcd (its data under DATA_DIR/etcd); its URL once it answers."""
+    data = scratch / "etcd" if settings.memory else Path(settings.data_dir) / "etcd"
+    data.parent.mkdir(parents=True, exist_ok=True)
+    client_port, peer_port = free_port(), free_port()
+    await start("etcd", etcd_argv(binary, data, client_port, peer_port))
+    etcd_url = f"http://127.0.0.1:{client_port}"
+    if not await wait_healthy(etcd_url, within=settings.ready_timeout):
+        print(f"torua up: etcd at {etcd_url} did not become healthy", file=sys.stderr)
+        return None
+    return etcd_url

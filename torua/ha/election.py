@@ -141,8 +141,10 @@ class Election:
             term.end()
             self.term = None
             self._observe(None, epoch)
-            how = " (lease lapsed)" if lapsed else ""
-            log.warning("leadership of epoch %d ended%s", epoch, how)
+            if lapsed:
+                log.warning("leadership of epoch %d ended: the lease may have lapsed", epoch)
+            else:
+                log.info("leadership of epoch %d ended", epoch)
             with trio.CancelScope(shield=True):
                 await self._forget(lease)
 
