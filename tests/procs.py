@@ -18,6 +18,8 @@ import httpx
 import psutil
 import trio
 
+from torua.ha.local_etcd import MISSING_ETCD, etcd_argv, find_etcd, free_port
+
 __all__ = ["Proc", "ProcessGroup", "wait_until"]
 
 
@@ -85,14 +87,18 @@ class ProcessGroup:
         *,
         ready_within: float = 20.0,
         stderr_to: Path | None = None,
+        command: list[str] | None = None,
+        ready_url: str | None = None,
     ) -> Proc:
+        """Start ``python -m torua ARGV`` (or ``command``); ready at its READY line,
+        or once ``ready_url`` answers 200 for programs that print none."""
         full_env = {**self.env, **(env or {})}
         # Opened once, before the child starts; not worth a thread hop.
         stderr = open(stderr_to, "ab") if stderr_to is not None else None  # noqa: SIM115, ASYNC230
         try:
             process: trio.Process = await self.nursery.start(
                 lambda task_status: trio.run_process(  # noqa: ASYNC105 (nursery.start awaits it)
-                    [sys.executable, "-m", "torua", *argv],
+                    command or [sys.executable, "-m", "torua", *argv],
                     env=full_env,
                     check=False,
                     stdout=subprocess.PIPE,
@@ -127,9 +133,24 @@ class ProcessGroup:
             await process.wait()
             ready.set()
 
+        async def answers() -> None:
+            assert ready_url is not None
+            async with httpx.AsyncClient(timeout=1.0, trust_env=False) as client:
+                while True:
+                    try:
+                        if (await client.get(ready_url)).status_code == 200:
+                            proc.url = ready_url.rsplit("/", 1)[0]
+                            ready.set()
+                            return
+                    except httpx.HTTPError:
+                        pass
+                    await trio.sleep(0.1)
+
         self.nursery.start_soon(pump)
         async with trio.open_nursery() as waiting:
             waiting.start_soon(exited)
+            if ready_url is not None:
+                waiting.start_soon(answers)
             with trio.move_on_after(ready_within):
                 await ready.wait()
             waiting.cancel_scope.cancel()
@@ -151,6 +172,20 @@ class ProcessGroup:
         listen = ["--listen", f"127.0.0.1:{port}"]
         return await self.start(
             "coordinator", ["coordinator", *listen, *_keep(data_dir), *args], env
+        )
+
+    async def etcd(self, data_dir: Path, client_port: int = 0, peer_port: int = 0) -> Proc:
+        """A one-member etcd on loopback (the same data dir and ports restart it)."""
+        binary = find_etcd()
+        assert binary is not None, MISSING_ETCD
+        client_port, peer_port = client_port or free_port(), peer_port or free_port()
+        argv = etcd_argv(binary, data_dir, client_port, peer_port)
+        return await self.start(
+            "etcd",
+            [],
+            command=argv,
+            ready_url=f"http://127.0.0.1:{client_port}/health",
+            stderr_to=data_dir.parent / "etcd.log",
         )
 
     async def node(

@@ -105,10 +105,13 @@ class Election:
             if current is None:
                 return
         holder = _holder(current)
-        if holder.get("url") == self.url and holder.get("instance") != self.instance:
-            # An earlier life of this coordinator (same address) still holds the key:
-            # it is dead, so waiting out its lease would only delay the election.
-            log.info("the leader key belongs to a previous run of this coordinator; releasing")
+        if holder.get("url") == self.url:
+            # The key names us, but we are not leading: an earlier run of this
+            # coordinator (same address), or a term of ours that ended while etcd
+            # was unreachable. Nobody acts under it, so waiting out its lease
+            # would only delay the next election.
+            earlier = "this run" if holder.get("instance") == self.instance else "an earlier run"
+            log.info("releasing a leader key left by %s of this coordinator", earlier)
             await self._forget(current.lease)
             return
         self._observe(holder.get("url"), current.create_revision)

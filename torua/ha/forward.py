@@ -37,6 +37,7 @@ class Forwarder:
         timeout = httpx.Timeout(10.0, connect=2.0, read=None)
         limits = httpx.Limits(max_connections=64, max_keepalive_connections=16)
         self._client = httpx.AsyncClient(timeout=timeout, limits=limits)
+        self._unreachable: str | None = None
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -63,16 +64,14 @@ class Forwarder:
         try:
             response = await self._client.send(request, stream=True)
         except (httpx.HTTPError, OSError) as exc:
-            log.info(
-                "forwarding %s %s to %s failed: %s", scope["method"], scope["path"], leader, exc
-            )
-            await self._respond.error(
-                send,
-                Unavailable(
-                    f"the leader at {leader} did not answer; retry shortly", code="no_leader"
-                ),
-            )
+            if leader != self._unreachable:
+                # Once per leader, not per request: in a failover every request fails.
+                log.warning("the leader at %s does not answer (%s); answering 503", leader, exc)
+                self._unreachable = leader
+            message = f"the leader at {leader} did not answer; retry shortly"
+            await self._respond.error(send, Unavailable(message, code="no_leader"))
             return
+        self._unreachable = None
         try:
             back = [(k, v) for k, v in response.headers.raw if k.lower() not in _SKIP_BACK]
             await send(
