@@ -96,11 +96,19 @@ class Procs:
     def __exit__(self, *exc_info: object) -> None:
         self.stop_all()
 
-    def launch(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> Proc:
+    def launch(
+        self,
+        name: str,
+        argv: list[str],
+        env: dict[str, str] | None = None,
+        *,
+        command: list[str] | None = None,
+    ) -> Proc:
+        """Start ``python -m torua ARGV``, or ``command`` for another program (etcd)."""
         out, err = self.workdir / f"{name}.out", self.workdir / f"{name}.err"
         with open(out, "wb") as stdout, open(err, "wb") as stderr:
             popen = subprocess.Popen(
-                [sys.executable, "-m", "torua", *argv],
+                command or [sys.executable, "-m", "torua", *argv],
                 env={**self.env, **(env or {})},
                 stdin=subprocess.DEVNULL,
                 stdout=stdout,
