@@ -121,6 +121,9 @@ def status_table(
     table.add_row(
         "coordinator", f"v{info.get('coordinator_version', '?')}, up {duration(info.get('uptime'))}"
     )
+    if info.get("epoch"):  # several coordinators: who leads, and which one answered
+        table.add_row("leader", f"{info.get('leader') or 'none (election under way)'}")
+        table.add_row("epoch", f"{info['epoch']}  (this coordinator: {info.get('role')})")
     return table
 
 
