@@ -9,17 +9,22 @@ cluster acknowledged must read back afterwards (``AckedWrites``).
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 import trio
 
 from tests.checker import AckedWrites
 from tests.procs import Proc, ProcessGroup, wait_until
+from tests.test_e2e_durability import _token
+from tests.test_examples import free_port_run
 from torua.ha.local_etcd import find_etcd
 
 pytestmark = [
@@ -216,3 +221,37 @@ async def test_coordinators_reconnect_after_etcd_restarts(tmp_path: Path) -> Non
             await wait_until(writes_work, within=30, what="writes after etcd restarted")
             lost = await checker.lost(http)
         assert lost == []
+
+
+async def test_up_with_three_coordinators_stops_clean_and_comes_back(tmp_path: Path) -> None:
+    port = free_port_run(6)
+    argv = ["up", "--coordinators", "3", "--nodes", "3", "--port", str(port)]
+    argv += ["--data-dir", str(tmp_path)]
+    urls = [f"http://127.0.0.1:{port + i}" for i in range(3)]
+    checker = AckedWrites()
+    for run in range(2):
+        async with ProcessGroup() as group:
+            proc = await group.start("up", argv, ENV, ready_within=90)
+            token = await wait_until(partial(_token, proc.output), within=5, what="token line")
+            headers = {"Authorization": f"Bearer {token}"}
+            async with httpx.AsyncClient(timeout=10, headers=headers) as http:
+                infos = [(await http.get(url + "/cluster/info")).json() for url in urls]
+                assert len({i["leader"] for i in infos}) == 1
+                assert sorted(i["role"] for i in infos) == ["follower", "follower", "leader"]
+                if run == 0:
+                    for i in range(120):  # through every coordinator in turn
+                        http.base_url = httpx.URL(urls[i % 3])
+                        assert await checker.put(http, f"up-{i}", f"v{i}".encode())
+                else:
+                    http.base_url = httpx.URL(urls[2])
+                    assert await checker.lost(http) == []
+            children = [c.pid for c in psutil.Process(proc.pid).children(recursive=True)]
+            assert len(children) == 7  # etcd, three coordinators, three nodes
+            proc.process.send_signal(signal.SIGTERM)
+            with trio.fail_after(30):
+                assert await proc.wait() == 0
+            assert not [
+                p
+                for p in children
+                if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE
+            ]
