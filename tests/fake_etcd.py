@@ -9,7 +9,7 @@ named client fail, as a partition between that coordinator and etcd would.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -119,7 +119,7 @@ class FakeClient:
         etcd.keys[key] = KeyValue(value, created, etcd.revision, 0)
         return True
 
-    async def watch(self, key: str, after: int) -> AsyncIterator[dict[str, Any]]:
+    async def watch(self, key: str, after: int) -> AsyncGenerator[dict[str, Any], None]:
         etcd = await self._enter()
         start = etcd.keys.get(key)
         while True:

@@ -17,7 +17,8 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from contextlib import aclosing
 from typing import Any, Protocol
 
 import trio
@@ -38,7 +39,7 @@ class ElectionStore(Protocol):
     async def keepalive(self, lease: int) -> float: ...
     async def revoke(self, lease: int) -> None: ...
     async def create(self, key: str, value: bytes, lease: int) -> tuple[bool, KeyValue | None]: ...
-    def watch(self, key: str, after: int) -> AsyncIterator[dict[str, Any]]: ...
+    def watch(self, key: str, after: int) -> AsyncGenerator[dict[str, Any], None]: ...
 
 
 def margin_for(ttl: float) -> float:
@@ -120,8 +121,10 @@ class Election:
     async def _follow(self, current: KeyValue) -> None:
         """Wait until the leader key changes; re-read at least once per TTL."""
         with trio.move_on_after(self.ttl):
-            async for _event in self.store.watch(self.key, current.mod_revision):
-                return
+            # aclosing: the stream under the watch is closed here, in this task.
+            async with aclosing(self.store.watch(self.key, current.mod_revision)) as events:
+                async for _event in events:
+                    return
 
     async def _lead(
         self, lease: int, expires: float, epoch: int, lead: Callable[[Term], Awaitable[None]]

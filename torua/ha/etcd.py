@@ -16,7 +16,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -158,7 +158,7 @@ class Etcd:
         data = await self._call("/v3/kv/txn", body)
         return bool(data.get("succeeded", False))
 
-    async def watch(self, key: str, after: int) -> AsyncIterator[dict[str, Any]]:
+    async def watch(self, key: str, after: int) -> AsyncGenerator[dict[str, Any], None]:
         """Events on ``key`` after revision ``after``, as etcd streams them.
 
         Ends (the caller re-reads and watches again) when the stream breaks.
