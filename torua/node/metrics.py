@@ -35,7 +35,7 @@ class NodeCollector:
         return iter(_families())
 
     def collect(self) -> Iterator[Metric]:
-        info, held, keys, size, lease = _families()
+        info, held, keys, size, lease, epoch = _families()
         runtime = self._runtime
         info.add_metric([runtime.node_id, __version__], 1)
         shards = sorted(runtime.held)
@@ -45,7 +45,8 @@ class NodeCollector:
             keys.add_metric([str(shard_id)], stats.keys)
             size.add_metric([str(shard_id)], stats.bytes)
         lease.add_metric([], 1 if runtime.lease_valid() else 0)
-        yield from (info, held, keys, size, lease)
+        epoch.add_metric([], runtime.epoch)
+        yield from (info, held, keys, size, lease, epoch)
 
 
 def _families() -> tuple[GaugeMetricFamily, ...]:
@@ -58,6 +59,10 @@ def _families() -> tuple[GaugeMetricFamily, ...]:
         GaugeMetricFamily("torua_node_bytes", "Value bytes per held shard", labels=["shard"]),
         GaugeMetricFamily(
             "torua_node_lease_valid", "1 while the coordinator's lease lets this node take writes"
+        ),
+        GaugeMetricFamily(
+            "torua_node_leader_epoch",
+            "Newest coordinator leader epoch seen; older ones are fenced (0: one coordinator)",
         ),
     )
 
