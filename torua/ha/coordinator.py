@@ -29,7 +29,7 @@ from torua.coordinator.assembly import open_services
 from torua.coordinator.persistence import restore
 from torua.coordinator.state import ClusterState
 from torua.errors import ApiError, Unavailable
-from torua.ha.election import Election
+from torua.ha.election import Election, StateStore
 from torua.ha.etcd import Etcd
 from torua.ha.forward import Forwarder
 from torua.ha.saved_views import SavedViews
@@ -48,7 +48,7 @@ FORWARD_LIMIT = 64 * 1024 * 1024 + 1024  # the largest body the leader accepts (
 class EtcdBackend:
     """Saves the state only while ``epoch`` still owns the leader key."""
 
-    def __init__(self, etcd: Etcd, state_key: str, leader_key: str, epoch: int) -> None:
+    def __init__(self, etcd: StateStore, state_key: str, leader_key: str, epoch: int) -> None:
         self._etcd = etcd
         self._state_key = state_key
         self._leader_key = leader_key
@@ -61,10 +61,14 @@ class EtcdBackend:
 
 
 class HACoordinator:
-    def __init__(self, settings: CoordinatorSettings) -> None:
+    def __init__(self, settings: CoordinatorSettings, *, etcd: StateStore | None = None) -> None:
+        """``etcd`` replaces the client built from the settings (tests pass a fake)."""
         self.settings = settings
         self.port: int | None = None
-        self.etcd = Etcd(settings.etcd_endpoints)
+        self._client: Etcd | None = None  # ours to close
+        if etcd is None:
+            etcd = self._client = Etcd(settings.etcd_endpoints)
+        self.etcd: StateStore = etcd
         self.election: Election | None = None
         self.services: Services | None = None  # the current term's, while leading
         self._leading: tuple[Term, Any] | None = None  # (term, its Quart app)
@@ -111,14 +115,17 @@ class HACoordinator:
                 )
                 await nursery.start(partial(self.election.run, self._lead))
                 log.info(
-                    "coordinator serving at %s (etcd %s)", self.url, ",".join(self.etcd.endpoints)
+                    "coordinator serving at %s (etcd %s)",
+                    self.url,
+                    ",".join(self.settings.etcd_endpoints),
                 )
                 task_status.started(self.url)
         finally:
             with trio.CancelScope(shield=True):
                 if self._forward is not None:
                     await self._forward.aclose()
-                await self.etcd.aclose()
+                if self._client is not None:
+                    await self._client.aclose()
 
     async def _lead(self, term: Term) -> None:
         """One term: load the saved state, run the leader's services until the term ends."""

@@ -26,7 +26,7 @@ import trio
 from torua.ha.etcd import EtcdUnavailable, KeyValue
 from torua.ha.term import Term
 
-__all__ = ["Election", "ElectionStore"]
+__all__ = ["Election", "ElectionStore", "StateStore"]
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,14 @@ class ElectionStore(Protocol):
     async def revoke(self, lease: int) -> None: ...
     async def create(self, key: str, value: bytes, lease: int) -> tuple[bool, KeyValue | None]: ...
     def watch(self, key: str, after: int) -> AsyncGenerator[dict[str, Any], None]: ...
+
+
+class StateStore(ElectionStore, Protocol):
+    """Election plus the fenced state write and the read followers serve from."""
+
+    async def put_if_owner(
+        self, key: str, value: bytes, *, owner_key: str, owner_revision: int
+    ) -> bool: ...
 
 
 def margin_for(ttl: float) -> float:

@@ -22,7 +22,8 @@ from torua.coordinator.persistence import restore
 from torua.coordinator.state import ClusterState
 from torua.coordinator.views import cluster_info, node_info, node_view, shards_view
 from torua.errors import NotFound, Unavailable
-from torua.ha.etcd import Etcd, EtcdUnavailable
+from torua.ha.election import StateStore
+from torua.ha.etcd import EtcdUnavailable
 
 __all__ = ["SavedViews"]
 
@@ -48,7 +49,7 @@ class SavedViews:
     def __init__(
         self,
         settings: CoordinatorSettings,
-        etcd: Etcd,
+        etcd: StateStore,
         state_key: str,
         info: Callable[[], dict[str, Any]],
     ) -> None:

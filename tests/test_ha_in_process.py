@@ -1,0 +1,80 @@
+"""Two HA coordinators and two nodes in one Trio run, on a fake etcd.
+
+The library view of SPEC §8: a leader is elected, a follower forwards writes
+and serves state reads, a stopped leader hands over at once (it gives its
+lease back), and nothing either coordinator started outlives it.
+"""
+
+from __future__ import annotations
+
+import httpx
+import trio
+
+from tests.conftest import FAST_HEALTH, _all_tasks
+from tests.fake_etcd import FakeEtcd
+from torua.config import CoordinatorSettings, NodeSettings
+from torua.ha import HACoordinator
+from torua.node import Node
+
+
+def settings() -> CoordinatorSettings:
+    return CoordinatorSettings(
+        port=0,
+        shards=8,
+        replication_factor=2,
+        health=FAST_HEALTH,
+        memory=True,
+        etcd_endpoints=("http://etcd.invalid:2379",),  # unused: the fake is passed in
+        leader_ttl=2.0,
+    )
+
+
+async def _info(http: httpx.AsyncClient, url: str) -> dict:
+    return (await http.get(url + "/cluster/info")).json()
+
+
+async def test_leader_and_follower_in_one_nursery() -> None:
+    etcd = FakeEtcd()
+    tasks_before = _all_tasks()
+    async with httpx.AsyncClient(timeout=5) as http, trio.open_nursery() as nursery:
+        a = HACoordinator(settings(), etcd=etcd.client("a"))
+        b = HACoordinator(settings(), etcd=etcd.client("b"))
+        urls = [await nursery.start(a.run), await nursery.start(b.run)]
+        nodes = [
+            Node(NodeSettings(node_id=f"n{i}", port=0, coordinator=",".join(urls), memory=True))
+            for i in (1, 2)
+        ]
+        for node in nodes:
+            await nursery.start(node.run)
+        with trio.fail_after(20):
+            while (await _info(http, urls[0])).get("cluster_state") != "green":  # noqa: ASYNC110 (HTTP polling: no event to wait on)
+                await trio.sleep(0.05)
+        leader = a if a.election and a.election.is_leader else b
+        follower = b if leader is a else a
+        assert (await _info(http, follower.url))["role"] == "follower"
+        assert (await _info(http, follower.url))["leader"] == leader.url
+        for i in range(20):
+            response = await http.put(f"{follower.url}/data/k{i}", content=f"v{i}".encode())
+            assert response.status_code == 204, response.text
+        shards = (await http.get(f"{follower.url}/shards")).json()
+        assert sum(len(s["in_sync"]) for s in shards["shards"]) == 16
+        epoch = leader.election.epoch if leader.election else 0
+
+        leader.stop()
+        election = follower.election
+        assert election is not None
+        with trio.fail_after(5):  # the lease is given back: no waiting for the TTL
+            while not election.is_leader:
+                await election.changed.wait()
+        assert election.epoch > epoch
+        with trio.fail_after(20):
+            for i in range(20):
+                # 503 until the new leader has probed the nodes: HTTP polling, no event.
+                while (response := await http.get(f"{follower.url}/data/k{i}")).status_code == 503:  # noqa: ASYNC110
+                    await trio.sleep(0.05)
+                assert response.content == f"v{i}".encode()
+        for node in nodes:
+            node.stop()
+        follower.stop()
+    leaked = _all_tasks() - tasks_before
+    assert not leaked, [t.name for t in leaked]
