@@ -19,7 +19,7 @@ import trio
 import trio.testing
 
 from torua.config import HealthSettings
-from torua.coordinator.health import HealthMonitor, ProbeRecord
+from torua.coordinator.health import HealthMonitor, ProbeRecord, first_probe_offset
 from torua.events import ClusterEvent, NodeHealthChanged
 
 EPOCH = 1_700_000_000.0
@@ -240,8 +240,12 @@ async def test_unwatch_at_the_very_tick(autojump_clock: trio.testing.MockClock) 
     nodes = [cluster.add(f"a{i}") for i in range(50)]
     monitor, _ = make(cluster)
     async with running(monitor):
-        for i in range(50):
+        for i, node in enumerate(nodes):
+            # one at a time (each first probe runs before the next watch), so no
+            # burst spreading: all fifty ticks coincide
             monitor.watch(f"n{i}", f"a{i}")
+            await trio.testing.wait_all_tasks_blocked()
+            assert node.calls == [0.0]
         await trio.sleep_until(5.0)  # woken together with the probe tasks
         for i, node in enumerate(nodes):
             monitor.unwatch(f"n{i}")
@@ -369,7 +373,9 @@ async def test_exact_detection_time_of_a_hung_node(
 async def test_detection_time_independent_of_other_hung_nodes(
     autojump_clock: trio.testing.MockClock, hung: int
 ) -> None:
-    """K hung of 20 are all detected at 12.0 s, as 1 of 20 is (the Go original: 53 s)."""
+    """K hung of 20 are all detected (F - 1) * I + T = 12.0 s after their first probe,
+    as 1 of 20 is (the Go original: 53 s). Watched in one burst, every node but the
+    first starts its schedule at its own first_probe_offset."""
     cluster = FakeCluster()
     for i in range(20):
         cluster.add(f"a{i}", "hang" if i < hung else "pass")
@@ -382,11 +388,50 @@ async def test_detection_time_independent_of_other_hung_nodes(
             event = await next_change(receive)
             if event.new == "unhealthy":
                 times[event.node_id] = trio.current_time()
-        assert set(times.values()) == {12.0}
+        first = {f"n{i}": first_probe_offset(f"n{i}", 5.0) if i else 0.0 for i in range(20)}
+        assert times == {n: pytest.approx(first[n] + 12.0, abs=1e-9) for n in times}
         await trio.sleep(60)
         assert [monitor.health(f"n{i}").status for i in range(hung, 20)] == ["healthy"] * (
             20 - hung
         )
+
+
+async def test_a_burst_of_watches_is_spread_over_one_interval(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Nodes watched together (a coordinator restart) do not all tick at once: each
+    after the first starts at its own offset, fixed by its id, within one interval."""
+    cluster = FakeCluster()
+    nodes = [cluster.add(f"a{i}") for i in range(200)]
+    monitor, _ = make(cluster)
+    async with running(monitor):
+        for i in range(200):
+            monitor.watch(f"n{i}", f"a{i}")
+        await trio.sleep(5.0 - 1e-6)  # just under one interval: every first probe, once
+        firsts = [node.calls for node in nodes]
+    assert firsts[0] == [0.0]
+    assert firsts[1:] == [[first_probe_offset(f"n{i}", 5.0)] for i in range(1, 200)]
+    # spread: every fifth of the interval holds some of them
+    assert {int(calls[0] // 1.0) for calls in firsts} == {0, 1, 2, 3, 4}
+    # offsets of many ids stay within one interval
+    assert all(0.0 <= first_probe_offset(f"n{i}", 5.0) < 5.0 for i in range(1000))
+
+
+async def test_a_lone_watch_after_a_burst_is_probed_at_once(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    cluster = FakeCluster()
+    for i in range(3):
+        cluster.add(f"a{i}")
+    lone = cluster.add("lone")
+    monitor, _ = make(cluster)
+    async with running(monitor):
+        for i in range(3):
+            monitor.watch(f"n{i}", f"a{i}")
+        await trio.sleep(5.0)  # every first probe of the burst has run
+        monitor.watch("late", "lone")
+        await trio.sleep(0.5)
+    assert lone.calls == [5.0]
 
 
 # -- hysteresis -----------------------------------------------------------------

@@ -32,16 +32,28 @@ class RawHttpProbe:
         self._extra = header_lines(headers)
         self._https_probe = https_probe
         self._streams: dict[str, trio.SocketStream] = {}
+        # (addr, path) -> host, port, the encoded request; None for https
+        self._targets: dict[tuple[str, str], tuple[str, int, bytes] | None] = {}
+
+    def _target(self, addr: str, path: str) -> tuple[str, int, bytes] | None:
+        url = urlsplit(normalize_url(addr))
+        target = None
+        if url.scheme == "http":
+            host, port = url.hostname or "127.0.0.1", url.port or 80
+            head = f"Host: {host}:{port}\r\n".encode("latin-1") + self._extra
+            target = host, port, encode_request("GET", url.path + path, head, None)
+        self._targets[addr, path] = target
+        return target
 
     async def __call__(self, addr: str, settings: HealthSettings) -> str | None:
         if settings.kind == "tcp":
             return await probe_tcp(addr, settings)
-        url = urlsplit(normalize_url(addr))
-        if url.scheme != "http":
+        target = self._targets.get((addr, settings.path))
+        if target is None:
+            target = self._target(addr, settings.path)
+        if target is None:
             return await self._https_probe(addr, settings)
-        host, port = url.hostname or "127.0.0.1", url.port or 80
-        head = f"Host: {host}:{port}\r\n".encode("latin-1") + self._extra
-        request = encode_request("GET", url.path + settings.path, head, None)
+        host, port, request = target
         stream = self._streams.pop(addr, None)
         try:
             if stream is None:
@@ -62,6 +74,8 @@ class RawHttpProbe:
         return None if response.status == 200 else f"HTTP {response.status}"
 
     def forget(self, addr: str) -> None:
+        for key in [key for key in self._targets if key[0] == addr]:
+            del self._targets[key]
         stream = self._streams.pop(addr, None)
         if stream is not None:
             stream.socket.close()
