@@ -21,6 +21,7 @@ import trio
 from torua.config import normalize_url
 from torua.coordinator.client_pool import ClientPool
 from torua.coordinator.node_conns import header_lines
+from torua.http.records import RECORDS_TYPE
 from torua.http.wire import WireError
 
 __all__ = ["NodeClient", "NodeUnreachable", "Reply", "key_path"]
@@ -126,6 +127,32 @@ class NodeClient:
     async def import_page(self, addr: str, shard_id: int, records: list[Any]) -> Reply:
         return await self.request(
             "POST", addr, f"/shard/{shard_id}/import", payload={"records": records}, deadline=60.0
+        )
+
+    async def import_frames(self, addr: str, shard_id: int, frames: bytes) -> Reply:
+        """Merge records sent as binary frames (:mod:`torua.http.records`).
+
+        Idempotent (a versioned merge), so safe to resend on a fresh connection.
+        """
+        return await self.request(
+            "POST",
+            addr,
+            f"/shard/{shard_id}/import",
+            content=frames,
+            headers={"Content-Type": RECORDS_TYPE},
+            deadline=60.0,
+            idempotent=True,
+        )
+
+    async def get_many_frames(self, addr: str, shard_id: int, keys: list[str]) -> Reply:
+        """The stored records of ``keys`` (tombstones included) as binary frames."""
+        return await self.request(
+            "POST",
+            addr,
+            f"/shard/{shard_id}/get_many",
+            payload={"keys": keys},
+            headers={"Accept": RECORDS_TYPE},
+            idempotent=True,
         )
 
     async def drop(self, addr: str, shard_id: int) -> Reply:
