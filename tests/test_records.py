@@ -9,7 +9,13 @@ import pytest
 import trio
 
 from torua.errors import BadRequest
-from torua.http.records import RECORDS_TYPE, decode_frames, encode_frames
+from torua.http.records import (
+    RECORDS_TYPE,
+    decode_frames,
+    decode_sections,
+    encode_frames,
+    encode_sections,
+)
 
 from .conftest import LocalCluster
 
@@ -70,3 +76,43 @@ async def test_node_import_and_get_many_speak_frames(cluster: LocalCluster) -> N
         assert bad.status_code == 400 and bad.json()["error"] == "invalid_field"
         again = await http.post(f"/shard/{shard}/get_many", json={"keys": ["a"]})
         assert again.json()["records"][0]["version"] == 5  # the bad body changed nothing
+
+
+def test_sections_round_trip_and_share_one_record_budget() -> None:
+    body = encode_sections([(3, encode_frames(ROWS)), (0, b""), (7, encode_frames(ROWS[:1]))])
+    assert decode_sections(body, max_records=5) == [(3, ROWS), (0, []), (7, ROWS[:1])]
+    with pytest.raises(BadRequest):
+        decode_sections(body, max_records=4)
+    with pytest.raises(BadRequest):
+        decode_sections(body[:-1], max_records=5)
+
+
+async def test_node_imports_sections_and_answers_per_shard(cluster: LocalCluster) -> None:
+    await cluster.wait_healthy(len(cluster.nodes))
+    node = next(iter(cluster.nodes.values()))
+    with trio.fail_after(10):
+        while True:
+            if node.runtime.held:
+                break
+            await trio.sleep(0.05)
+    shard = min(node.runtime.held)
+    other = min(set(range(64)) - node.runtime.held)
+    headers = {"X-Torua-Coordinator": "test", "Content-Type": RECORDS_TYPE}
+    body = encode_sections([(shard, encode_frames(ROWS[:2])), (other, encode_frames(ROWS[:1]))])
+    async with httpx.AsyncClient(base_url=node.url) as http:
+        bad = await http.post("/shards/import", content=body[:-1], headers=headers)
+        assert bad.status_code == 400 and bad.json()["error"] == "invalid_field"
+        assert (await http.post(f"/shard/{shard}/get_many", json={"keys": ["a"]})).json()[
+            "records"
+        ] == []  # the bad body applied nothing, not even its whole first section
+        reply = await http.post("/shards/import", content=body, headers=headers)
+        assert reply.status_code == 200, reply.text
+        first, second = reply.json()["results"]
+        assert first == {"shard_id": shard, "status": 200, "received": 2, "applied": 2}
+        assert (second["shard_id"], second["status"], second["error"]) == (
+            other,
+            404,
+            "shard_not_held",
+        )
+        as_json = await http.post("/shards/import", json={"records": []})
+        assert as_json.status_code == 400

@@ -14,7 +14,9 @@ of ``ops``. Writes are split by shard and each shard's batch goes to all of its
 copies concurrently (the same acknowledgement rule as a single PUT); shards are
 handled concurrently too. Reads see the request's own writes: all writes are
 applied before any read. To and from the nodes records travel as binary frames
-(:mod:`torua.http.records`), each shard's batch encoded once for all its copies.
+(:mod:`torua.http.records`), each shard's batch encoded once for all its copies,
+and all shards' writes to one node go in one request
+(:class:`~torua.coordinator.import_batch.ImportBatcher`).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import trio
 from pydantic import Field, model_validator
 
 from torua.cluster import shard_for_key
+from torua.coordinator.import_batch import ImportBatcher
 from torua.coordinator.node_client import NodeClient
 from torua.coordinator.router import Router
 from torua.coordinator.state import ClusterState
@@ -100,13 +103,15 @@ async def run_bulk(
     for i, op in enumerate(body.ops):
         (reads if op.op == "get" else writes)[shard_for_key(op.key, num_shards)].append(i)
 
+    batcher = ImportBatcher(nodes)  # one import request per node, not per shard
+
     async def write_shard(shard_id: int, indexes: list[int]) -> None:
         frames = encode_frames(
             (body.ops[i].key, values.get(i), state.next_version()) for i in indexes
         )
         try:
             await router.replicate(
-                shard_id, lambda addr: nodes.import_frames(addr, shard_id, frames), expect=200
+                shard_id, lambda addr: batcher.send(addr, shard_id, frames), expect=200
             )
         except ApiError as exc:
             for i in indexes:

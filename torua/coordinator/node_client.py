@@ -129,16 +129,13 @@ class NodeClient:
             "POST", addr, f"/shard/{shard_id}/import", payload={"records": records}, deadline=60.0
         )
 
-    async def import_frames(self, addr: str, shard_id: int, frames: bytes) -> Reply:
-        """Merge records sent as binary frames (:mod:`torua.http.records`).
-
-        Idempotent (a versioned merge), so safe to resend on a fresh connection.
-        """
+    async def import_sections(self, addr: str, sections: bytes) -> Reply:
+        """Merge several shards' frames (``POST /shards/import``); answers per shard."""
         return await self.request(
             "POST",
             addr,
-            f"/shard/{shard_id}/import",
-            content=frames,
+            "/shards/import",
+            content=sections,
             headers={"Content-Type": RECORDS_TYPE},
             deadline=60.0,
             idempotent=True,

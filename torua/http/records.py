@@ -15,6 +15,12 @@ A body of type :data:`RECORDS_TYPE` is a sequence of records, each::
 
 The node's JSON forms of the same routes stay (the mover uses them); a frame
 body that breaks these rules is a 400, as malformed JSON is.
+
+Several shards' frames go to one node in one request as *sections*, each::
+
+    shard id     u32 big-endian
+    length       u32 big-endian   (bytes of frames that follow)
+    frames
 """
 
 from __future__ import annotations
@@ -24,12 +30,21 @@ from collections.abc import Iterable
 
 from torua.errors import BadRequest
 
-__all__ = ["MAX_KEY_BYTES", "RECORDS_TYPE", "decode_frames", "encode_frames"]
+__all__ = [
+    "MAX_KEY_BYTES",
+    "RECORDS_TYPE",
+    "Row",
+    "decode_frames",
+    "decode_sections",
+    "encode_frames",
+    "encode_sections",
+]
 
 RECORDS_TYPE = "application/x-torua-records"
 MAX_KEY_BYTES = 16 * 1024  # the JSON form allows 4,096 characters
 TOMBSTONE = 0xFFFFFFFF
 _HEAD = struct.Struct(">HqI")
+_SECTION = struct.Struct(">II")
 
 Row = tuple[str, bytes | None, int]  # key, value (None: tombstone), version
 
@@ -78,6 +93,32 @@ def decode_frames(data: bytes, *, max_records: int) -> list[Row]:
         if len(rows) > max_records:
             raise _bad(f"at most {max_records} records")
     return rows
+
+
+def encode_sections(parts: Iterable[tuple[int, bytes]]) -> bytes:
+    """One body carrying each ``(shard id, frames)`` part in order."""
+    out: list[bytes] = []
+    for shard_id, frames in parts:
+        out += (_SECTION.pack(shard_id, len(frames)), frames)
+    return b"".join(out)
+
+
+def decode_sections(data: bytes, *, max_records: int) -> list[tuple[int, list[Row]]]:
+    """Every section's shard id and records; at most ``max_records`` records in all."""
+    sections: list[tuple[int, list[Row]]] = []
+    pos, end, budget = 0, len(data), max_records
+    while pos < end:
+        if pos + _SECTION.size > end:
+            raise _bad("a section header is cut short")
+        shard_id, length = _SECTION.unpack_from(data, pos)
+        pos += _SECTION.size
+        if pos + length > end:
+            raise _bad("a section is cut short")
+        rows = decode_frames(data[pos : pos + length], max_records=budget)
+        budget -= len(rows)
+        pos += length
+        sections.append((shard_id, rows))
+    return sections
 
 
 def _bad(why: str) -> BadRequest:

@@ -27,6 +27,11 @@ NODE_DOCS: dict[tuple[str, str], Doc] = {
         "application/x-torua-records (binary frames, see torua.http.records)",
         ImportBody,
     ),
+    ("POST", "/shards/import"): Doc(
+        "merge several shards' records in one request: a body of type "
+        "application/x-torua-records sections (see torua.http.records); answers "
+        '{"results": [{"shard_id", "status", ...}]}, one per section, in order'
+    ),
     ("POST", "/shard/<int:shard_id>/get_many"): Doc(
         "many reads in one request; answers binary record frames "
         "(application/x-torua-records) when the request accepts exactly that",

@@ -7,7 +7,10 @@ while it is being filled are never overwritten by older exported data.
 
 ``import`` and ``get_many`` also speak binary record frames
 (:mod:`torua.http.records`): the coordinator's bulk API sends and reads them,
-so values cross this hop as bytes, not base64 inside JSON.
+so values cross this hop as bytes, not base64 inside JSON. ``POST
+/shards/import`` takes several shards' frames at once (one request per node
+for a whole bulk request, not one per shard) and answers per shard, so one
+shard the node does not hold fails only that shard.
 """
 
 from __future__ import annotations
@@ -15,14 +18,15 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Callable
-from typing import Annotated
+from typing import Annotated, Any
 
+import trio
 from pydantic import Field
 from quart import Quart, Response, jsonify, request
 
-from torua.errors import BadRequest, Conflict, NotFound
+from torua.errors import ApiError, BadRequest, Conflict, NotFound
 from torua.http.errors import read_limited
-from torua.http.records import RECORDS_TYPE, decode_frames, encode_frames
+from torua.http.records import RECORDS_TYPE, Row, decode_frames, decode_sections, encode_frames
 from torua.http.validate import Body, parse_body
 from torua.node.state import NodeRuntime
 from torua.node.store import Record, Store
@@ -105,6 +109,31 @@ def install_transfer_routes(
             records = decode_records(body.records)
         applied = await store.put_many(shard_id, records)
         return jsonify({"shard_id": shard_id, "received": len(records), "applied": applied})
+
+    @app.post("/shards/import")
+    async def import_sections() -> Response:
+        """Several shards' frames; every section is checked before any is applied."""
+        if request.mimetype != RECORDS_TYPE:
+            raise BadRequest(f"the body is {RECORDS_TYPE} sections", code="invalid_body")
+        raw = await read_limited(IMPORT_BYTES, "record bodies")
+        sections = decode_sections(raw, max_records=MAX_RECORDS)
+        results: list[dict[str, Any]] = [{} for _ in sections]
+
+        async def one(i: int, shard_id: int, rows: list[Row]) -> None:
+            results[i] = {"shard_id": shard_id}
+            try:
+                writable(shard_id)
+                records = [(key, Record(value, version)) for key, value, version in rows]
+                applied = await store.put_many(shard_id, records)
+            except ApiError as exc:
+                results[i].update(status=exc.status, error=exc.code, message=exc.message)
+                return
+            results[i].update(status=200, received=len(rows), applied=applied)
+
+        async with trio.open_nursery() as nursery:  # concurrent: one group commit for all
+            for i, (shard_id, rows) in enumerate(sections):
+                nursery.start_soon(one, i, shard_id, rows)
+        return jsonify({"results": results})
 
     @app.post("/shard/<int:shard_id>/get_many")
     async def get_many(shard_id: int) -> Response:
