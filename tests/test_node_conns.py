@@ -14,6 +14,8 @@ from torua.coordinator.node_client import NodeClient, NodeUnreachable
 from torua.coordinator.node_conns import NodeConnections
 from torua.http.wire import WireError, exchange
 
+from .scripted_http import scripted_server
+
 # -- framing (torua.http.wire) over an in-memory stream -------------------------------
 
 
@@ -96,49 +98,13 @@ async def test_broken_responses_raise(raw: bytes, started: bool) -> None:
 # -- the pool (torua.coordinator.node_conns) against loopback servers ------------------
 
 
-async def _server(nursery: trio.Nursery, script: list[bytes | None], log: list[bytes]) -> int:
-    """Answers requests in order from ``script``, on whatever connection they arrive;
-    ``None`` closes that connection without answering."""
-
-    async def handler(stream: trio.SocketStream) -> None:
-        log.append(b"<connection>")
-        buffer = b""
-        while script:
-            while b"\r\n\r\n" not in buffer:
-                data = await stream.receive_some(65536)
-                if not data:
-                    return
-                buffer += data
-            head, buffer = buffer.split(b"\r\n\r\n", 1)
-            length = [
-                int(line.split(b":")[1])
-                for line in head.split(b"\r\n")
-                if line.lower().startswith(b"content-length:")
-            ]
-            while len(buffer) < (length[0] if length else 0):
-                buffer += await stream.receive_some(65536)
-            body, buffer = (
-                buffer[: length[0] if length else 0],
-                buffer[length[0] if length else 0 :],
-            )
-            log.append(head + b"\r\n\r\n" + body)
-            answer = script.pop(0)
-            if answer is None:
-                await stream.aclose()
-                return
-            await stream.send_all(answer)
-
-    listeners = await nursery.start(partial(trio.serve_tcp, handler, 0, host="127.0.0.1"))
-    return int(listeners[0].socket.getsockname()[1])
-
-
 OK = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
 
 
 async def test_pool_reuses_one_connection_and_sends_pool_and_call_headers() -> None:
     log: list[bytes] = []
     async with trio.open_nursery() as nursery:
-        port = await _server(nursery, [OK, OK, OK], log)
+        port = await scripted_server(nursery, [OK, OK, OK], log)
         conns = NodeConnections({"X-Torua-Coordinator": "c1", "X-Torua-Epoch": "4"})
         addr = f"127.0.0.1:{port}"
         for _ in range(3):
@@ -159,7 +125,7 @@ async def test_a_closed_kept_connection_is_retried_only_when_idempotent() -> Non
     log: list[bytes] = []
     async with trio.open_nursery() as nursery:
         # the second request finds its kept connection closed by the server
-        port = await _server(nursery, [OK, None, OK, OK, None], log)
+        port = await scripted_server(nursery, [OK, None, OK, OK, None], log)
         conns = NodeConnections({})
         addr = f"http://127.0.0.1:{port}"
         assert (await conns.request(addr, "GET", "/x")).status == 200
