@@ -64,19 +64,24 @@ class _StaleConnection(WireError):
 
 
 def _stale(stream: trio.SocketStream) -> bool:
-    """Anything to read on an idle connection (EOF, a reset, stray bytes) rules it out."""
+    """Anything to read on an idle connection (EOF, a reset, stray bytes) rules it out.
+
+    ``poll``, not ``select``: a coordinator watching many nodes has descriptors
+    past ``select``'s limit of 1,024.
+    """
+    poller = select.poll()
     try:
-        readable, _, _ = select.select([stream.socket.fileno()], [], [], 0)
+        poller.register(stream.socket.fileno(), select.POLLIN)
+        return bool(poller.poll(0))
     except (OSError, ValueError):
         return True
-    return bool(readable)
 
 
 class NodeConnections:
     def __init__(self, headers: dict[str, str], *, per_node: int = 64, max_idle: int = 32) -> None:
         self._extra = header_lines(headers)
         self._per_node = per_node
-        self._max_idle = max_idle
+        self._max_idle = per_node if max_idle is None else max_idle
         self._nodes: dict[str, _Node | None] = {}
         self._closed = False
 
@@ -171,14 +176,6 @@ class NodeConnections:
                 return stream
             stream.socket.close()
         return None
-
-    def forget(self, addr: str) -> None:
-        """Close a node's idle connections (it left, or moved to another address)."""
-        node = self._nodes.pop(addr, None)
-        if node is not None:
-            for stream, _ in node.idle:
-                stream.socket.close()
-            node.idle.clear()
 
     def close(self) -> None:
         """Close every connection, in use ones included; later requests still work
