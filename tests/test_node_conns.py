@@ -72,6 +72,13 @@ async def test_connection_close_and_eof_bodies_are_not_reused() -> None:
     assert (to_eof.body, to_eof.reusable) == (b"until the end", False)
 
 
+async def test_an_interim_100_continue_is_skipped() -> None:
+    response, _ = await _answer(
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 1\r\n\r\nx"
+    )
+    assert (response.status, response.body, response.reusable) == (201, b"x", True)
+
+
 async def test_no_body_for_204_and_head() -> None:
     no_content, _ = await _answer(b"HTTP/1.1 204 No Content\r\n\r\n")
     assert (no_content.status, no_content.body, no_content.reusable) == (204, b"", True)

@@ -7,9 +7,9 @@ line and reading a response by hand costs a small fraction of that.
 
 Only what Torua's nodes (hypercorn) send is needed, but the reader is
 complete enough to be safe with any HTTP/1.1 server: ``Content-Length``
-bodies, ``chunked`` bodies, bodies ending at EOF, ``Connection: close``, and
-no body for HEAD, 1xx, 204 and 304. :attr:`Response.reusable` says whether the
-connection may carry another request.
+bodies, ``chunked`` bodies, bodies ending at EOF, ``Connection: close``,
+interim 1xx answers (skipped), and no body for HEAD, 204 and 304.
+:attr:`Response.reusable` says whether the connection may carry another request.
 """
 
 from __future__ import annotations
@@ -67,18 +67,22 @@ async def exchange(
     """
     await stream.send_all(request)
     buffer = bytearray()
-    while (end := buffer.find(b"\r\n\r\n")) < 0:
-        if len(buffer) > MAX_HEAD:
-            raise WireError("response head too large", started=True)
-        data = await stream.receive_some(_READ)
-        if not data:
-            raise WireError("connection closed before the response", started=bool(buffer))
-        buffer += data
-    status, headers = _parse_head(bytes(buffer[:end]))
-    rest = buffer[end + 4 :]
+    while True:
+        while (end := buffer.find(b"\r\n\r\n")) < 0:
+            if len(buffer) > MAX_HEAD:
+                raise WireError("response head too large", started=True)
+            data = await stream.receive_some(_READ)
+            if not data:
+                raise WireError("connection closed before the response", started=bool(buffer))
+            buffer += data
+        status, headers = _parse_head(bytes(buffer[:end]))
+        del buffer[: end + 4]
+        if not 100 <= status < 200:
+            break  # an interim answer (100 Continue) precedes the real one: skip it
+    rest = buffer
     reusable = headers.get("connection", "").lower() != "close"
     leftover: bytes | bytearray
-    if head_only or status in (204, 304) or 100 <= status < 200:
+    if head_only or status in (204, 304):
         body, leftover = b"", rest
     elif "chunked" in headers.get("transfer-encoding", "").lower():
         body, leftover = await _read_chunked(stream, rest, max_body)
