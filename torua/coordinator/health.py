@@ -29,14 +29,17 @@ us, not the node. A *passing* probe always counts: the node demonstrably
 answered, whatever our lag. When a stall leaves a schedule more than one
 interval behind, the missed ticks are dropped (no burst of catch-up probes).
 
-Bursts of watches are spread: a node watched while another node's first probe
-is still to come (a coordinator restart watching every saved node, many nodes
-registering at once) waits :func:`first_probe_offset` (a fraction of the
-interval fixed by a hash of its id) before its first probe. Otherwise their
-ticks would coincide forever and every interval would start with one burst of
-probes: measured with 1,000 nodes, p99 schedule lag 154 ms aligned against
-18 ms spread. A node watched on its own is probed at once, as before, so the
-detection time above holds for it exactly; a spread node adds its offset
+Large bursts of watches are spread: a node watched while ``SPREAD_AFTER`` or
+more other first probes are still to come (a coordinator restart or a new
+leader watching every saved node, many nodes registering at once) waits
+:func:`first_probe_offset` (a fraction of the interval fixed by a hash of its
+id) before its first probe. Otherwise their ticks would coincide forever and
+every interval would start with one burst of probes: measured with 1,000
+nodes, p99 schedule lag 154 ms aligned against 18 ms spread. The first
+``SPREAD_AFTER`` of a burst, and so every node of a small cluster, are probed
+at once as before: a few dozen probes together cost a few milliseconds, and a
+new leader must learn quickly that nodes saved as unhealthy are back. So the
+detection time above holds exactly for those; a spread node adds its offset
 (less than one interval), which stays within SPEC's ``F * I + T``.
 """
 
@@ -58,9 +61,19 @@ from torua.config import HealthSettings, format_duration
 from torua.coordinator.probes import Probe
 from torua.events import ClusterEvent, NodeHealthChanged
 
-__all__ = ["STALL_FRACTION", "HealthMonitor", "NodeHealth", "ProbeRecord", "first_probe_offset"]
+__all__ = [
+    "SPREAD_AFTER",
+    "STALL_FRACTION",
+    "HealthMonitor",
+    "NodeHealth",
+    "ProbeRecord",
+    "first_probe_offset",
+]
 
 log = logging.getLogger(__name__)
+
+SPREAD_AFTER = 32
+"""First probes that may start together; later ones in the same burst are spread."""
 
 STALL_FRACTION = 0.5
 """Loop lag, as a fraction of the probe timeout, beyond which a failure is inconclusive."""
@@ -255,7 +268,7 @@ class HealthMonitor:
     def _spawn(self, node: _Watched) -> None:
         if not node.spawned:
             node.spawned = True
-            node.spread = self._first_pending > 0  # part of a burst: spread it
+            node.spread = self._first_pending >= SPREAD_AFTER  # part of a large burst
             self._first_pending += 1
             assert self._nursery is not None
             self._nursery.start_soon(self._probe_loop, node, name=f"health-probe:{node.node_id}")
