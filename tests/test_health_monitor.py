@@ -19,7 +19,12 @@ import trio
 import trio.testing
 
 from torua.config import HealthSettings
-from torua.coordinator.health import HealthMonitor, ProbeRecord
+from torua.coordinator.health import (
+    SPREAD_AFTER,
+    HealthMonitor,
+    ProbeRecord,
+    first_probe_offset,
+)
 from torua.events import ClusterEvent, NodeHealthChanged
 
 EPOCH = 1_700_000_000.0
@@ -240,8 +245,12 @@ async def test_unwatch_at_the_very_tick(autojump_clock: trio.testing.MockClock) 
     nodes = [cluster.add(f"a{i}") for i in range(50)]
     monitor, _ = make(cluster)
     async with running(monitor):
-        for i in range(50):
+        for i, node in enumerate(nodes):
+            # one at a time (each first probe runs before the next watch), so no
+            # burst spreading: all fifty ticks coincide
             monitor.watch(f"n{i}", f"a{i}")
+            await trio.testing.wait_all_tasks_blocked()
+            assert node.calls == [0.0]
         await trio.sleep_until(5.0)  # woken together with the probe tasks
         for i, node in enumerate(nodes):
             monitor.unwatch(f"n{i}")
@@ -387,6 +396,46 @@ async def test_detection_time_independent_of_other_hung_nodes(
         assert [monitor.health(f"n{i}").status for i in range(hung, 20)] == ["healthy"] * (
             20 - hung
         )
+
+
+async def test_a_large_burst_of_watches_is_spread_over_one_interval(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Many nodes watched together (a coordinator restart) do not all tick at once:
+    the first SPREAD_AFTER are probed at once, each later one at its own offset,
+    fixed by its id, within one interval."""
+    cluster = FakeCluster()
+    nodes = [cluster.add(f"a{i}") for i in range(200)]
+    monitor, _ = make(cluster)
+    async with running(monitor):
+        for i in range(200):
+            monitor.watch(f"n{i}", f"a{i}")
+        await trio.sleep(5.0 - 1e-6)  # just under one interval: every first probe, once
+        firsts = [node.calls for node in nodes]
+    assert firsts[:SPREAD_AFTER] == [[0.0]] * SPREAD_AFTER
+    assert firsts[SPREAD_AFTER:] == [
+        [first_probe_offset(f"n{i}", 5.0)] for i in range(SPREAD_AFTER, 200)
+    ]
+    # spread: every fifth of the interval holds some of them
+    assert {int(calls[0] // 1.0) for calls in firsts} == {0, 1, 2, 3, 4}
+    assert all(0.0 <= first_probe_offset(f"n{i}", 5.0) < 5.0 for i in range(1000))
+
+
+async def test_a_lone_watch_after_a_burst_is_probed_at_once(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    cluster = FakeCluster()
+    for i in range(100):
+        cluster.add(f"a{i}")
+    lone = cluster.add("lone")
+    monitor, _ = make(cluster)
+    async with running(monitor):
+        for i in range(100):
+            monitor.watch(f"n{i}", f"a{i}")
+        await trio.sleep(5.0)  # every first probe of the burst has run
+        monitor.watch("late", "lone")
+        await trio.sleep(0.5)
+    assert lone.calls == [5.0]
 
 
 # -- hysteresis -----------------------------------------------------------------

@@ -13,6 +13,8 @@ import trio
 from torua.config import HealthSettings
 from torua.coordinator.probes import describe_error, make_probe, probe_http, probe_tcp
 
+from .scripted_http import scripted_server
+
 HTTP = HealthSettings()
 TCP = HealthSettings(kind="tcp")
 
@@ -180,26 +182,6 @@ def _accept_and_close(
 # The raw HTTP probe the coordinator uses for http:// nodes (torua.coordinator.http_probe).
 
 
-async def _tiny_http_server(nursery, responses: list[bytes], seen: list[bytes]) -> int:
-    """A loopback server answering each request on a connection with the next response."""
-
-    async def handler(stream: trio.SocketStream) -> None:
-        seen.append(b"<connection>")
-        buffer = b""
-        while responses:
-            while b"\r\n\r\n" not in buffer:
-                data = await stream.receive_some(4096)
-                if not data:
-                    return
-                buffer += data
-            request, buffer = buffer.split(b"\r\n\r\n", 1)
-            seen.append(request)
-            await stream.send_all(responses.pop(0))
-
-    listeners = await nursery.start(partial(trio.serve_tcp, handler, 0, host="127.0.0.1"))
-    return listeners[0].socket.getsockname()[1]
-
-
 async def test_raw_probe_keeps_one_connection_and_sends_the_coordinator_headers() -> None:
     from torua.coordinator.http_probe import RawHttpProbe
 
@@ -210,7 +192,7 @@ async def test_raw_probe_keeps_one_connection_and_sends_the_coordinator_headers(
         raise AssertionError("http addresses must not use the https probe")
 
     async with trio.open_nursery() as nursery:
-        port = await _tiny_http_server(nursery, [ok, ok, ok], seen)
+        port = await scripted_server(nursery, [ok, ok, ok], seen)
         probe = RawHttpProbe({"X-Torua-Coordinator": "c1"}, https_probe=never_https)
         settings = HealthSettings(interval=1.0, timeout=0.5)
         for addr in (f"127.0.0.1:{port}", f"http://127.0.0.1:{port}", f"127.0.0.1:{port}"):
@@ -231,7 +213,7 @@ async def test_raw_probe_fails_on_status_close_and_refused() -> None:
     settings = HealthSettings(interval=1.0, timeout=0.5)
     async with trio.open_nursery() as nursery:
         seen: list[bytes] = []
-        port = await _tiny_http_server(
+        port = await scripted_server(
             nursery,
             [
                 b"HTTP/1.1 500 Oops\r\ncontent-length: 0\r\n\r\n",

@@ -13,14 +13,16 @@ Each result has ``status`` (204 written, 200 read with ``value`` or
 of ``ops``. Writes are split by shard and each shard's batch goes to all of its
 copies concurrently (the same acknowledgement rule as a single PUT); shards are
 handled concurrently too. Reads see the request's own writes: all writes are
-applied before any read.
+applied before any read. To and from the nodes records travel as binary frames
+(:mod:`torua.http.records`), each shard's batch encoded once for all its copies,
+and all shards' writes to one node go in one request
+(:class:`~torua.coordinator.import_batch.ImportBatcher`).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import json
 from collections import defaultdict
 from typing import Any, Literal
 
@@ -28,10 +30,12 @@ import trio
 from pydantic import Field, model_validator
 
 from torua.cluster import shard_for_key
+from torua.coordinator.import_batch import ImportBatcher
 from torua.coordinator.node_client import NodeClient
 from torua.coordinator.router import Router
 from torua.coordinator.state import ClusterState
-from torua.errors import ApiError, BadRequest, NotFound, TooLarge, Unavailable
+from torua.errors import ApiError, BadGateway, BadRequest, NotFound, TooLarge, Unavailable
+from torua.http.records import decode_frames, encode_frames
 from torua.http.validate import Body
 
 __all__ = ["BulkBody", "run_bulk"]
@@ -75,6 +79,13 @@ def _value(op: BulkOp, max_value: int) -> bytes:
     return raw
 
 
+def _node_records(body: bytes, keys: int) -> list[tuple[str, bytes | None, int]]:
+    try:
+        return decode_frames(body, max_records=keys)
+    except BadRequest as exc:  # the node's answer is bad, not the client's request
+        raise BadGateway(f"a node answered malformed records: {exc.message}") from None
+
+
 def _error(exc: ApiError) -> dict[str, Any]:
     return {"status": exc.status, "error": exc.code, "message": exc.message}
 
@@ -92,20 +103,15 @@ async def run_bulk(
     for i, op in enumerate(body.ops):
         (reads if op.op == "get" else writes)[shard_for_key(op.key, num_shards)].append(i)
 
+    batcher = ImportBatcher(nodes)  # one import request per node, not per shard
+
     async def write_shard(shard_id: int, indexes: list[int]) -> None:
-        records = []
-        for i in indexes:
-            value = values.get(i)
-            records.append(
-                {
-                    "key": body.ops[i].key,
-                    "version": state.next_version(),
-                    "value": None if value is None else base64.b64encode(value).decode(),
-                }
-            )
+        frames = encode_frames(
+            (body.ops[i].key, values.get(i), state.next_version()) for i in indexes
+        )
         try:
             await router.replicate(
-                shard_id, lambda addr: nodes.import_page(addr, shard_id, records), expect=200
+                shard_id, lambda addr: batcher.send(addr, shard_id, frames), expect=200
             )
         except ApiError as exc:
             for i in indexes:
@@ -118,20 +124,18 @@ async def run_bulk(
         keys = sorted({body.ops[i].key for i in indexes})
         try:
             reply = await router.read_from_copies(
-                shard_id,
-                lambda addr: nodes.request(
-                    "POST", addr, f"/shard/{shard_id}/get_many", payload={"keys": keys}
-                ),
+                shard_id, lambda addr: nodes.get_many_frames(addr, shard_id, keys)
             )
+            rows = _node_records(reply.body, len(keys))
         except ApiError as exc:
             for i in indexes:
                 results[i].update(_error(exc))
             return
-        found = {r["key"]: r for r in json.loads(reply.body)["records"] if r["value"] is not None}
+        found = {key: value for key, value, _ in rows if value is not None}
         incomplete = bool(state.lost.get(shard_id))
         for i in indexes:
-            record = found.get(body.ops[i].key)
-            if record is None:
+            raw = found.get(body.ops[i].key)
+            if raw is None:
                 miss = (
                     Unavailable("the key may be on a lost copy", code="incomplete_shard")
                     if incomplete
@@ -139,12 +143,11 @@ async def run_bulk(
                 )
                 results[i].update(_error(miss))
                 continue
-            raw = base64.b64decode(record["value"])
             results[i]["status"] = 200
             try:
                 results[i]["value"] = raw.decode()
             except UnicodeDecodeError:
-                results[i]["value_b64"] = record["value"]
+                results[i]["value_b64"] = base64.b64encode(raw).decode()
 
     async with trio.open_nursery() as nursery:
         for shard_id, indexes in writes.items():

@@ -4,6 +4,11 @@ Measured on this stack (LESSONS): a single httpx client shared by hundreds of
 nodes collapses, because its pool rescans every connection on each request;
 a client per node keeps each pool tiny. Building a client costs ~26 ms unless
 it is handed a ready SSL context, so one context serves them all.
+
+The pool also owns the raw kept-alive connections the coordinator uses for
+http:// nodes (:class:`~torua.coordinator.node_conns.NodeConnections`), built
+with the same headers, so everything sent under one pool carries the same
+identity and ``aclose()`` closes all of it.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import ssl
 import httpx
 
 from torua.config import normalize_url
+from torua.coordinator.node_conns import NodeConnections
 
 __all__ = ["ClientPool"]
 
@@ -23,6 +29,7 @@ class ClientPool:
         self._limits = httpx.Limits(max_connections=per_node, max_keepalive_connections=per_node)
         self._ssl = ssl.create_default_context()
         self._clients: dict[str, httpx.AsyncClient] = {}
+        self.raw = NodeConnections(self.headers, per_node=per_node)
 
     @property
     def headers(self) -> dict[str, str]:
@@ -43,6 +50,7 @@ class ClientPool:
         return client
 
     async def aclose(self) -> None:
+        self.raw.close()  # first, and synchronously: a cancelled close still closes these
         clients, self._clients = list(self._clients.values()), {}
         for client in clients:
             await client.aclose()

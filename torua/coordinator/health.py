@@ -28,6 +28,19 @@ promised the node: losing half of it to our own lag leaves the verdict about
 us, not the node. A *passing* probe always counts: the node demonstrably
 answered, whatever our lag. When a stall leaves a schedule more than one
 interval behind, the missed ticks are dropped (no burst of catch-up probes).
+
+Large bursts of watches are spread: a node watched while ``SPREAD_AFTER`` or
+more other first probes are still to come (a coordinator restart or a new
+leader watching every saved node, many nodes registering at once) waits
+:func:`first_probe_offset` (a fraction of the interval fixed by a hash of its
+id) before its first probe. Otherwise their ticks would coincide forever and
+every interval would start with one burst of probes: measured with 1,000
+nodes, p99 schedule lag 154 ms aligned against 18 ms spread. The first
+``SPREAD_AFTER`` of a burst, and so every node of a small cluster, are probed
+at once as before: a few dozen probes together cost a few milliseconds, and a
+new leader must learn quickly that nodes saved as unhealthy are back. So the
+detection time above holds exactly for those; a spread node adds its offset
+(less than one interval), which stays within SPEC's ``F * I + T``.
 """
 
 from __future__ import annotations
@@ -35,6 +48,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+import zlib
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -47,14 +61,30 @@ from torua.config import HealthSettings, format_duration
 from torua.coordinator.probes import Probe
 from torua.events import ClusterEvent, NodeHealthChanged
 
-__all__ = ["STALL_FRACTION", "HealthMonitor", "NodeHealth", "ProbeRecord"]
+__all__ = [
+    "SPREAD_AFTER",
+    "STALL_FRACTION",
+    "HealthMonitor",
+    "NodeHealth",
+    "ProbeRecord",
+    "first_probe_offset",
+]
 
 log = logging.getLogger(__name__)
+
+SPREAD_AFTER = 32
+"""First probes that may start together; later ones in the same burst are spread."""
 
 STALL_FRACTION = 0.5
 """Loop lag, as a fraction of the probe timeout, beyond which a failure is inconclusive."""
 
 UNKNOWN, HEALTHY, UNHEALTHY = "unknown", "healthy", "unhealthy"
+
+
+def first_probe_offset(node_id: str, interval: float) -> float:
+    """Where in ``[0, interval)`` a spread node's schedule starts: stable per id, so a
+    restarted coordinator lays out the same schedule, and uniform over many ids."""
+    return zlib.crc32(node_id.encode("utf-8", "surrogatepass")) / 2**32 * interval
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +164,7 @@ class _Watched:
     that has been scheduled but has not run yet.
     """
 
-    __slots__ = ("addr", "health", "node_id", "scope", "spawned")
+    __slots__ = ("addr", "first_pending", "health", "node_id", "scope", "spawned", "spread")
 
     def __init__(self, node_id: str, addr: str, keep: int) -> None:
         self.node_id = node_id
@@ -142,6 +172,8 @@ class _Watched:
         self.health = NodeHealth(keep)
         self.scope = trio.CancelScope()
         self.spawned = False
+        self.spread = False  # its first probe waits first_probe_offset()
+        self.first_pending = True
 
 
 class HealthMonitor:
@@ -171,6 +203,7 @@ class HealthMonitor:
         # set and replaced on every settings change, to wake sleeping probe tasks
         self._settings_changed = trio.Event()
         self._last_stall_warning = -math.inf
+        self._first_pending = 0  # spawned nodes whose first probe has not started
 
     @property
     def settings(self) -> HealthSettings:
@@ -221,6 +254,7 @@ class HealthMonitor:
         node = self._nodes.pop(node_id, None)
         if node is not None:
             node.scope.cancel()
+            self._first_done(node)
 
     def health(self, node_id: str) -> NodeHealth:
         """The node's live health; ``KeyError`` if it is not watched."""
@@ -234,12 +268,25 @@ class HealthMonitor:
     def _spawn(self, node: _Watched) -> None:
         if not node.spawned:
             node.spawned = True
+            node.spread = self._first_pending >= SPREAD_AFTER  # part of a large burst
+            self._first_pending += 1
             assert self._nursery is not None
             self._nursery.start_soon(self._probe_loop, node, name=f"health-probe:{node.node_id}")
+
+    def _first_done(self, node: _Watched) -> None:
+        if node.spawned and node.first_pending:
+            node.first_pending = False
+            self._first_pending -= 1
 
     async def _probe_loop(self, node: _Watched) -> None:
         with node.scope:
             tick = trio.current_time()
+            if node.spread:
+                await trio.sleep_until(
+                    tick + first_probe_offset(node.node_id, self._settings.interval)
+                )
+                tick = trio.current_time()  # the schedule starts at the first probe, as unspread
+            self._first_done(node)
             lag = 0.0
             while True:
                 # nothing else checkpoints before the probe is called on the first

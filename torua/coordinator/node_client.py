@@ -2,11 +2,15 @@
 
 Every call returns a :class:`Reply` or raises :class:`NodeUnreachable`; callers
 decide what a failure means (fail over, leave the in-sync set, retry later).
+http:// nodes are called over the pool's raw kept-alive connections
+(:mod:`torua.coordinator.node_conns`, a fraction of httpx's CPU per call);
+https:// nodes through the pool's httpx client.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -16,10 +20,14 @@ import trio
 
 from torua.config import normalize_url
 from torua.coordinator.client_pool import ClientPool
+from torua.coordinator.node_conns import header_lines
+from torua.http.records import RECORDS_TYPE
+from torua.http.wire import WireError
 
 __all__ = ["NodeClient", "NodeUnreachable", "Reply", "key_path"]
 
 VERSION_HEADER = "X-Torua-Version"
+_JSON = b"content-type: application/json\r\n"
 
 
 class NodeUnreachable(Exception):
@@ -30,7 +38,7 @@ class NodeUnreachable(Exception):
 class Reply:
     status: int
     body: bytes
-    headers: httpx.Headers
+    headers: Mapping[str, str]  # names lower-cased
 
     @property
     def error_code(self) -> str | None:
@@ -43,7 +51,7 @@ class Reply:
 
     @property
     def version(self) -> int | None:
-        raw = self.headers.get(VERSION_HEADER)
+        raw = self.headers.get("x-torua-version")
         return int(raw) if raw and raw.isdigit() else None
 
 
@@ -67,18 +75,35 @@ class NodeClient:
         payload: Any = None,
         headers: dict[str, str] | None = None,
         deadline: float | None = None,
+        idempotent: bool | None = None,
     ) -> Reply:
-        url = normalize_url(addr) + path
+        """One call; ``idempotent`` (default: by method) allows a resend on a fresh
+        connection when a kept one turns out closed before the node answered."""
+        conns = self._clients.raw
         try:
             with trio.fail_after(deadline if deadline is not None else self.request_timeout):
+                if conns.handles(addr):
+                    extra = b"" if headers is None else header_lines(headers)
+                    if payload is not None:
+                        content = json.dumps(payload, separators=(",", ":")).encode()
+                        extra += _JSON
+                    raw = await conns.request(
+                        addr, method, path, body=content, headers=extra, idempotent=idempotent
+                    )
+                    return Reply(raw.status, raw.body, raw.headers)
                 response = await self._clients.get(addr).request(
-                    method, url, content=content, json=payload, headers=headers
+                    method,
+                    normalize_url(addr) + path,
+                    content=content,
+                    json=payload,
+                    headers=headers,
                 )
         except trio.TooSlowError:
             raise NodeUnreachable(f"{addr} did not answer {method} {path} in time") from None
-        except (httpx.HTTPError, OSError) as exc:
+        except (httpx.HTTPError, OSError, WireError, trio.BrokenResourceError) as exc:
             raise NodeUnreachable(f"{addr}: {type(exc).__name__} {exc}".strip()) from None
-        return Reply(response.status_code, response.content, response.headers)
+        lowered = {name.lower(): value for name, value in response.headers.items()}
+        return Reply(response.status_code, response.content, lowered)
 
     async def get(self, addr: str, shard_id: int, key: str) -> Reply:
         return await self.request("GET", addr, key_path(shard_id, key))
@@ -102,6 +127,29 @@ class NodeClient:
     async def import_page(self, addr: str, shard_id: int, records: list[Any]) -> Reply:
         return await self.request(
             "POST", addr, f"/shard/{shard_id}/import", payload={"records": records}, deadline=60.0
+        )
+
+    async def import_sections(self, addr: str, sections: bytes) -> Reply:
+        """Merge several shards' frames (``POST /shards/import``); answers per shard."""
+        return await self.request(
+            "POST",
+            addr,
+            "/shards/import",
+            content=sections,
+            headers={"Content-Type": RECORDS_TYPE},
+            deadline=60.0,
+            idempotent=True,
+        )
+
+    async def get_many_frames(self, addr: str, shard_id: int, keys: list[str]) -> Reply:
+        """The stored records of ``keys`` (tombstones included) as binary frames."""
+        return await self.request(
+            "POST",
+            addr,
+            f"/shard/{shard_id}/get_many",
+            payload={"keys": keys},
+            headers={"Accept": RECORDS_TYPE},
+            idempotent=True,
         )
 
     async def drop(self, addr: str, shard_id: int) -> Reply:

@@ -146,9 +146,13 @@ class Router:
                     if reply.status == 503:  # e.g. its lease lapsed: unavailable, not broken
                         unreachable.add(node_id)
 
-            async with trio.open_nursery() as nursery:
-                for node_id in authoritative + filling:
-                    nursery.start_soon(one, node_id)
+            targets = authoritative + filling
+            if len(targets) == 1:  # one copy (R = 1): no task to spawn
+                await one(targets[0])
+            else:
+                async with trio.open_nursery() as nursery:
+                    for node_id in targets:
+                        nursery.start_soon(one, node_id)
         for node_id in filling:
             if node_id in failed:
                 self._tracker.note_missed(shard_id, node_id)

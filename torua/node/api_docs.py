@@ -22,8 +22,21 @@ NODE_DOCS: dict[tuple[str, str], Doc] = {
     ("GET", "/shard/<int:shard_id>/keys"): Doc("live keys of a held shard"),
     ("GET", "/shard/<int:shard_id>/stats"): Doc("key and byte counts of a held shard"),
     ("GET", "/shard/<int:shard_id>/export"): Doc("a page of records, tombstones included"),
-    ("POST", "/shard/<int:shard_id>/import"): Doc("merge a page of records", ImportBody),
-    ("POST", "/shard/<int:shard_id>/get_many"): Doc("many reads in one request", GetManyBody),
+    ("POST", "/shard/<int:shard_id>/import"): Doc(
+        "merge a page of records: this JSON, or a body of type "
+        "application/x-torua-records (binary frames, see torua.http.records)",
+        ImportBody,
+    ),
+    ("POST", "/shards/import"): Doc(
+        "merge several shards' records in one request: a body of type "
+        "application/x-torua-records sections (see torua.http.records); answers "
+        '{"results": [{"shard_id", "status", ...}]}, one per section, in order'
+    ),
+    ("POST", "/shard/<int:shard_id>/get_many"): Doc(
+        "many reads in one request; answers binary record frames "
+        "(application/x-torua-records) when the request accepts exactly that",
+        GetManyBody,
+    ),
     ("POST", "/shard/<int:shard_id>/drop"): Doc("drop the data of a copy no longer held"),
     ("GET", "/metrics"): Doc("Prometheus text format", content_type="text/plain"),
     ("GET", "/openapi.json"): Doc("this document"),

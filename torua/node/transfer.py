@@ -4,6 +4,13 @@ The coordinator drives every move through these: it pages a donor's records
 (tombstones and versions included) into the new copy, where the versioned
 merge keeps the highest version, so writes that reach the new copy directly
 while it is being filled are never overwritten by older exported data.
+
+``import`` and ``get_many`` also speak binary record frames
+(:mod:`torua.http.records`): the coordinator's bulk API sends and reads them,
+so values cross this hop as bytes, not base64 inside JSON. ``POST
+/shards/import`` takes several shards' frames at once (one request per node
+for a whole bulk request, not one per shard) and answers per shard, so one
+shard the node does not hold fails only that shard.
 """
 
 from __future__ import annotations
@@ -11,12 +18,15 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Callable
-from typing import Annotated
+from typing import Annotated, Any
 
+import trio
 from pydantic import Field
 from quart import Quart, Response, jsonify, request
 
-from torua.errors import BadRequest, Conflict, NotFound
+from torua.errors import ApiError, BadRequest, Conflict, NotFound
+from torua.http.errors import read_limited
+from torua.http.records import RECORDS_TYPE, Row, decode_frames, decode_sections, encode_frames
 from torua.http.validate import Body, parse_body
 from torua.node.state import NodeRuntime
 from torua.node.store import Record, Store
@@ -24,6 +34,8 @@ from torua.node.store import Record, Store
 __all__ = ["decode_records", "encode_records", "install_transfer_routes"]
 
 PAGE_ROWS = 1000
+MAX_RECORDS = 10_000
+IMPORT_BYTES = 64 * 1024 * 1024
 
 
 class WireRecord(Body):
@@ -33,7 +45,7 @@ class WireRecord(Body):
 
 
 class ImportBody(Body):
-    records: list[WireRecord] = Field(max_length=10_000)
+    records: list[WireRecord] = Field(max_length=MAX_RECORDS)
 
 
 class GetManyBody(Body):
@@ -88,13 +100,44 @@ def install_transfer_routes(
     @app.post("/shard/<int:shard_id>/import")
     async def import_page(shard_id: int) -> Response:
         writable(shard_id)
-        body = await parse_body(ImportBody, max_bytes=64 * 1024 * 1024)
-        applied = await store.put_many(shard_id, decode_records(body.records))
-        return jsonify({"shard_id": shard_id, "received": len(body.records), "applied": applied})
+        if request.mimetype == RECORDS_TYPE:
+            raw = await read_limited(IMPORT_BYTES, "record bodies")
+            frames = decode_frames(raw, max_records=MAX_RECORDS)
+            records = [(key, Record(value, version)) for key, value, version in frames]
+        else:
+            body = await parse_body(ImportBody, max_bytes=IMPORT_BYTES)
+            records = decode_records(body.records)
+        applied = await store.put_many(shard_id, records)
+        return jsonify({"shard_id": shard_id, "received": len(records), "applied": applied})
+
+    @app.post("/shards/import")
+    async def import_sections() -> Response:
+        """Several shards' frames; every section is checked before any is applied."""
+        if request.mimetype != RECORDS_TYPE:
+            raise BadRequest(f"the body is {RECORDS_TYPE} sections", code="invalid_body")
+        raw = await read_limited(IMPORT_BYTES, "record bodies")
+        sections = decode_sections(raw, max_records=MAX_RECORDS)
+        results: list[dict[str, Any]] = [{} for _ in sections]
+
+        async def one(i: int, shard_id: int, rows: list[Row]) -> None:
+            results[i] = {"shard_id": shard_id}
+            try:
+                writable(shard_id)
+                records = [(key, Record(value, version)) for key, value, version in rows]
+                applied = await store.put_many(shard_id, records)
+            except ApiError as exc:
+                results[i].update(status=exc.status, error=exc.code, message=exc.message)
+                return
+            results[i].update(status=200, received=len(rows), applied=applied)
+
+        async with trio.open_nursery() as nursery:  # concurrent: one group commit for all
+            for i, (shard_id, rows) in enumerate(sections):
+                nursery.start_soon(one, i, shard_id, rows)
+        return jsonify({"results": results})
 
     @app.post("/shard/<int:shard_id>/get_many")
     async def get_many(shard_id: int) -> Response:
-        """Many reads in one request: the bulk API's read path."""
+        """Many reads in one request: the bulk API's read path (frames when accepted)."""
         if shard_id not in runtime.held:
             raise NotFound(
                 f"node {runtime.node_id} holds no copy of shard {shard_id}", code="shard_not_held"
@@ -105,6 +148,9 @@ def install_transfer_routes(
             record = await store.get(shard_id, key)
             if record is not None:
                 rows.append((key, record))
+        if request.headers.get("Accept") == RECORDS_TYPE:
+            frames = encode_frames((key, r.value, r.version) for key, r in rows)
+            return Response(frames, content_type=RECORDS_TYPE)
         return jsonify({"shard_id": shard_id, "records": encode_records(rows)})
 
     @app.post("/shard/<int:shard_id>/drop")

@@ -1,0 +1,191 @@
+"""Kept-alive raw HTTP/1.1 connections from the coordinator to each http:// node.
+
+Every routed read or write is one or two calls to nodes; through httpx each
+cost ~0.7 ms of CPU, about as much as the node spent answering (LESSONS). This
+pool writes the request itself (:mod:`torua.http.wire`) over connections it
+keeps per node: a LIFO idle list (the most recently used connection is the one
+least likely to have been closed), at most ``per_node`` connections in use at
+once and ``max_idle`` kept when idle.
+
+A kept connection can have been closed by the node meanwhile (it restarted,
+or its keep-alive timeout ran out). Before reuse a connection with anything to
+read (EOF included) is dropped; and a request that failed on a reused
+connection before any byte of the answer arrived is sent again on a fresh one
+when it is idempotent, since the node may not have seen it at all.
+
+Headers (coordinator id, token, and whatever else the owning
+:class:`~torua.coordinator.client_pool.ClientPool` carries) are fixed at
+construction; a new pool means new headers. ``close()`` closes every socket,
+idle or in use, so nothing outlives the coordinator's nursery.
+"""
+
+from __future__ import annotations
+
+import select
+import time
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import trio
+
+from torua.config import normalize_url
+from torua.http.wire import Response, WireError, encode_request, exchange
+
+__all__ = ["NodeConnections", "header_lines"]
+
+IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+MAX_BODY = 256 * 1024 * 1024  # an export page or a bulk read can be large
+IDLE_SECONDS = 15.0  # below the nodes' keep-alive timeout (30 s, torua.http.server)
+
+
+def header_lines(headers: dict[str, str]) -> bytes:
+    """``Name: value\\r\\n`` for each header, ready to go after the request line."""
+    return "".join(f"{name}: {value}\r\n" for name, value in headers.items()).encode("latin-1")
+
+
+@dataclass(slots=True, eq=False)
+class _Node:
+    host: str
+    port: int
+    prefix: str  # a path the address carries, e.g. "/n17"
+    head: bytes  # Host line and the pool's headers
+    idle: list[tuple[trio.SocketStream, float]] = field(default_factory=list)
+    busy: set[trio.SocketStream] = field(default_factory=set)
+    in_use: int = 0
+    lot: trio.lowlevel.ParkingLot = field(default_factory=trio.lowlevel.ParkingLot)
+
+
+class _StaleConnection(WireError):
+    """A kept connection failed before any byte of the answer: the node may not have
+    seen the request."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, started=False)
+
+
+def _stale(stream: trio.SocketStream) -> bool:
+    """Anything to read on an idle connection (EOF, a reset, stray bytes) rules it out.
+
+    ``poll``, not ``select``: a coordinator watching many nodes has descriptors
+    past ``select``'s limit of 1,024.
+    """
+    poller = select.poll()
+    try:
+        poller.register(stream.socket.fileno(), select.POLLIN)
+        return bool(poller.poll(0))
+    except (OSError, ValueError):
+        return True
+
+
+class NodeConnections:
+    def __init__(self, headers: dict[str, str], *, per_node: int = 64, max_idle: int = 32) -> None:
+        self._extra = header_lines(headers)
+        self._per_node = per_node
+        self._max_idle = per_node if max_idle is None else max_idle
+        self._nodes: dict[str, _Node | None] = {}
+        self._closed = False
+
+    def handles(self, addr: str) -> bool:
+        """True for http:// addresses; https:// ones go through httpx."""
+        return self._node(addr) is not None
+
+    def _node(self, addr: str) -> _Node | None:
+        try:
+            return self._nodes[addr]
+        except KeyError:
+            pass
+        url = urlsplit(normalize_url(addr))
+        node = None
+        if url.scheme == "http":
+            host, port = url.hostname or "127.0.0.1", url.port or 80
+            shown = f"[{host}]" if ":" in host else host
+            head = f"Host: {shown}:{port}\r\n".encode("latin-1") + self._extra
+            node = _Node(host, port, url.path.rstrip("/"), head)
+        self._nodes[addr] = node
+        return node
+
+    async def request(
+        self,
+        addr: str,
+        method: str,
+        path: str,
+        *,
+        body: bytes | None = None,
+        headers: bytes = b"",
+        idempotent: bool | None = None,
+    ) -> Response:
+        """One request to an http:// node; ``headers`` are extra ready-made header lines.
+
+        Raises :class:`~torua.http.wire.WireError`, ``OSError`` or
+        ``trio.BrokenResourceError`` when the node cannot be reached or answers
+        garbage; the caller applies the deadline.
+        """
+        node = self._node(addr)
+        if node is None:
+            raise ValueError(f"{addr} is not an http:// address")
+        if body is None and method in ("PUT", "POST", "PATCH"):
+            body = b""
+        request = encode_request(method, node.prefix + path, node.head + headers, body)
+        retry = method in IDEMPOTENT if idempotent is None else idempotent
+        while node.in_use >= self._per_node:
+            await node.lot.park()
+        node.in_use += 1
+        try:
+            try:
+                return await self._send(node, request, method, fresh=False)
+            except _StaleConnection:
+                if not retry:
+                    raise
+            # a kept connection the node had closed: once more, on a fresh one
+            return await self._send(node, request, method, fresh=True)
+        finally:
+            node.in_use -= 1
+            node.lot.unpark()
+
+    async def _send(self, node: _Node, request: bytes, method: str, *, fresh: bool) -> Response:
+        stream = None if fresh else self._take(node)
+        reused = stream is not None
+        if stream is None:
+            stream = await trio.open_tcp_stream(node.host, node.port)
+        node.busy.add(stream)
+        try:
+            response = await exchange(
+                stream, request, head_only=method == "HEAD", max_body=MAX_BODY
+            )
+        except (WireError, OSError, trio.BrokenResourceError) as exc:
+            stream.socket.close()
+            if reused and not (isinstance(exc, WireError) and exc.started):
+                raise _StaleConnection(str(exc) or type(exc).__name__) from exc
+            raise
+        except BaseException:  # cancelled mid-exchange: the connection is unusable
+            stream.socket.close()
+            raise
+        finally:
+            node.busy.discard(stream)
+        if response.reusable and not self._closed and len(node.idle) < self._max_idle:
+            node.idle.append((stream, time.monotonic()))
+        else:
+            stream.socket.close()
+        return response
+
+    def _take(self, node: _Node) -> trio.SocketStream | None:
+        now = time.monotonic()
+        while node.idle:
+            stream, since = node.idle.pop()
+            if now - since < IDLE_SECONDS and not _stale(stream):
+                return stream
+            stream.socket.close()
+        return None
+
+    def close(self) -> None:
+        """Close every connection, in use ones included; later requests still work
+        but keep no connection."""
+        self._closed = True
+        for node in self._nodes.values():
+            if node is None:
+                continue
+            for stream, _ in node.idle:
+                stream.socket.close()
+            for stream in node.busy:
+                stream.socket.close()
+            node.idle.clear()
