@@ -50,8 +50,10 @@ def snapshot(state: ClusterState) -> dict[str, Any]:
             for r in state.registry.all()
         ],
         "table": state.table.to_json(),
-        # Not restored by a new leader (it probes afresh); shown by followers.
+        # Not restored by a new leader (it probes afresh); shown by followers, and
+        # only while the leader that probed them (this epoch) still leads.
         "status": dict(state.health_status),
+        "epoch": state.epoch,
         "retiring": {str(k): sorted(v) for k, v in state.retiring.items() if v},
         "lost": {str(k): sorted(v) for k, v in state.lost.items() if v},
         "config": {

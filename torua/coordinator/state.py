@@ -28,6 +28,7 @@ class ClusterState:
     cluster_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     started_at: float = field(default_factory=time.time)
     version_hwm: int = 0
+    epoch: int = 0  # the leadership term this state is led under (0: a single coordinator)
     # Copies replaced by a move but still authoritative until their successor is filled.
     retiring: dict[int, set[str]] = field(default_factory=dict)
     # Copies lost with a failed node (the only in-sync ones): reads that miss answer 503.

@@ -77,7 +77,7 @@ class HACoordinator:
         self._forward: Forwarder | None = None
         prefix = settings.etcd_prefix.rstrip("/") + "/"
         self.leader_key, self.state_key = prefix + "leader", prefix + "state"
-        self._views = SavedViews(settings, self.etcd, self.state_key, self.info)
+        self._views = SavedViews(settings, self.etcd, self.state_key, self.info, self._epoch)
 
     @property
     def url(self) -> str:
@@ -85,6 +85,11 @@ class HACoordinator:
 
     def stop(self) -> None:
         self._stopping.set()
+
+    def _epoch(self) -> int | None:
+        """The epoch of the leader we know of, or None while there is none."""
+        election = self.election
+        return election.epoch if election is not None and election.leader else None
 
     def info(self) -> dict[str, Any]:
         """``leader`` and ``epoch`` for ``/cluster/info``, on every coordinator."""
@@ -133,6 +138,7 @@ class HACoordinator:
         saved = await self.etcd.get(self.state_key)
         if saved is not None:
             restore(state, json.loads(saved.value), origin="etcd")
+        state.epoch = term.epoch
         log.info(
             "leading cluster %s (epoch %d, %d nodes)",
             state.cluster_id,
@@ -148,8 +154,9 @@ class HACoordinator:
             on_lost=term.end,
             info=self.info,
         ) as services:
-            if saved is None:
-                await services.persister.flush()  # the new cluster's id, before anything else
+            # Saved at once: a new cluster's id, and this term's epoch, which tells
+            # followers that the node statuses saved by the previous leader are stale.
+            await services.persister.flush()
             app = create_coordinator_app(services)
             install_openapi(app, "Torua coordinator", __version__, COORDINATOR_DOCS)
             self.services, self._leading = services, (term, app)

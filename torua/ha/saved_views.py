@@ -5,7 +5,9 @@ and each node's health status) whenever it changes, so a follower renders
 the same JSON views the leader does without calling the leader: reads of the
 cluster's shape keep working while an election is under way. What a
 follower cannot know is per-probe detail (the time of the last probe, the
-failure streak): those show as ``null`` and ``0``.
+failure streak): those show as ``null`` and ``0``. Node statuses are shown
+only when the leader that saved them still leads: after a failover every
+node is ``unknown`` on the followers until the new leader has probed it.
 """
 
 from __future__ import annotations
@@ -52,11 +54,13 @@ class SavedViews:
         etcd: StateStore,
         state_key: str,
         info: Callable[[], dict[str, Any]],
+        leader_epoch: Callable[[], int | None],
     ) -> None:
         self._settings = settings
         self._etcd = etcd
         self._key = state_key
         self._info = info
+        self._leader_epoch = leader_epoch
 
     @staticmethod
     def serves(method: str, path: str) -> bool:
@@ -72,7 +76,10 @@ class SavedViews:
         data = json.loads(saved.value)
         state = ClusterState(self._settings)
         restore(state, data, origin="etcd")
-        statuses = {k: v for k, v in data.get("status", {}).items() if k in state.registry}
+        statuses: dict[str, str] = {}
+        if data.get("epoch") == self._leader_epoch():
+            # Probed by the leader that leads now; a dead or new leader's are not news.
+            statuses = {k: v for k, v in data.get("status", {}).items() if k in state.registry}
         state.health_status = statuses
         return state, SavedHealth(statuses)
 
