@@ -21,11 +21,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from torua.bench import detection, probelag, throughput
+from torua.bench import detection, failover, probelag, throughput
 from torua.bench.report import kept_up, write_results
 from torua.bench.wrk import require_wrk
 
-SECTIONS = ("throughput", "detection", "probes")
+SECTIONS = ("throughput", "detection", "probes", "failover")
 BUSY_MACHINE = 0.25  # cores used by other jobs beyond which a run is flagged
 
 
@@ -220,6 +220,11 @@ def main(argv: list[str] | None = None) -> int:
         "probes",
         "probe_lag",
         functools.partial(probelag.run_probe_lag, warmup=warmup, window=window, log=_log),
+    )
+    section(
+        "failover",
+        "failover",
+        functools.partial(failover.run_failover, 3 if args.quick else 10, "10s", log=_log),
     )
     json_path, md_path = write_results(results, out)
     _log(f"wrote {json_path} and {md_path} in {time.monotonic() - started:.0f} s")

@@ -273,6 +273,34 @@ def _probe_md(section: dict[str, Any]) -> list[str]:
     ]
 
 
+def _failover_md(failover: dict[str, Any]) -> list[str]:
+    summary = failover["failover_s"] or {}
+    out = [
+        "## Coordinator failover (SIGKILL of the leader under writes)",
+        "",
+        f"Three coordinators on etcd, TORUA_LEADER_TTL={failover['ttl']}: from the kill to the "
+        f"first write acknowledged through a follower. min {summary.get('min')} s, median "
+        f"{summary.get('median')} s, max {summary.get('max')} s; lost writes "
+        f"{failover['lost_writes']}.",
+        "",
+    ]
+    rows = [
+        [
+            r["run"],
+            r["failover_s"],
+            r["acked_writes"],
+            r["lost_writes"],
+            r["in_flight_at_kill"],
+            r["failed_during_failover"],
+        ]
+        for r in failover["runs"]
+    ]
+    return out + _table(
+        ["run", "failover s", "acked writes", "lost", "in flight at the kill", "during failover"],
+        rows,
+    )
+
+
 def _markdown(results: dict[str, Any]) -> str:
     machine = results["machine"]
     out = [
@@ -297,6 +325,8 @@ def _markdown(results: dict[str, Any]) -> str:
         out += _detection_md(results["detection"], results["detection_bound_s"])
     if results.get("probe_lag"):
         out += _probe_md(results["probe_lag"])
+    if results.get("failover"):
+        out += _failover_md(results["failover"])
     if results["problems"]:
         out += ["## Problems seen", ""] + [f"- {p}" for p in results["problems"]] + [""]
     return "\n".join(out)
