@@ -71,11 +71,13 @@ def bench(session: nox.Session) -> None:
     if not (Path("torua/bench").is_dir() or Path("torua/bench.py").is_file()):
         session.skip("torua.bench does not exist yet: no benchmarks to run")
     install_with_tests(session)
-    # wrk is the external load generator (Debian package); install it when missing
+    # wrk is the external load generator and etcd serves the failover section
+    # (Debian packages); install them when missing
     session.run(
         "bash",
         "-c",
-        "command -v wrk || (apt-get update -qq && apt-get install -y -qq wrk)",
+        "command -v wrk && command -v etcd || "
+        "(apt-get update -qq && apt-get install -y -qq wrk etcd-server)",
         external=True,
     )
     session.run("python", "-m", "torua.bench", *session.posargs)
