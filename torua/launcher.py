@@ -253,7 +253,7 @@ def _print_ready(coordinators: list[str], token: str, ports: list[int], info: di
     for name, address in rows:
         print(f"  {name:<{width}}  {address}")
     print(f"  {'token':<{width}}  {token}")
-    if info.get("leader"):
+    if info.get("epoch"):  # several coordinators
         print(f"  {'leader':<{width}}  {info['leader']} (epoch {info.get('epoch')})")
     print(
         f"  {'cluster':<{width}}  {info.get('cluster_state')} "
