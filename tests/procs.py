@@ -16,11 +16,18 @@ from pathlib import Path
 
 import httpx
 import psutil
+import pytest
 import trio
 
 from torua.ha.local_etcd import MISSING_ETCD, etcd_argv, find_etcd, free_port
 
-__all__ = ["Proc", "ProcessGroup", "wait_until"]
+__all__ = ["Proc", "ProcessGroup", "needs_etcd", "stop_up", "wait_until"]
+
+# Tests that start etcd skip on a machine without it, except in CI (.ci/run installs it).
+needs_etcd = pytest.mark.skipif(
+    find_etcd() is None and not os.environ.get("CI"),
+    reason="etcd is not installed (apt-get install etcd-server); CI installs it",
+)
 
 
 @dataclass
@@ -244,3 +251,14 @@ async def get_json(url: str, path: str) -> dict:
         response = await client.get(url + path)
         response.raise_for_status()
         return response.json()
+
+
+async def stop_up(proc: Proc, *, children: int | None = None) -> None:
+    """SIGTERM an ``up`` supervisor: it must exit 0 and leave none of its children."""
+    pids = [c.pid for c in psutil.Process(proc.pid).children(recursive=True)]
+    if children is not None:
+        assert len(pids) == children, f"up runs {len(pids)} children, not {children}"
+    proc.process.send_signal(signal.SIGTERM)
+    with trio.fail_after(30):
+        assert await proc.wait() == 0
+    assert not [p for p in pids if _alive(p)], "children of up outlived it"

@@ -8,20 +8,18 @@ write with :class:`tests.checker.AckedWrites`.
 from __future__ import annotations
 
 import re
-import signal
 import sys
 from functools import partial
 from pathlib import Path
 
 import httpx
-import psutil
 import pytest
 import trio
 
 from torua.cluster import shard_for_key
 
 from .checker import AckedWrites
-from .procs import ProcessGroup, wait_until
+from .procs import ProcessGroup, stop_up, wait_until
 from .test_e2e_cluster import free_port, nodes_by_id
 from .test_examples import free_port_run
 
@@ -197,15 +195,7 @@ async def test_up_stop_and_start_on_the_same_data_dir_keeps_every_key(tmp_path: 
                         assert await checker.put(http, f"up-{i}", f"v{i}".encode())
                 else:
                     assert await checker.lost(http) == []
-            children = [c.pid for c in psutil.Process(proc.pid).children(recursive=True)]
-            proc.process.send_signal(signal.SIGTERM)
-            with trio.fail_after(30):
-                assert await proc.wait() == 0
-            assert not [
-                p
-                for p in children
-                if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE
-            ]
+            await stop_up(proc)
 
 
 async def _token(lines: list[str]) -> str | None:

@@ -8,8 +8,6 @@ cluster acknowledged must read back afterwards (``AckedWrites``).
 
 from __future__ import annotations
 
-import os
-import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -17,22 +15,17 @@ from functools import partial
 from pathlib import Path
 
 import httpx
-import psutil
 import pytest
 import trio
 
 from tests.checker import AckedWrites
-from tests.procs import Proc, ProcessGroup, wait_until
+from tests.procs import Proc, ProcessGroup, needs_etcd, stop_up, wait_until
 from tests.test_e2e_durability import _token
 from tests.test_examples import free_port_run
-from torua.ha.local_etcd import find_etcd
 
 pytestmark = [
     pytest.mark.e2e,
-    pytest.mark.skipif(
-        find_etcd() is None and not os.environ.get("CI"),
-        reason="etcd is not installed (apt-get install etcd-server); CI installs it",
-    ),
+    needs_etcd,
 ]
 
 TTL = 2.0
@@ -245,13 +238,4 @@ async def test_up_with_three_coordinators_stops_clean_and_comes_back(tmp_path: P
                 else:
                     http.base_url = httpx.URL(urls[2])
                     assert await checker.lost(http) == []
-            children = [c.pid for c in psutil.Process(proc.pid).children(recursive=True)]
-            assert len(children) == 7  # etcd, three coordinators, three nodes
-            proc.process.send_signal(signal.SIGTERM)
-            with trio.fail_after(30):
-                assert await proc.wait() == 0
-            assert not [
-                p
-                for p in children
-                if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE
-            ]
+            await stop_up(proc, children=7)  # etcd, three coordinators, three nodes

@@ -16,16 +16,13 @@ import pytest
 import trio
 
 from tests.checker import AckedWrites
-from tests.procs import Proc, ProcessGroup, wait_until
+from tests.procs import Proc, ProcessGroup, needs_etcd, wait_until
 from tests.test_fault_injection import _generation
-from torua.ha.local_etcd import find_etcd, free_port
+from torua.ha.local_etcd import free_port
 
 pytestmark = [
     pytest.mark.faults,
-    pytest.mark.skipif(
-        find_etcd() is None and not os.environ.get("CI"),
-        reason="etcd is not installed (apt-get install etcd-server); CI installs it",
-    ),
+    needs_etcd,
 ]
 
 TTL = 2.0
