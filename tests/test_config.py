@@ -79,6 +79,15 @@ def test_short_interval_derives_its_timeout() -> None:
         {"TORUA_NODE_CAPACITY": "-3"},
         {"COORDINATOR_ADDR": "nowhere"},
         {"COORDINATOR_ADDR": "0.0.0.0:8080"},
+        {"TORUA_ETCD_ENDPOINTS": "http://127.0.0.1:2379", "TORUA_LEADER_TTL": "1s"},
+        {"TORUA_ETCD_ENDPOINTS": "http://127.0.0.1:2379", "TORUA_LEADER_TTL": "soon"},
+        {"TORUA_ETCD_ENDPOINTS": "not a url"},
+        # HA coordinators are reached at their URL: "all interfaces" is not one.
+        {
+            "TORUA_ETCD_ENDPOINTS": "http://127.0.0.1:2379",
+            "COORDINATOR_ADDR": ":8080",
+            "TORUA_TOKEN": "t",
+        },
     ],
 )
 def test_bad_coordinator_settings(env: dict[str, str]) -> None:

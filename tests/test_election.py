@@ -150,9 +150,10 @@ async def test_etcd_down_for_everyone_then_back(autojump_clock: trio.abc.Clock) 
     record.check_no_overlap()
 
 
-async def test_a_restarted_coordinator_releases_its_old_lease(
+async def test_a_key_under_our_url_is_waited_out_not_taken(
     autojump_clock: trio.abc.Clock,
 ) -> None:
+    """Identity is the instance, not the URL: two hosts binding 0.0.0.0 share one."""
     etcd, record = FakeEtcd(), Record()
     async with trio.open_nursery() as nursery:
         async with trio.open_nursery() as first_life:
@@ -160,15 +161,47 @@ async def test_a_restarted_coordinator_releases_its_old_lease(
             await trio.sleep(1)
             etcd.cut_off.add("a")  # killed: not even its lease is given back
             first_life.cancel_scope.cancel()
-        assert etcd.holder(KEY) is not None
+        holder = etcd.holder(KEY)
+        assert holder is not None
+        expires = etcd.leases[holder.lease][1]
         # The same address comes back as a new process, before the old lease runs out.
         second = Election(etcd.client("a2"), key=KEY, url="http://a", ttl=TTL)
         await nursery.start(second.run, record.lead_for("a2"))
-        started = trio.current_time()
         while not second.is_leader:
             await second.changed.wait()
-        assert trio.current_time() - started < TTL / 2
+        assert expires <= trio.current_time() <= expires + 1
         nursery.cancel_scope.cancel()
+    record.check_no_overlap()
+
+
+async def test_our_own_key_left_by_a_lapsed_term_is_released(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    etcd, record = FakeEtcd(), Record()
+    async with trio.open_nursery() as nursery:
+        a = election(etcd, "a")
+        await nursery.start(a.run, record.lead_for("a"))
+        await trio.sleep(1)
+        # Renewals fail for longer than the term lasts, but etcd keeps the lease
+        # alive (as after an etcd restart, which refreshes lease TTLs).
+        etcd.cut_off.add("a")
+        while a.is_leader:
+            await a.changed.wait()
+        holder = etcd.holder(KEY)
+        assert holder is not None
+        etcd.leases[holder.lease] = (TTL, trio.current_time() + 10 * TTL)
+        etcd.cut_off.clear()
+        while not a.is_leader:
+            await a.changed.wait()
+        # Released at once, not after the refreshed lease's 10 TTLs.
+        assert (
+            trio.current_time() < etcd.leases[holder.lease][1]
+            if holder.lease in etcd.leases
+            else True
+        )
+        nursery.cancel_scope.cancel()
+    assert len(record.terms) == 2
+    record.check_no_overlap()
 
 
 async def test_term_guard_follows_renewals_and_ends(autojump_clock: trio.abc.Clock) -> None:

@@ -235,6 +235,13 @@ class CoordinatorSettings:
         for endpoint in self.etcd_endpoints:
             if not re.match(r"^https?://[^/\s]+/?$", endpoint):
                 raise ConfigError(f"TORUA_ETCD_ENDPOINTS: {endpoint!r} is not a URL")
+        if self.etcd_endpoints and self.host in ("0.0.0.0", "::", ""):
+            # A coordinator's URL is how the others reach it and forward to it.
+            raise ConfigError(
+                f"COORDINATOR_ADDR={self.host}:{self.port}: with TORUA_ETCD_ENDPOINTS a "
+                "coordinator must listen on the address the other coordinators reach it at, "
+                "not on all interfaces"
+            )
         if not 2.0 <= self.leader_ttl <= 3600:
             # etcd grants no lease shorter than about 1.5 s with its default timings.
             raise ConfigError(f"TORUA_LEADER_TTL={self.leader_ttl:g}s must be between 2s and 1h")

@@ -46,6 +46,9 @@ def snapshot(state: ClusterState) -> dict[str, Any]:
                 "mode": r.mode,
                 "registered_at": r.registered_at,
                 "ever_healthy": r.ever_healthy,
+                # A restart of an in-memory node is told from a blip by this, also
+                # by a coordinator that did not see the node register.
+                "incarnation": r.incarnation,
             }
             for r in state.registry.all()
         ],
@@ -92,6 +95,7 @@ def restore(state: ClusterState, data: dict[str, Any], *, origin: str = "saved s
         record.mode = node["mode"]
         record.registered_at = node["registered_at"]
         record.ever_healthy = node["ever_healthy"]
+        record.incarnation = node.get("incarnation")
     state.retiring = {int(k): set(v) for k, v in data["retiring"].items()}
     state.lost = {int(k): set(v) for k, v in data["lost"].items()}
     if config := data.get("config"):

@@ -225,7 +225,8 @@ class HACoordinator:
             leader = None  # a term of ours that just ended: nobody to forward to yet
         if self._forward is None:
             raise Unavailable("starting up", code="no_leader")
-        await self._forward(leader, scope, receive, send)
+        changed = None if self.election is None else self.election.changed
+        await self._forward(leader, scope, receive, send, leader_changed=changed)
 
 
 async def _lifespan(receive: Any, send: Any) -> None:

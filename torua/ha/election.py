@@ -114,14 +114,15 @@ class Election:
             if current is None:
                 return
         holder = _holder(current)
-        if holder.get("url") == self.url:
-            # The key names us, but we are not leading: an earlier run of this
-            # coordinator (same address), or a term of ours that ended while etcd
-            # was unreachable. Nobody acts under it, so waiting out its lease
-            # would only delay the next election.
-            earlier = "this run" if holder.get("instance") == self.instance else "an earlier run"
-            log.info("releasing a leader key left by %s of this coordinator", earlier)
+        if holder.get("instance") == self.instance:
+            # The key is ours from a term that ended while etcd was unreachable:
+            # nobody acts under it, so waiting out its lease would only delay
+            # the next election. A key naming another instance is followed
+            # until its lease lapses, even under our own URL: identity is the
+            # instance, never the address (two hosts may both bind 0.0.0.0).
+            log.info("releasing the leader key of a term of ours that has ended")
             await self._forget(current.lease)
+            await trio.sleep(self.retry / 5)
             return
         self._observe(holder.get("url"), current.create_revision)
         await self._follow(current)
@@ -133,6 +134,8 @@ class Election:
             async with aclosing(self.store.watch(self.key, current.mod_revision)) as events:
                 async for _event in events:
                     return
+            # The stream ended without an event: do not hammer etcd with re-reads.
+            await trio.sleep(self.retry)
 
     async def _lead(
         self, lease: int, expires: float, epoch: int, lead: Callable[[Term], Awaitable[None]]
@@ -141,6 +144,7 @@ class Election:
         self.term = term
         self._observe(self.url, epoch)
         log.info("elected leader (epoch %d, lease TTL %.0fs)", epoch, self.ttl)
+        failed = False
         try:
             with term.guard():
                 async with trio.open_nursery() as nursery:
@@ -149,6 +153,7 @@ class Election:
                         await lead(term)
                     except EtcdUnavailable as exc:
                         log.warning("could not take up leadership (%s); stepping down", exc)
+                        failed = True
                     nursery.cancel_scope.cancel()
         finally:
             lapsed = not term.valid()
@@ -161,6 +166,8 @@ class Election:
                 log.info("leadership of epoch %d ended", epoch)
             with trio.CancelScope(shield=True):
                 await self._forget(lease)
+        if failed:
+            await trio.sleep(self.retry)  # not straight back into a term that cannot start
 
     async def _renew(self, lease: int, term: Term) -> None:
         every = self.ttl / 3

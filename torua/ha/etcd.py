@@ -80,9 +80,17 @@ class Etcd:
             except (httpx.HTTPError, OSError, trio.TooSlowError) as exc:
                 errors.append(f"{url}: {type(exc).__name__}")
                 continue
-            data: dict[str, Any] = response.json() if response.content else {}
-            if response.status_code != 200:
-                raise EtcdUnavailable(f"{url}: HTTP {response.status_code} {data.get('message')}")
+            if response.status_code >= 500 or response.status_code == 429:
+                # This member cannot serve (no quorum, overloaded): try the next one.
+                errors.append(f"{url}: HTTP {response.status_code}")
+                continue
+            try:
+                data: dict[str, Any] = response.json() if response.content else {}
+            except ValueError:
+                raise EtcdUnavailable(f"{url}: HTTP {response.status_code}, not JSON") from None
+            if response.status_code != 200 or not isinstance(data, dict):
+                message = data.get("message") if isinstance(data, dict) else None
+                raise EtcdUnavailable(f"{url}: HTTP {response.status_code} {message}")
             self._preferred = index
             return data
         raise EtcdUnavailable("; ".join(errors))
@@ -92,14 +100,11 @@ class Etcd:
         kvs = data.get("kvs", [])
         return KeyValue.from_json(kvs[0]) if kvs else None
 
-    async def revision(self) -> int:
-        """The store's current revision (a read of a key that need not exist)."""
-        data = await self._call("/v3/kv/range", {"key": _b64("\0"), "count_only": True})
-        return int(data["header"]["revision"])
-
     async def grant(self, ttl: float) -> tuple[int, float]:
         """A new lease; returns its id and the TTL etcd granted (whole seconds)."""
         data = await self._call("/v3/lease/grant", {"TTL": max(1, round(ttl))})
+        if "ID" not in data or "TTL" not in data:
+            raise EtcdUnavailable(f"lease grant answered without a lease: {data.get('error')}")
         return int(data["ID"]), float(data["TTL"])
 
     async def keepalive(self, lease: int) -> float:
@@ -129,7 +134,7 @@ class Etcd:
             "failure": [{"request_range": {"key": _b64(key)}}],
         }
         data = await self._call("/v3/kv/txn", body)
-        revision = int(data["header"]["revision"])
+        revision = int(data.get("header", {}).get("revision", 0))
         if data.get("succeeded", False):
             return True, KeyValue(value, revision, revision, lease)
         kvs = data["responses"][0]["response_range"].get("kvs", [])
@@ -167,10 +172,15 @@ class Etcd:
         url = self.endpoints[self._preferred] + "/v3/watch"
         try:
             async with self._client.stream("POST", url, json=body) as response:
+                if response.status_code != 200:
+                    raise EtcdUnavailable(f"{url}: watch answered HTTP {response.status_code}")
                 async for line in response.aiter_lines():
                     if not line.strip():
                         continue
-                    result = json.loads(line).get("result", {})
+                    message = json.loads(line)
+                    result = message.get("result", {})
+                    if "error" in message or result.get("canceled"):
+                        raise EtcdUnavailable(f"{url}: watch refused: {message}"[:300])
                     for event in result.get("events", []):
                         yield event
         except (httpx.HTTPError, OSError, ValueError) as exc:

@@ -15,6 +15,7 @@ import logging
 from typing import Any
 
 import httpx
+import trio
 
 from torua.errors import Unavailable
 from torua.http.raw import RawResponder, header, read_body
@@ -43,6 +44,37 @@ class Forwarder:
         await self._client.aclose()
 
     async def __call__(
+        self,
+        leader: str | None,
+        scope: dict[str, Any],
+        receive: Any,
+        send: Any,
+        *,
+        leader_changed: trio.Event | None = None,
+    ) -> None:
+        """Forward to ``leader``; give up (503, or a cut stream) if the leader changes.
+
+        A leader frozen or cut off mid-request may never answer: waiting on it
+        must end when the election moves on, not hold a task forever.
+        """
+        started = False
+
+        async def tracked(message: dict[str, Any]) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        with trio.CancelScope() as scope_guard:
+            async with trio.open_nursery() as nursery:
+                if leader_changed is not None:
+                    nursery.start_soon(_cancel_on, leader_changed, scope_guard)
+                await self._forward(leader, scope, receive, tracked)
+                nursery.cancel_scope.cancel()
+        if scope_guard.cancelled_caught and not started:
+            message = f"the leader at {leader} was replaced while the request waited; retry"
+            await self._respond.error(send, Unavailable(message, code="no_leader"))
+
+    async def _forward(
         self, leader: str | None, scope: dict[str, Any], receive: Any, send: Any
     ) -> None:
         if leader is None or header(scope, FORWARDED_HEADER) is not None:
@@ -84,3 +116,8 @@ class Forwarder:
             log.info("the leader broke off a forwarded %s %s", scope["method"], scope["path"])
         finally:
             await response.aclose()
+
+
+async def _cancel_on(event: trio.Event, scope: trio.CancelScope) -> None:
+    await event.wait()
+    scope.cancel()

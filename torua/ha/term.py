@@ -34,8 +34,8 @@ class Term:
 
     def extend(self, deadline: float) -> None:
         """A renewal succeeded: push the deadline of every guarded scope back."""
-        if self.ended or deadline <= self.deadline:
-            return
+        if self.ended or deadline <= self.deadline or trio.current_time() >= self.deadline:
+            return  # once lapsed, a term stays lapsed: its work is already cancelled
         self.deadline = deadline
         for scope in self._scopes:
             scope.deadline = deadline
