@@ -53,6 +53,12 @@ class Record:
             assert after[1] > before[1], "epochs must grow from term to term"
 
 
+async def until_leading(election: Election, leading: bool = True) -> None:
+    """Until ``election`` leads (or, with False, no longer leads)."""
+    while election.is_leader != leading:
+        await election.changed.wait()
+
+
 def election(etcd: FakeEtcd, name: str, ttl: float = TTL) -> Election:
     return Election(etcd.client(name), key=KEY, url=f"http://{name}", ttl=ttl)
 
@@ -103,8 +109,7 @@ async def test_leader_work_stops_before_its_lease_can_lapse(
         assert holder is not None
         etcd.cut_off.add("a")
         lease_expires = etcd.leases[holder.lease][1]
-        while a.is_leader:
-            await a.changed.wait()
+        await until_leading(a, False)
         stopped = trio.current_time()
         nursery.cancel_scope.cancel()
     assert record.terms[0][3] <= stopped
@@ -123,8 +128,7 @@ async def test_a_leader_that_stops_hands_over_at_once(autojump_clock: trio.abc.C
             await trio.sleep(30)
             a_process.cancel_scope.cancel()  # the coordinator stops: its nursery is cancelled
         stopped = trio.current_time()
-        while not b.is_leader:
-            await b.changed.wait()
+        await until_leading(b)
         handover = trio.current_time()
         nursery.cancel_scope.cancel()
     # The lease is revoked on the way out: no waiting for the TTL.
@@ -167,8 +171,7 @@ async def test_a_key_under_our_url_is_waited_out_not_taken(
         # The same address comes back as a new process, before the old lease runs out.
         second = Election(etcd.client("a2"), key=KEY, url="http://a", ttl=TTL)
         await nursery.start(second.run, record.lead_for("a2"))
-        while not second.is_leader:
-            await second.changed.wait()
+        await until_leading(second)
         assert expires <= trio.current_time() <= expires + 1
         nursery.cancel_scope.cancel()
     record.check_no_overlap()
@@ -185,14 +188,12 @@ async def test_our_own_key_left_by_a_lapsed_term_is_released(
         # Renewals fail for longer than the term lasts, but etcd keeps the lease
         # alive (as after an etcd restart, which refreshes lease TTLs).
         etcd.cut_off.add("a")
-        while a.is_leader:
-            await a.changed.wait()
+        await until_leading(a, False)
         holder = etcd.holder(KEY)
         assert holder is not None
         etcd.leases[holder.lease] = (TTL, trio.current_time() + 10 * TTL)
         etcd.cut_off.clear()
-        while not a.is_leader:
-            await a.changed.wait()
+        await until_leading(a)
         # Released at once, not after the refreshed lease's 10 TTLs.
         assert (
             trio.current_time() < etcd.leases[holder.lease][1]

@@ -12,6 +12,7 @@ import trio
 
 from tests.conftest import FAST_HEALTH, _all_tasks
 from tests.fake_etcd import FakeEtcd
+from tests.test_election import until_leading
 from torua.config import CoordinatorSettings, NodeSettings
 from torua.ha import HACoordinator
 from torua.node import Node
@@ -64,8 +65,7 @@ async def test_leader_and_follower_in_one_nursery() -> None:
         election = follower.election
         assert election is not None
         with trio.fail_after(5):  # the lease is given back: no waiting for the TTL
-            while not election.is_leader:
-                await election.changed.wait()
+            await until_leading(election)
         assert election.epoch > epoch
         with trio.fail_after(20):
             for i in range(20):
