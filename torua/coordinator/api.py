@@ -24,6 +24,7 @@ from torua.coordinator.assignments import AssignmentSync
 from torua.coordinator.bulk import BulkBody, run_bulk
 from torua.coordinator.fast_data import DataFastPath
 from torua.coordinator.health import HealthMonitor
+from torua.coordinator.incarnations import Incarnations
 from torua.coordinator.metrics import install_coordinator_metrics
 from torua.coordinator.mover import Mover
 from torua.coordinator.node_client import NodeClient, NodeUnreachable
@@ -94,6 +95,7 @@ class Services:
     persister: Persister
     operations: Operations
     stopping: trio.Event  # set when the coordinator begins to shut down (ends SSE streams)
+    incarnations: Incarnations
     metrics: CollectorRegistry | None = None  # GET /metrics; holds the probe counters
     info: Callable[[], dict[str, Any]] | None = None  # leader and epoch for /cluster/info
 
@@ -149,17 +151,8 @@ def create_coordinator_app(services: Services) -> QuartTrio:
         addr = normalize_url(spec.addr)
         is_new = spec.id not in state.registry
         record, changed = state.registry.register(spec.id, addr, spec.capacity)
-        restarted = record.incarnation is not None and record.incarnation != spec.incarnation
-        record.incarnation = spec.incarnation
-        state.version_hwm = max(state.version_hwm, spec.max_version)
-        if restarted and not spec.durable:
-            # An in-memory node that restarted holds nothing: its copies must be refilled.
-            for shard in state.table.shards:
-                shard.in_sync.discard(spec.id)
-            for nodes in state.retiring.values():
-                nodes.discard(spec.id)
-            await s.persister.flush()
-            s.mover.kick()
+        # A new incarnation means its data is gone: out of the in-sync sets, saved.
+        await s.incarnations.observe(spec.id, spec.incarnation, spec.max_version)
         s.monitor.watch(spec.id, addr)
         if is_new or changed:
             s.persister.mark()

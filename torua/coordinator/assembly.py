@@ -22,6 +22,7 @@ from torua.coordinator.assignments import AssignmentSync
 from torua.coordinator.client_pool import ClientPool
 from torua.coordinator.health import HealthMonitor
 from torua.coordinator.http_probe import RawHttpProbe
+from torua.coordinator.incarnations import Incarnations
 from torua.coordinator.metrics import probe_observer
 from torua.coordinator.mover import Mover
 from torua.coordinator.node_client import NodeClient
@@ -31,6 +32,7 @@ from torua.coordinator.probes import Probe, make_probe
 from torua.coordinator.redistributor import Redistributor
 from torua.coordinator.router import Router
 from torua.coordinator.state import ClusterState
+from torua.coordinator.versions import Versions
 from torua.coordinator.write_tracker import WriteTracker
 from torua.events import EventBus
 from torua.http.metrics import new_registry
@@ -84,14 +86,17 @@ async def open_services(
         trio.open_nursery() as nursery,
     ):
         nodes = NodeClient(clients)
+        persister = Persister(state, backend, on_lost=on_lost)
+        versions = Versions(state, persister)
         sync = AssignmentSync(state, nodes)
         metrics = new_registry()
         probe = RawHttpProbe(clients.headers, https_probe=pooled_probe(clients))
         nursery.start_soon(_close_at_exit, probe)
         monitor = HealthMonitor(probe, bus.sender(), state.health, on_probe=probe_observer(metrics))
-        persister = Persister(state, backend, on_lost=on_lost)
         tracker = WriteTracker()
         mover = Mover(state, nodes, sync, tracker, persister, bus.publish_nowait)
+        incarnations = Incarnations(state, persister, versions, on_forgotten=mover.kick)
+        sync.on_incarnation = incarnations.observe
         redistributor = Redistributor(
             state, sync, bus.publish_nowait, mover=mover, tracker=tracker, persister=persister
         )
@@ -99,7 +104,7 @@ async def open_services(
             state=state,
             monitor=monitor,
             redistributor=redistributor,
-            router=Router(state, nodes, sync, tracker, persister, mover.kick),
+            router=Router(state, nodes, sync, tracker, persister, mover.kick, versions),
             sync=sync,
             nodes=nodes,
             bus=bus,
@@ -107,6 +112,7 @@ async def open_services(
             persister=persister,
             operations=Operations(state, redistributor, mover, persister, bus.publish_nowait),
             stopping=stopping,
+            incarnations=incarnations,
             metrics=metrics,
             info=info,
         )

@@ -10,9 +10,11 @@ forgotten.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
-import time
+import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import trio
@@ -29,13 +31,26 @@ PUSH_DEADLINE = 2.0
 log = logging.getLogger(__name__)
 
 
+# (node id, the incarnation it reported, its largest version)
+OnIncarnation = Callable[[str, str | None, int], Awaitable[object]]
+
+
+async def _ignore(node_id: str, incarnation: str | None, max_version: int) -> None:
+    return None
+
+
 class AssignmentSync:
-    def __init__(self, state: ClusterState, nodes: NodeClient) -> None:
+    def __init__(
+        self, state: ClusterState, nodes: NodeClient, on_incarnation: OnIncarnation = _ignore
+    ) -> None:
         self._state = state
         self._nodes = nodes
         self._dirty: set[str] = set()
         self._wake = trio.Event()
+        # Numbered per run, not by a clock: a node takes a new session's first push.
+        self._session = uuid.uuid4().hex
         self._seq = 0
+        self.on_incarnation = on_incarnation
 
     def mark(self, *node_ids: str) -> None:
         self._dirty.update(node_ids)
@@ -43,15 +58,19 @@ class AssignmentSync:
 
     def message_for(self, node_id: str) -> dict[str, Any]:
         health = self._state.health
-        # Wall-clock nanoseconds: later pushes win on the node, even across restarts.
-        self._seq = max(self._seq + 1, time.time_ns())
-        return {
+        self._seq += 1
+        message: dict[str, Any] = {
             "type": "assignment",
             "shards": self._state.held_by(node_id),
             "seq": self._seq,
+            "session": self._session,
             "lease": health.lease,
             "interval": health.interval,
         }
+        record = self._state.registry.get(node_id)
+        if record is not None and record.incarnation is not None:
+            message["incarnation"] = record.incarnation
+        return message
 
     async def push(self, *node_ids: str) -> dict[str, str | None]:
         """Push now to these nodes concurrently; returns each node's error or None."""
@@ -66,9 +85,18 @@ class AssignmentSync:
                 reply = await self._nodes.control(
                     record.addr, self.message_for(node_id), deadline=PUSH_DEADLINE
                 )
+                if reply.status == 409 and reply.error_code == "incarnation_mismatch":
+                    # It lost its data: its copies leave the in-sync sets (saved) first,
+                    # then it gets the assignment under its new incarnation.
+                    await self._report(node_id, reply)
+                    reply = await self._nodes.control(
+                        record.addr, self.message_for(node_id), deadline=PUSH_DEADLINE
+                    )
             except NodeUnreachable as exc:
                 results[node_id] = str(exc)
                 return
+            if reply.status == 200:
+                await self._report(node_id, reply)
             results[node_id] = None if reply.status == 200 else f"HTTP {reply.status}"
 
         async with trio.open_nursery() as nursery:
@@ -81,6 +109,21 @@ class AssignmentSync:
                 self._dirty.add(node_id)
                 log.debug("assignment push to %s failed: %s", node_id, error)
         return results
+
+    async def _report(self, node_id: str, reply: Any) -> None:
+        try:
+            body = json.loads(reply.body)
+        except ValueError:
+            return
+        if not isinstance(body, dict):
+            return
+        incarnation = body.get("incarnation")
+        max_version = body.get("max_version")
+        await self.on_incarnation(
+            node_id,
+            incarnation if isinstance(incarnation, str) else None,
+            max_version if isinstance(max_version, int) else 0,
+        )
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()

@@ -106,8 +106,10 @@ async def run_bulk(
     batcher = ImportBatcher(nodes)  # one import request per node, not per shard
 
     async def write_shard(shard_id: int, indexes: list[int]) -> None:
+        versions = [await router.versions.next() for _ in indexes]
         frames = encode_frames(
-            (body.ops[i].key, values.get(i), state.next_version()) for i in indexes
+            (body.ops[i].key, values.get(i), version)
+            for i, version in zip(indexes, versions, strict=True)
         )
         try:
             await router.replicate(
@@ -131,10 +133,17 @@ async def run_bulk(
             for i in indexes:
                 results[i].update(_error(exc))
             return
-        found = {key: value for key, value, _ in rows if value is not None}
+        found = {key: (value, version) for key, value, version in rows if value is not None}
         incomplete = bool(state.lost.get(shard_id))
+        floor = state.lost_floor.get(shard_id, 0) if incomplete else 0
         for i in indexes:
-            raw = found.get(body.ops[i].key)
+            raw, version = found.get(body.ops[i].key, (None, 0))
+            if raw is not None and version < floor:
+                stale = Unavailable(
+                    "a lost copy may hold a newer version of this key", code="incomplete_shard"
+                )
+                results[i].update(_error(stale))
+                continue
             if raw is None:
                 miss = (
                     Unavailable("the key may be on a lost copy", code="incomplete_shard")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
@@ -37,7 +38,10 @@ def snapshot(state: ClusterState) -> dict[str, Any]:
     return {
         "format": FORMAT,
         "cluster_id": state.cluster_id,
-        "version_hwm": state.version_hwm,
+        # The reserved ceiling, not the counter: a coordinator that starts from this
+        # state issues versions above every one issued before (versions.py).
+        "version_hwm": max(state.version_reserved, state.version_hwm),
+        "version_reserved": max(state.version_reserved, state.version_hwm),
         "nodes": [
             {
                 "id": r.id,
@@ -52,13 +56,18 @@ def snapshot(state: ClusterState) -> dict[str, Any]:
             }
             for r in state.registry.all()
         ],
-        "table": state.table.to_json(),
+        "table": _table_without_dropping(state),
         # Not restored by a new leader (it probes afresh); shown by followers, and
         # only while the leader that probed them (this epoch) still leads.
         "status": dict(state.health_status),
         "epoch": state.epoch,
-        "retiring": {str(k): sorted(v) for k, v in state.retiring.items() if v},
+        "retiring": {
+            str(k): sorted(v - state.dropping.get(k, set()))
+            for k, v in state.retiring.items()
+            if v - state.dropping.get(k, set())
+        },
         "lost": {str(k): sorted(v) for k, v in state.lost.items() if v},
+        "lost_floor": {str(k): v for k, v in state.lost_floor.items() if state.lost.get(k)},
         "config": {
             "health": {
                 "interval": state.health.interval,
@@ -72,6 +81,14 @@ def snapshot(state: ClusterState) -> dict[str, Any]:
             "max_moves": state.max_moves,
         },
     }
+
+
+def _table_without_dropping(state: ClusterState) -> dict[str, Any]:
+    table = state.table.to_json()
+    for entry in table["shards"]:
+        if gone := state.dropping.get(entry["shard_id"]):
+            entry["in_sync"] = [n for n in entry["in_sync"] if n not in gone]
+    return table
 
 
 def restore(state: ClusterState, data: dict[str, Any], *, origin: str = "saved state") -> None:
@@ -89,7 +106,12 @@ def restore(state: ClusterState, data: dict[str, Any], *, origin: str = "saved s
     table.replication_factor = state.table.replication_factor
     state.table = table
     state.cluster_id = data["cluster_id"]
-    state.version_hwm = int(data["version_hwm"])
+    ceiling = max(int(data["version_hwm"]), int(data.get("version_reserved", 0)))
+    if "version_reserved" not in data:
+        # Saved by a version that took write versions from the wall clock (ns), and
+        # saved them lazily: start above the clock, as those versions were.
+        ceiling = max(ceiling, time.time_ns())
+    state.version_hwm = state.version_reserved = state.version_saved = ceiling
     for node in data["nodes"]:
         record, _ = state.registry.register(node["id"], node["addr"], node["capacity"])
         record.mode = node["mode"]
@@ -98,6 +120,8 @@ def restore(state: ClusterState, data: dict[str, Any], *, origin: str = "saved s
         record.incarnation = node.get("incarnation")
     state.retiring = {int(k): set(v) for k, v in data["retiring"].items()}
     state.lost = {int(k): set(v) for k, v in data["lost"].items()}
+    # Without a saved floor (an older state file), any hit on such a shard may be stale.
+    state.lost_floor = {k: int(data.get("lost_floor", {}).get(str(k), ceiling)) for k in state.lost}
     if config := data.get("config"):
         # Settings changed live through /cluster/config outlive a restart.
         state.health = HealthSettings(**config["health"])

@@ -115,6 +115,8 @@ class Redistributor:
             state.retiring.pop(shard_id, None)
         if result.lost:
             state.lost.setdefault(shard_id, set()).update(result.lost)
+            # The lost copies hold no version above those issued so far.
+            state.lost_floor[shard_id] = max(state.lost_floor.get(shard_id, 0), state.version_hwm)
             log.warning(
                 "shard %d lost its only authoritative copies on %s; new copies start "
                 "empty and the shard is incomplete until they return",

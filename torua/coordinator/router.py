@@ -2,17 +2,24 @@
 
 Writes go concurrently to every authoritative copy (in sync, or handing over
 after a move) and to every copy being filled; they are acknowledged only when
-every authoritative copy has them. An authoritative copy that fails leaves the
-in-sync set, and that change is on disk, *before* the client hears back, so
-no later read can reach a copy that misses an acknowledged write. Reads go to
-the primary and fail over to the other authoritative copies. A shard that lost
-its only copy with a failed node answers 503 for a miss, never a false 404.
+every authoritative copy has *applied* them: a copy that answers "not applied,
+I hold a newer version" makes the write retry with a larger version, never an
+acknowledgement. An authoritative copy that fails leaves the in-sync set, and
+that change is saved *before* the client hears back and before the copy stops
+counting for anyone (it waits in ``state.dropping`` meanwhile), so no later
+read can reach a copy that misses an acknowledged write, even after a
+coordinator crash. Reads go to the primary and fail over to the other
+authoritative copies, and an answer counts only if its copy is still
+authoritative when it arrives. A shard that lost copies with failed nodes
+answers 503 for a miss, and for a hit older than what the lost copies may
+hold, never a false 404 nor an old value.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from functools import partial
 
 import trio
 
@@ -21,6 +28,7 @@ from torua.coordinator.assignments import AssignmentSync
 from torua.coordinator.node_client import NodeClient, NodeUnreachable, Reply
 from torua.coordinator.persistence import Persister
 from torua.coordinator.state import ClusterState
+from torua.coordinator.versions import Versions
 from torua.coordinator.write_tracker import WriteTracker
 from torua.errors import BadGateway, NotFound, Unavailable
 
@@ -29,6 +37,13 @@ __all__ = ["Router"]
 log = logging.getLogger(__name__)
 
 Send = Callable[[str], Awaitable[Reply]]
+Judge = Callable[[Reply], bool]  # False: the copy answered but did not take the write
+
+WRITE_ATTEMPTS = 4  # versions tried before a write answers 503
+
+
+class StaleVersion(Exception):
+    """A copy holds a newer version of the key than the one this write carried."""
 
 
 class Router:
@@ -40,8 +55,10 @@ class Router:
         tracker: WriteTracker,
         persister: Persister,
         on_copy_dropped: Callable[[], None] = lambda: None,
+        versions: Versions | None = None,
     ) -> None:
         self._state = state
+        self.versions = versions if versions is not None else Versions(state, persister)
         self._nodes = nodes
         self._sync = sync
         self._tracker = tracker
@@ -69,50 +86,100 @@ class Router:
 
     async def get(self, key: str) -> bytes:
         shard = self.shard_of(key)
-        candidates = self._state.readable_copies(shard.shard_id)
+        shard_id = shard.shard_id
+        candidates = self._state.readable_copies(shard_id)
         if not candidates:
             raise self._unavailable(shard)
         errors: list[str] = []
         unreachable = 0
         for node_id in candidates:
+            if node_id not in self._state.readable_copies(shard_id):
+                continue  # left the authoritative set while an earlier copy was tried
             try:
-                reply = await self._call(
-                    node_id, lambda addr: self._nodes.get(addr, shard.shard_id, key)
-                )
+                reply = await self._call(node_id, lambda addr: self._nodes.get(addr, shard_id, key))
             except NodeUnreachable as exc:
                 errors.append(str(exc))
                 unreachable += 1
                 continue
+            if node_id not in self._state.readable_copies(shard_id):
+                # It answered after leaving the set: it may miss an acknowledged write.
+                errors.append(f"{node_id}: no longer in sync")
+                unreachable += 1
+                continue
             if reply.status == 200:
+                self._check_not_older_than_lost(shard_id, reply.version)
                 return reply.body
             if reply.status == 404 and reply.error_code == "key_not_found":
-                if self._state.lost.get(shard.shard_id):
+                if self._state.lost.get(shard_id):
                     raise Unavailable(
-                        f"shard {shard.shard_id} lost its copy on "
-                        f"{', '.join(sorted(self._state.lost[shard.shard_id]))}; the key may be "
+                        f"shard {shard_id} lost its copy on "
+                        f"{', '.join(sorted(self._state.lost[shard_id]))}; the key may be "
                         "there, so this miss is not final",
                         code="incomplete_shard",
                     )
                 raise NotFound(f"no key {key!r}", code="key_not_found")
             errors.append(f"{node_id}: HTTP {reply.status}")
-        if unreachable == len(candidates):
+        if unreachable == len(candidates) or not errors:
             raise self._unavailable(shard)
-        raise BadGateway(f"every copy of shard {shard.shard_id} failed: {'; '.join(errors)}")
+        raise BadGateway(f"every copy of shard {shard_id} failed: {'; '.join(errors)}")
+
+    def _check_not_older_than_lost(self, shard_id: int, version: int | None) -> None:
+        """A lost copy may hold any version below the shard's floor: a hit older than
+        that may have been overwritten there, so it is not served (503)."""
+        if not self._state.lost.get(shard_id):
+            return
+        floor = self._state.lost_floor.get(shard_id, 0)
+        if version is None or version < floor:
+            raise Unavailable(
+                f"shard {shard_id} lost its copy on "
+                f"{', '.join(sorted(self._state.lost[shard_id]))}, which may hold a newer "
+                "version of this key",
+                code="incomplete_shard",
+            )
 
     async def write(self, key: str, value: bytes | None) -> None:
-        shard = self.shard_of(key)
-        version = self._state.next_version()
-        await self.replicate(
-            shard.shard_id,
-            lambda addr: self._nodes.write(addr, shard.shard_id, key, value, version),
-            expect=204,
+        shard_id = self.shard_of(key).shard_id
+        for _ in range(WRITE_ATTEMPTS):
+            version = await self.versions.next()
+            try:
+                await self.replicate(
+                    shard_id,
+                    partial(self._send_write, shard_id, key, value, version),
+                    expect=204,
+                    judge=self._applied(version),
+                )
+            except StaleVersion:
+                continue  # the newer version was observed: the next one is larger
+            return
+        raise Unavailable(
+            f"copies of shard {shard_id} kept holding newer versions of {key!r}; retry",
+            code="version_conflict",
         )
 
-    async def replicate(self, shard_id: int, send: Send, *, expect: int) -> None:
+    async def _send_write(
+        self, shard_id: int, key: str, value: bytes | None, version: int, addr: str
+    ) -> Reply:
+        return await self._nodes.write(addr, shard_id, key, value, version)
+
+    def _applied(self, version: int) -> Judge:
+        def judge(reply: Reply) -> bool:
+            if reply.headers.get("x-torua-applied") != "0":
+                return True
+            stored = reply.version
+            # Equal: this very write is already there (a resend). Larger: not taken.
+            self.versions.observe(stored)
+            return stored == version
+
+        return judge
+
+    async def replicate(
+        self, shard_id: int, send: Send, *, expect: int, judge: Judge | None = None
+    ) -> None:
         """Send one write (a key, or a batch) to every copy that must have it.
 
-        Acknowledged only when every authoritative copy answered ``expect``;
-        raises 503 when none could be reached, 502 when none took it.
+        Acknowledged only when every authoritative copy answered ``expect`` and
+        ``judge`` accepted the answer; raises 503 when none could be reached,
+        502 when none took it, :class:`StaleVersion` when a copy holds newer data.
         """
         shard = self._state.table.shards[shard_id]
         with self._tracker.writing(shard_id):
@@ -133,6 +200,7 @@ class Router:
                     self._tracker.note_missed(shard_id, node_id)
             failed: dict[str, str] = {}
             unreachable: set[str] = set()
+            stale: set[str] = set()
 
             async def one(node_id: str) -> None:
                 try:
@@ -145,6 +213,8 @@ class Router:
                     failed[node_id] = f"HTTP {reply.status}: {reply.body[:200]!r}"
                     if reply.status == 503:  # e.g. its lease lapsed: unavailable, not broken
                         unreachable.add(node_id)
+                elif judge is not None and not judge(reply):
+                    stale.add(node_id)
 
             targets = authoritative + filling
             if len(targets) == 1:  # one copy (R = 1): no task to spawn
@@ -153,22 +223,37 @@ class Router:
                 async with trio.open_nursery() as nursery:
                     for node_id in targets:
                         nursery.start_soon(one, node_id)
-        for node_id in filling:
-            if node_id in failed:
-                self._tracker.note_missed(shard_id, node_id)
+            for node_id in filling:
+                if node_id in failed or node_id in stale:
+                    self._tracker.note_missed(shard_id, node_id)
         lost = [n for n in authoritative if n in failed]
-        if not lost and not down:
-            return
+        # A copy that joined the in-sync set while this write was in flight (its fill
+        # ended) and then failed it misses an acknowledged write like any other.
+        late = [n for n in filling if n in failed and n in shard.in_sync]
         if lost and len(lost) == len(authoritative):
             if set(lost) <= unreachable:
                 raise self._unavailable(shard)
             raise BadGateway(
                 f"no copy of shard {shard_id} took the write: {'; '.join(failed.values())}"
             )
-        for node_id in lost + down:
-            # Leave the authoritative set before acknowledging: that copy missed this write.
-            shard.in_sync.discard(node_id)
-            self._state.retiring.get(shard_id, set()).discard(node_id)
+        if lost or down or late:
+            await self._drop_from_in_sync(shard_id, lost + down + late, failed)
+        if stale:
+            raise StaleVersion(f"shard {shard_id}: {sorted(stale)} hold a newer version")
+
+    async def _drop_from_in_sync(
+        self, shard_id: int, node_ids: list[str], failed: dict[str, str]
+    ) -> None:
+        """Take copies that missed a write out of the authoritative set, durably first.
+
+        Until the save completes they still count (for reads and later writes): the
+        write they missed is not acknowledged yet, so serving from them is right, and
+        a coordinator that crashes meanwhile comes back with them still in the set
+        only if no write they missed was acknowledged.
+        """
+        dropping = self._state.dropping.setdefault(shard_id, set())
+        for node_id in node_ids:
+            dropping.add(node_id)
             log.warning(
                 "copy of shard %d on %s is out of sync: %s",
                 shard_id,
@@ -176,6 +261,15 @@ class Router:
                 failed.get(node_id, "down"),
             )
         await self._persister.flush()
+        shard = self._state.table.shards[shard_id]
+        pending = self._state.dropping.get(shard_id, set())
+        for node_id in node_ids:
+            if node_id in pending:
+                pending.discard(node_id)
+                shard.in_sync.discard(node_id)
+                self._state.retiring.get(shard_id, set()).discard(node_id)
+        if not pending:
+            self._state.dropping.pop(shard_id, None)
         self._on_copy_dropped()
 
     async def read_from_copies(self, shard_id: int, send: Send) -> Reply:
@@ -184,14 +278,19 @@ class Router:
         candidates = self._state.readable_copies(shard_id)
         errors: list[str] = []
         for node_id in candidates:
+            if node_id not in self._state.readable_copies(shard_id):
+                continue
             try:
                 reply = await self._call(node_id, send)
             except NodeUnreachable as exc:
                 errors.append(str(exc))
                 continue
+            if node_id not in self._state.readable_copies(shard_id):
+                errors.append(f"{node_id}: no longer in sync")
+                continue
             if reply.status == 200:
                 return reply
             errors.append(f"{node_id}: HTTP {reply.status}")
-        if len(errors) == len(candidates) and all("HTTP" not in e for e in errors):
+        if all("HTTP" not in e for e in errors):
             raise self._unavailable(shard)
         raise BadGateway(f"every copy of shard {shard_id} failed: {'; '.join(errors)}")

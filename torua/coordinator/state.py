@@ -14,7 +14,6 @@ from torua.cluster import NodeState, ShardTable, cluster_health
 from torua.cluster.handover import authoritative
 from torua.config import CoordinatorSettings, HealthSettings
 from torua.coordinator.registry import NodeRecord, Registry
-from torua.node.store import next_version
 
 __all__ = ["ClusterState"]
 
@@ -27,12 +26,22 @@ class ClusterState:
     table: ShardTable = field(init=False)
     cluster_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     started_at: float = field(default_factory=time.time)
+    # Write versions (torua.coordinator.versions): the largest issued or seen, the
+    # ceiling asked to be saved, and the ceiling known to be saved.
     version_hwm: int = 0
+    version_reserved: int = 0
+    version_saved: int = 0
     epoch: int = 0  # the leadership term this state is led under (0: a single coordinator)
     # Copies replaced by a move but still authoritative until their successor is filled.
     retiring: dict[int, set[str]] = field(default_factory=dict)
     # Copies lost with a failed node (the only in-sync ones): reads that miss answer 503.
     lost: dict[int, set[str]] = field(default_factory=dict)
+    # Per shard with lost copies: every version they may hold is below this, so a hit
+    # at or above it is current and one below it may be stale (a 503).
+    lost_floor: dict[int, int] = field(default_factory=dict)
+    # Copies leaving the in-sync set whose departure is not saved yet: saved state
+    # already excludes them, the live view drops them once the save is done.
+    dropping: dict[int, set[str]] = field(default_factory=dict)
     health: HealthSettings = field(init=False)
     node_capacity: int | None = field(init=False)
     max_moves: int = field(init=False)
@@ -104,10 +113,6 @@ class ClusterState:
         held = set(self.table.copies_on(node_id))
         held.update(s for s, nodes in self.retiring.items() if node_id in nodes)
         return sorted(held)
-
-    def next_version(self) -> int:
-        self.version_hwm = next_version(self.version_hwm)
-        return self.version_hwm
 
     def uptime(self) -> float:
         return time.time() - self.started_at

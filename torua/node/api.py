@@ -7,7 +7,6 @@ so the coordinator can tell "wrong node" from "no such key".
 
 from __future__ import annotations
 
-import time
 from typing import Annotated, Any, Literal
 
 from pydantic import Field
@@ -25,7 +24,7 @@ from torua.node.fast_store import StoreFastPath
 from torua.node.fencing import EPOCH_HEADER, fence
 from torua.node.metrics import install_node_metrics
 from torua.node.state import NodeRuntime
-from torua.node.store import Store, next_version
+from torua.node.store import Store, apply_write, next_version
 from torua.node.transfer import install_transfer_routes
 
 __all__ = ["create_node_app"]
@@ -44,12 +43,10 @@ class ControlMessage(Body):
     lease: float | None = Field(default=None, gt=0, le=86400)
     interval: float | None = Field(default=None, gt=0, le=86400)
     config: dict[str, Any] | None = None
-
-
-# Assignment sequence numbers are the coordinator's wall clock in ns. One from further
-# ahead than any plausible clock skew would shut out every later assignment (and so
-# every lease renewal) until that time: refuse it instead.
-MAX_SEQ_AHEAD_NS = 3600 * 10**9
+    session: str = Field(default="", max_length=64)
+    # The data identity the coordinator believes this node has: an assignment meant
+    # for an earlier incarnation (the node lost its data since) is refused.
+    incarnation: str | None = Field(default=None, max_length=64)
 
 
 def create_node_app(
@@ -140,17 +137,41 @@ def create_node_app(
                 raise BadRequest("shards: shard ids are 0 or more", code="invalid_field")
             if message.lease is None:
                 raise BadRequest("lease: required, in seconds, > 0", code="invalid_field")
-            if message.seq > time.time_ns() + MAX_SEQ_AHEAD_NS:
-                raise BadRequest(
-                    "seq: more than an hour ahead of this node's clock", code="invalid_field"
+            if message.incarnation is not None and message.incarnation != runtime.incarnation:
+                # Before this node serves or fills anything the coordinator must learn
+                # that its copies are empty: it takes them out of the in-sync sets.
+                response = jsonify(
+                    {
+                        "error": "incarnation_mismatch",
+                        "message": f"node {runtime.node_id} restarted without its data "
+                        f"(incarnation {runtime.incarnation}, not {message.incarnation})",
+                        "incarnation": runtime.incarnation,
+                        "max_version": store.max_version(),
+                    }
                 )
+                response.status_code = 409
+                return response
             interval = message.interval if message.interval and message.interval > 0 else 5.0
-            runtime.assign(message.shards, seq=message.seq, lease=message.lease, interval=interval)
+            runtime.assign(
+                message.shards,
+                seq=message.seq,
+                lease=message.lease,
+                interval=interval,
+                session=message.session,
+            )
         elif message.config is not None:
             seconds = message.config.get("health_check_interval_seconds")
             if isinstance(seconds, int | float) and seconds > 0:
                 runtime.interval = float(seconds)
-        return jsonify({"ack": True, "node_id": runtime.node_id, "type": message.type})
+        return jsonify(
+            {
+                "ack": True,
+                "node_id": runtime.node_id,
+                "type": message.type,
+                "incarnation": runtime.incarnation,
+                "max_version": store.max_version(),
+            }
+        )
 
     @app.get("/shard/<int:shard_id>/store/<path:key>")
     async def get_value(shard_id: int, key: str) -> Response:
@@ -183,11 +204,11 @@ def create_node_app(
         if version is None:
             current = await store.get(shard_id, key)
             version = next_version(current.version if current else store.max_version())
-        applied = await store.put(shard_id, key, value, version)
+        applied, stored = await apply_write(store, shard_id, key, value, version)
         return Response(
             b"",
             status=204,
-            headers={VERSION_HEADER: str(version), "X-Torua-Applied": "1" if applied else "0"},
+            headers={VERSION_HEADER: str(stored), "X-Torua-Applied": "1" if applied else "0"},
         )
 
     @app.get("/shard/<int:shard_id>/keys")

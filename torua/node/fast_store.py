@@ -14,7 +14,7 @@ from torua.errors import ApiError, BadRequest, NotFound, Unavailable
 from torua.http.raw import RawResponder, header, read_body, token_error
 from torua.node.fencing import fence
 from torua.node.state import NodeRuntime
-from torua.node.store import Store, next_version
+from torua.node.store import Store, apply_write, next_version
 
 __all__ = ["StoreFastPath"]
 
@@ -125,13 +125,13 @@ class StoreFastPath:
             raise BadRequest(
                 "X-Torua-Version must be an integer from 1 to 2^63-1", code="invalid_version"
             )
-        applied = await self._store.put(shard_id, key, value, version)
+        applied, stored = await apply_write(self._store, shard_id, key, value, version)
         await self._respond.send(
             send,
             204,
             b"",
             [
-                (b"x-torua-version", str(version).encode()),
+                (b"x-torua-version", str(stored).encode()),
                 (b"x-torua-applied", b"1" if applied else b"0"),
             ],
         )

@@ -21,7 +21,7 @@ from torua.node.api_docs import NODE_DOCS
 from torua.node.registration import keep_registered
 from torua.node.state import NodeRuntime
 from torua.node.store import MemoryStore, Store
-from torua.node.stores import open_store
+from torua.node.stores import data_incarnation, open_store, store_directory
 
 __all__ = ["Node"]
 
@@ -94,6 +94,8 @@ class Node:
             return
         async with open_store(self.settings) as store:
             self.store = store
+            if not self.settings.memory:
+                self.runtime.incarnation = data_incarnation(store_directory(self.settings))
             await self._run(task_status)
 
     async def _run(self, task_status: trio.TaskStatus[str]) -> None:

@@ -30,16 +30,28 @@ class NodeRuntime:
     last_heard: float = field(default_factory=trio.current_time)
     assigned_once: bool = False
     assignment_seq: int = 0
+    # Which coordinator run numbered the assignments: a new run starts its own count.
+    assignment_session: str = ""
     lease_expires_at: float = 0.0
     epoch: int = 0  # the newest leader epoch heard (torua.node.fencing)
 
     def heard_from_coordinator(self) -> None:
         self.last_heard = trio.current_time()
 
-    def assign(self, shards: list[int], *, seq: int, lease: float, interval: float) -> bool:
-        """Apply an assignment unless a newer one already arrived (pushes may race)."""
-        if seq < self.assignment_seq:
+    def assign(
+        self, shards: list[int], *, seq: int, lease: float, interval: float, session: str = ""
+    ) -> bool:
+        """Apply an assignment unless a newer one of the same run already arrived.
+
+        Pushes of one coordinator run may race, so within a run the larger
+        ``seq`` wins. A new run (a restart, a new leader) numbers from 1 again:
+        its first push wins, as the old run is dead or fenced by its epoch.
+        Neither depends on a clock, so a coordinator whose clock stepped back
+        is still obeyed.
+        """
+        if session == self.assignment_session and seq < self.assignment_seq:
             return False
+        self.assignment_session = session
         self.assignment_seq = seq
         self.held = set(shards)
         self.assigned_once = True

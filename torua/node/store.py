@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
-__all__ = ["MemoryStore", "Record", "ShardStats", "Store", "next_version"]
+__all__ = ["MemoryStore", "Record", "ShardStats", "Store", "apply_write", "next_version"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +68,22 @@ class Store(Protocol):
     def max_version(self) -> int: ...
 
     async def close(self) -> None: ...
+
+
+async def apply_write(
+    store: Store, shard: int, key: str, value: bytes | None, version: int
+) -> tuple[bool, int]:
+    """Apply a versioned write; (applied, the version the key holds afterwards).
+
+    The coordinator needs the stored version when a write is not applied: equal
+    means this very write was already there (a resent request), larger means
+    the copy holds a newer version than the coordinator issued, and the write
+    must be retried with a larger one rather than acknowledged.
+    """
+    if await store.put(shard, key, value, version):
+        return True, version
+    current = await store.get(shard, key)
+    return False, current.version if current is not None else version
 
 
 class MemoryStore:

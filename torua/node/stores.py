@@ -8,6 +8,7 @@ node would.
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -15,7 +16,7 @@ from torua.config import NodeSettings
 from torua.node.sqlite_store import open_sqlite_store
 from torua.node.store import MemoryStore, Store
 
-__all__ = ["open_store", "store_directory"]
+__all__ = ["data_incarnation", "open_store", "store_directory"]
 
 
 def store_directory(settings: NodeSettings) -> str:
@@ -35,3 +36,28 @@ async def open_store(settings: NodeSettings) -> AsyncIterator[Store]:
         return
     async with open_sqlite_store(store_directory(settings)) as durable:
         yield durable
+
+
+def data_incarnation(directory: str) -> str:
+    """The identity of the data in ``directory``, made once when it is created.
+
+    A durable node reports it as its incarnation: a restart keeps it, so the
+    coordinator keeps trusting the copies; a wiped or replaced data directory
+    gets a new one, so its empty copies are refilled before anyone reads them.
+    """
+    path = os.path.join(directory, "incarnation")
+    try:
+        with open(path, encoding="ascii") as handle:
+            known = handle.read().strip()
+        if known:
+            return known
+    except FileNotFoundError:
+        pass
+    made = uuid.uuid4().hex
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="ascii") as handle:
+        handle.write(made)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    return made
