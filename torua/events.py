@@ -135,8 +135,15 @@ class EventBus:
         """A clone of the inbound side; the holder closes it when done."""
         return self._send.clone()
 
+    async def publish(self, event: ClusterEvent) -> None:
+        """Waits for room: for events the redistributor must see (membership, config)."""
+        try:
+            await self._send.send(event)
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            pass
+
     def publish_nowait(self, event: ClusterEvent) -> None:
-        """For synchronous code paths (HTTP handlers); drops rather than block."""
+        """For progress and notices only: drops rather than block when the bus is full."""
         try:
             self._send.send_nowait(event)
         except trio.WouldBlock:

@@ -156,7 +156,7 @@ def create_coordinator_app(services: Services) -> QuartTrio:
         s.monitor.watch(spec.id, addr)
         if is_new or changed:
             s.persister.mark()
-            s.bus.publish_nowait(NodeJoined(node_id=spec.id, addr=addr, rejoined=not is_new))
+            await s.bus.publish(NodeJoined(node_id=spec.id, addr=addr, rejoined=not is_new))
         s.sync.mark(spec.id)
         return Response(b"", status=204)
 
@@ -190,7 +190,7 @@ def create_coordinator_app(services: Services) -> QuartTrio:
         for lost in state.lost.values():
             lost.discard(node_id)  # its data is declared gone: those shards are complete again
         await s.persister.flush()
-        s.bus.publish_nowait(NodeRemoved(node_id=node_id))
+        await s.bus.publish(NodeRemoved(node_id=node_id))
         return Response(b"", status=204)
 
     @app.get("/shards")

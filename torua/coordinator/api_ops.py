@@ -65,7 +65,7 @@ def install_operation_routes(app: Quart, services: object, operations: Operation
         if capacity_changed:
             s.redistributor.replan("reconcile", "node capacity changed")  # type: ignore[attr-defined]
         config = config_view(s.state)  # type: ignore[attr-defined]
-        s.bus.publish_nowait(ConfigChanged(config=config))  # type: ignore[attr-defined]
+        await s.bus.publish(ConfigChanged(config=config))  # type: ignore[attr-defined]
         acks = await send_to_nodes(s.state, s.nodes, config)  # type: ignore[attr-defined]
         s.sync.mark(*acks)  # type: ignore[attr-defined]  # new lease and interval
         return jsonify({"config": config, "acks": acks})

@@ -191,6 +191,11 @@ class Mover:
         copied = await self._copy_pages(
             shard_id, donor, target, lambda: self._still_wanted(shard_id, target)
         )
+        # Writes still in flight may yet fail on the target: wait for them to end
+        # before judging it complete (later ones see it in sync and drop it if they
+        # fail there).
+        epoch = self._tracker.bump(shard_id)
+        await self._tracker.wait_older(shard_id, epoch)
         self._still_wanted(shard_id, target)
         if self._tracker.take_missed(shard_id, target):
             raise MoveAborted(f"{target} missed a write while being filled")
@@ -227,8 +232,12 @@ class Mover:
         if not targets:
             raise MoveAborted(f"shard {shard_id} has no in-sync copy to merge into")
         copied = 0
-        for target in targets:
-            copied = await self._copy_pages(shard_id, returning, target, lambda: None)
+        merged: set[str] = set()
+        while pending := [n for n in shard.copies if n != returning and n not in merged]:
+            # Copies placed while the merge ran get it too: the set is read again.
+            for target in pending:
+                copied = await self._copy_pages(shard_id, returning, target, lambda: None)
+                merged.add(target)
         if returning not in shard.copies:
             await self._drop_copy(returning, shard_id)
         self._state.lost.get(shard_id, set()).discard(returning)

@@ -1,0 +1,182 @@
+"""Scripted nodes for router and mover tests: stores in dicts, faults on demand.
+
+Each node keeps versioned records like a real store (highest version wins,
+tombstones kept) and answers the way the node API does, headers included, so
+the coordinator's code under test cannot tell it from a real node. A test
+makes a node fail (``fail``), hang until released (``gate``), or report a
+version of its own (by writing into ``records``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import trio
+
+from torua.config import CoordinatorSettings
+from torua.coordinator.assignments import AssignmentSync
+from torua.coordinator.node_client import NodeUnreachable, Reply
+from torua.coordinator.persistence import Persister
+from torua.coordinator.router import Router
+from torua.coordinator.state import ClusterState
+from torua.coordinator.write_tracker import WriteTracker
+
+
+@dataclass
+class FakeNode:
+    records: dict[tuple[int, str], tuple[bytes | None, int]] = field(default_factory=dict)
+    fail: str | None = None  # "unreachable", "500", or "apply-then-unreachable"
+    gate: trio.Event | None = None  # requests wait for it when set
+    get_gate: trio.Event | None = None  # reads only
+    import_gate: trio.Event | None = None  # imports only
+    incarnation: str = "i1"
+    calls: int = 0
+
+
+class FakeNodeClient:
+    """The subset of NodeClient that Router and Mover call."""
+
+    def __init__(self, nodes: dict[str, FakeNode]) -> None:
+        self.nodes = nodes
+
+    def _node(self, addr: str) -> FakeNode:
+        return self.nodes[addr.removeprefix("http://")]
+
+    async def _enter(self, node: FakeNode, addr: str) -> None:
+        node.calls += 1
+        if node.gate is not None:
+            await node.gate.wait()
+        if node.fail == "unreachable":
+            raise NodeUnreachable(f"{addr} is down")
+
+    async def get(self, addr: str, shard_id: int, key: str) -> Reply:
+        node = self._node(addr)
+        if node.get_gate is not None:
+            await node.get_gate.wait()
+        await self._enter(node, addr)
+        if node.fail == "500":
+            return Reply(500, b"{}", {})
+        value, version = node.records.get((shard_id, key), (None, 0))
+        headers = {"x-torua-version": str(version)} if version else {}
+        if value is None:
+            return Reply(404, b'{"error": "key_not_found"}', headers)
+        return Reply(200, value, headers)
+
+    async def write(
+        self, addr: str, shard_id: int, key: str, value: bytes | None, version: int
+    ) -> Reply:
+        node = self._node(addr)
+        await self._enter(node, addr)
+        if node.fail == "500":
+            return Reply(500, b"{}", {})
+        stored = node.records.get((shard_id, key), (None, 0))[1]
+        applied = version > stored
+        if applied:
+            node.records[(shard_id, key)] = (value, version)
+        if node.fail == "apply-then-unreachable":
+            raise NodeUnreachable(f"{addr} timed out after applying")
+        headers = {
+            "x-torua-version": str(version if applied else stored),
+            "x-torua-applied": "1" if applied else "0",
+        }
+        return Reply(204, b"", headers)
+
+    async def export_page(
+        self, addr: str, shard_id: int, after: str | None, limit: int = 1000
+    ) -> Reply:
+        node = self._node(addr)
+        await self._enter(node, addr)
+        rows = sorted(
+            (k, v)
+            for (s, k), v in node.records.items()
+            if s == shard_id and (after is None or k > after)
+        )[:limit]
+        records = [
+            {"key": k, "value": None if v is None else v.decode(), "version": ver}
+            for k, (v, ver) in rows
+        ]
+        body = {"records": records, "next": rows[-1][0] if rows else None}
+        return Reply(200, json.dumps(body).encode(), {})
+
+    async def import_page(self, addr: str, shard_id: int, records: list[Any]) -> Reply:
+        node = self._node(addr)
+        if node.import_gate is not None:
+            await node.import_gate.wait()
+        await self._enter(node, addr)
+        for r in records:
+            value = None if r["value"] is None else r["value"].encode()
+            if r["version"] > node.records.get((shard_id, r["key"]), (None, 0))[1]:
+                node.records[(shard_id, r["key"])] = (value, r["version"])
+        return Reply(200, b"{}", {})
+
+    async def drop(self, addr: str, shard_id: int) -> Reply:
+        node = self._node(addr)
+        for key in [k for k in node.records if k[0] == shard_id]:
+            del node.records[key]
+        return Reply(200, b"{}", {})
+
+    async def control(self, addr: str, message: dict[str, Any], *, deadline: float) -> Reply:
+        node = self._node(addr)
+        await self._enter(node, addr)
+        body = {"incarnation": node.incarnation, "max_version": 0}
+        wanted = message.get("incarnation")
+        if wanted is not None and wanted != node.incarnation:
+            body["error"] = "incarnation_mismatch"
+            return Reply(409, json.dumps(body).encode(), {})
+        return Reply(200, json.dumps({"ack": True, **body}).encode(), {})
+
+
+class GatedBackend:
+    """A state store whose saves can be held back, to see what is visible meanwhile."""
+
+    def __init__(self) -> None:
+        self.saved: list[dict[str, Any]] = []
+        self.open = trio.Event()
+        self.open.set()
+
+    async def save(self, payload: bytes) -> bool:
+        await self.open.wait()
+        self.saved.append(json.loads(payload))
+        return True
+
+    def saved_in_sync(self, shard_id: int) -> set[str]:
+        return set(self.saved[-1]["table"]["shards"][shard_id]["in_sync"]) if self.saved else set()
+
+
+@dataclass
+class RouterRig:
+    state: ClusterState
+    nodes: dict[str, FakeNode]
+    client: FakeNodeClient
+    backend: GatedBackend
+    persister: Persister
+    router: Router
+    tracker: WriteTracker
+    sync: AssignmentSync
+
+
+@asynccontextmanager
+async def router_rig(copies: list[str], *, shards: int = 1) -> AsyncIterator[RouterRig]:
+    """One shard (or more) held by ``copies``, all in sync and healthy."""
+    state = ClusterState(CoordinatorSettings(shards=shards, replication_factor=len(copies)))
+    nodes = {name: FakeNode() for name in copies}
+    for name in copies:
+        state.registry.register(name, f"http://{name}", None)
+        state.health_status[name] = "healthy"
+    for shard in state.table.shards:
+        shard.copies = list(copies)
+        shard.in_sync = set(copies)
+    client = FakeNodeClient(nodes)
+    backend = GatedBackend()
+    persister = Persister(state, backend)
+    tracker = WriteTracker()
+    sync = AssignmentSync(state, client)  # type: ignore[arg-type]
+    router = Router(state, client, sync, tracker, persister)  # type: ignore[arg-type]
+    async with trio.open_nursery() as nursery:
+        await nursery.start(persister.run)
+        yield RouterRig(state, nodes, client, backend, persister, router, tracker, sync)
+        nursery.cancel_scope.cancel()
