@@ -171,3 +171,38 @@ async def test_a_merge_reaches_copies_placed_while_it_ran() -> None:
             shard.in_sync.add("c")
             rig.nodes["b"].import_gate.set()
         assert rig.nodes["c"].records.get((0, "k")) == (b"from-a", 5)
+
+
+async def test_reads_settle_on_one_answer_after_a_write_that_failed_part_way() -> None:
+    async with router_rig(["a", "b"]) as rig:
+        await rig.router.write("k", b"v1")
+        rig.nodes["a"].fail = "apply-then-unreachable"  # took it, then timed out
+        rig.nodes["b"].fail = "500"
+        with pytest.raises(ApiError):
+            await rig.router.write("k", b"v2")
+        rig.nodes["a"].fail = rig.nodes["b"].fail = None
+        first = await rig.router.get("k")
+        rig.nodes["a"].fail = "unreachable"  # the next read can only reach b
+        assert await rig.router.get("k") == first
+
+
+async def test_membership_and_config_events_never_go_through_the_lossy_publish(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from torua.events import EventBus
+
+    from .conftest import local_cluster
+
+    def full_bus(self: EventBus, event: object) -> None:
+        raise AssertionError(f"{type(event).__name__} could be dropped by a full bus")
+
+    async with local_cluster(1, replicas=1) as cluster:
+        monkeypatch.setattr(EventBus, "publish_nowait", full_bus)
+        response = await cluster.http.put("/cluster/config", json={"max_moves": 3})
+        assert response.status_code == 200, response.text
+        response = await cluster.http.post(
+            "/register", json={"node": {"id": "n9", "addr": "http://127.0.0.1:9"}}
+        )
+        assert response.status_code == 204, response.text
+        assert (await cluster.http.delete("/nodes/n9")).status_code == 204
+        monkeypatch.undo()

@@ -67,6 +67,7 @@ def snapshot(state: ClusterState) -> dict[str, Any]:
             if v - state.dropping.get(k, set())
         },
         "lost": {str(k): sorted(v) for k, v in state.lost.items() if v},
+        "unsettled": {str(k): sorted(v) for k, v in state.unsettled.items() if v},
         "lost_floor": {str(k): v for k, v in state.lost_floor.items() if state.lost.get(k)},
         "config": {
             "health": {
@@ -120,6 +121,7 @@ def restore(state: ClusterState, data: dict[str, Any], *, origin: str = "saved s
         record.incarnation = node.get("incarnation")
     state.retiring = {int(k): set(v) for k, v in data["retiring"].items()}
     state.lost = {int(k): set(v) for k, v in data["lost"].items()}
+    state.unsettled = {int(k): set(v) for k, v in data.get("unsettled", {}).items()}
     # Without a saved floor (an older state file), any hit on such a shard may be stale.
     state.lost_floor = {k: int(data.get("lost_floor", {}).get(str(k), ceiling)) for k in state.lost}
     if config := data.get("config"):

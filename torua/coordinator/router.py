@@ -30,7 +30,7 @@ from torua.coordinator.persistence import Persister
 from torua.coordinator.state import ClusterState
 from torua.coordinator.versions import Versions
 from torua.coordinator.write_tracker import WriteTracker
-from torua.errors import BadGateway, NotFound, Unavailable
+from torua.errors import ApiError, BadGateway, NotFound, Unavailable
 
 __all__ = ["Router"]
 
@@ -87,6 +87,8 @@ class Router:
     async def get(self, key: str) -> bytes:
         shard = self.shard_of(key)
         shard_id = shard.shard_id
+        if key in self._state.unsettled.get(shard_id, ()):
+            return await self._settle(shard_id, key)
         candidates = self._state.readable_copies(shard_id)
         if not candidates:
             raise self._unavailable(shard)
@@ -123,6 +125,82 @@ class Router:
             raise self._unavailable(shard)
         raise BadGateway(f"every copy of shard {shard_id} failed: {'; '.join(errors)}")
 
+    async def _settle(self, shard_id: int, key: str) -> bytes:
+        """Read every authoritative copy of a key whose last write failed part-way,
+        bring them all to the newest version found, then answer from that.
+
+        Without this, reads would flip between the copy that took the failed write
+        and one that did not.
+        """
+        shard = self._state.table.shards[shard_id]
+        copies = self._state.readable_copies(shard_id)
+        if not copies:
+            raise self._unavailable(shard)
+        found: dict[str, tuple[bytes | None, int]] = {}
+
+        async def read(node_id: str) -> None:
+            try:
+                reply = await self._call(node_id, lambda addr: self._nodes.get(addr, shard_id, key))
+            except NodeUnreachable:
+                return
+            if reply.status == 200:
+                found[node_id] = (reply.body, reply.version or 0)
+            elif reply.status == 404 and reply.error_code == "key_not_found":
+                found[node_id] = (None, reply.version or 0)
+
+        async with trio.open_nursery() as nursery:
+            for node_id in copies:
+                nursery.start_soon(read, node_id)
+        if set(found) != set(copies):
+            raise Unavailable(
+                f"key {key!r}: its last write failed part-way and not every copy of shard "
+                f"{shard_id} answered to settle it; retry shortly",
+                code="unsettled_key",
+            )
+        value, version = max(found.values(), key=lambda item: item[1])
+        behind = [n for n, (_, v) in found.items() if v < version]
+        if behind and version:
+            await self.replicate_to(shard_id, behind, key, value, version)
+        if self._state.unsettled.get(shard_id) is not None:
+            self._state.unsettled[shard_id].discard(key)
+            self._persister.mark()
+        if value is None:
+            if self._state.lost.get(shard_id):
+                raise Unavailable(
+                    f"shard {shard_id} lost copies; this miss is not final",
+                    code="incomplete_shard",
+                )
+            raise NotFound(f"no key {key!r}", code="key_not_found")
+        self._check_not_older_than_lost(shard_id, version)
+        return value
+
+    async def replicate_to(
+        self, shard_id: int, node_ids: list[str], key: str, value: bytes | None, version: int
+    ) -> None:
+        """Repair: give these copies one version they lack; 503 unless all took it."""
+        failed: list[str] = []
+
+        async def one(node_id: str) -> None:
+            try:
+                reply = await self._call(
+                    node_id, partial(self._send_write, shard_id, key, value, version)
+                )
+            except NodeUnreachable:
+                failed.append(node_id)
+                return
+            stored = reply.version or 0
+            if reply.status != 204 or stored < version:
+                failed.append(node_id)
+
+        async with trio.open_nursery() as nursery:
+            for node_id in node_ids:
+                nursery.start_soon(one, node_id)
+        if failed:
+            raise Unavailable(
+                f"key {key!r} could not be repaired on {', '.join(sorted(failed))}; retry",
+                code="unsettled_key",
+            )
+
     def _check_not_older_than_lost(self, shard_id: int, version: int | None) -> None:
         """A lost copy may hold any version below the shard's floor: a hit older than
         that may have been overwritten there, so it is not served (503)."""
@@ -150,6 +228,15 @@ class Router:
                 )
             except StaleVersion:
                 continue  # the newer version was observed: the next one is larger
+            except ApiError:
+                # Some copies may have applied it and others not: until a read or a
+                # write settles the key, its copies must not be read one at a time.
+                self._state.unsettled.setdefault(shard_id, set()).add(key)
+                await self._persister.flush()
+                raise
+            if key in self._state.unsettled.get(shard_id, ()):
+                self._state.unsettled[shard_id].discard(key)  # every in-sync copy has it
+                self._persister.mark()
             return
         raise Unavailable(
             f"copies of shard {shard_id} kept holding newer versions of {key!r}; retry",

@@ -42,6 +42,9 @@ class ClusterState:
     # Copies leaving the in-sync set whose departure is not saved yet: saved state
     # already excludes them, the live view drops them once the save is done.
     dropping: dict[int, set[str]] = field(default_factory=dict)
+    # Keys whose last write failed on the copies but may have landed on some: their
+    # copies may differ, so a read compares and repairs them before answering.
+    unsettled: dict[int, set[str]] = field(default_factory=dict)
     health: HealthSettings = field(init=False)
     node_capacity: int | None = field(init=False)
     max_moves: int = field(init=False)
