@@ -19,10 +19,12 @@ import trio
 
 from torua.config import CoordinatorSettings
 from torua.coordinator.assignments import AssignmentSync
+from torua.coordinator.copy_actions import CopyActions
 from torua.coordinator.node_client import NodeUnreachable, Reply
 from torua.coordinator.persistence import Persister
 from torua.coordinator.router import Router
 from torua.coordinator.state import ClusterState
+from torua.coordinator.versions import Versions
 from torua.coordinator.write_tracker import WriteTracker
 
 
@@ -157,6 +159,7 @@ class RouterRig:
     router: Router
     tracker: WriteTracker
     sync: AssignmentSync
+    actions: CopyActions
 
 
 @asynccontextmanager
@@ -175,8 +178,9 @@ async def router_rig(copies: list[str], *, shards: int = 1) -> AsyncIterator[Rou
     persister = Persister(state, backend)
     tracker = WriteTracker()
     sync = AssignmentSync(state, client)  # type: ignore[arg-type]
-    router = Router(state, client, sync, tracker, persister)  # type: ignore[arg-type]
+    actions = CopyActions(persister, sync, lambda event: None)
+    router = Router(state, client, sync, tracker, actions, Versions(state, persister))  # type: ignore[arg-type]
     async with trio.open_nursery() as nursery:
         await nursery.start(persister.run)
-        yield RouterRig(state, nodes, client, backend, persister, router, tracker, sync)
+        yield RouterRig(state, nodes, client, backend, persister, router, tracker, sync, actions)
         nursery.cancel_scope.cancel()

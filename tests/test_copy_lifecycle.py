@@ -141,7 +141,7 @@ async def test_a_node_that_lost_its_data_leaves_the_in_sync_sets_before_it_is_as
 
     async with router_rig(["a", "b"]) as rig:
         rig.state.registry.get("b").incarnation = "i1"
-        incarnations = Incarnations(rig.state, rig.persister, rig.router.versions, lambda: None)
+        incarnations = Incarnations(rig.state, rig.actions, rig.router.versions)
         rig.sync.on_incarnation = incarnations.observe
         rig.nodes["b"].incarnation = "i2"  # restarted empty while nobody watched
         results = await rig.sync.push("b")
@@ -163,7 +163,7 @@ async def test_a_merge_reaches_copies_placed_while_it_ran() -> None:
 
         rig.nodes["c"] = FakeNode()
         rig.nodes["b"].import_gate = trio.Event()
-        mover = Mover(rig.state, rig.client, rig.sync, rig.tracker, rig.persister, lambda e: None)  # type: ignore[arg-type]
+        mover = Mover(rig.state, rig.client, rig.sync, rig.tracker, rig.actions)  # type: ignore[arg-type]
         async with trio.open_nursery() as nursery:
             nursery.start_soon(mover._merge, 0, "a")
             await trio.testing.wait_all_tasks_blocked()

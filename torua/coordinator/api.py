@@ -22,6 +22,7 @@ from torua.coordinator.api_events import install_event_routes
 from torua.coordinator.api_ops import install_operation_routes
 from torua.coordinator.assignments import AssignmentSync
 from torua.coordinator.bulk import BulkBody, run_bulk
+from torua.coordinator.copy_actions import CopyActions
 from torua.coordinator.fast_data import DataFastPath
 from torua.coordinator.health import HealthMonitor
 from torua.coordinator.incarnations import Incarnations
@@ -96,6 +97,7 @@ class Services:
     operations: Operations
     stopping: trio.Event  # set when the coordinator begins to shut down (ends SSE streams)
     incarnations: Incarnations
+    actions: CopyActions
     metrics: CollectorRegistry | None = None  # GET /metrics; holds the probe counters
     info: Callable[[], dict[str, Any]] | None = None  # leader and epoch for /cluster/info
 
@@ -187,9 +189,8 @@ def create_coordinator_app(services: Services) -> QuartTrio:
         s.operations.forget(node_id)
         s.monitor.unwatch(node_id)
         state.health_status.pop(node_id, None)
-        for lost in state.lost.values():
-            lost.discard(node_id)  # its data is declared gone: those shards are complete again
-        await s.persister.flush()
+        # Its data is declared gone: shards that lost copies on it are complete again.
+        await s.actions.durably(state.copies.node_removed(node_id))
         await s.bus.publish(NodeRemoved(node_id=node_id))
         return Response(b"", status=204)
 

@@ -20,6 +20,7 @@ from torua.config import HealthSettings
 from torua.coordinator.api import Services
 from torua.coordinator.assignments import AssignmentSync
 from torua.coordinator.client_pool import ClientPool
+from torua.coordinator.copy_actions import CopyActions
 from torua.coordinator.health import HealthMonitor
 from torua.coordinator.http_probe import RawHttpProbe
 from torua.coordinator.incarnations import Incarnations
@@ -94,17 +95,18 @@ async def open_services(
         nursery.start_soon(_close_at_exit, probe)
         monitor = HealthMonitor(probe, bus.sender(), state.health, on_probe=probe_observer(metrics))
         tracker = WriteTracker()
-        mover = Mover(state, nodes, sync, tracker, persister, bus.publish_nowait)
-        incarnations = Incarnations(state, persister, versions, on_forgotten=mover.kick)
+        actions = CopyActions(persister, sync, bus.publish_nowait)
+        mover = Mover(state, nodes, sync, tracker, actions)
+        incarnations = Incarnations(state, actions, versions)
         sync.on_incarnation = incarnations.observe
         redistributor = Redistributor(
-            state, sync, bus.publish_nowait, mover=mover, tracker=tracker, persister=persister
+            state, actions, mover=mover, tracker=tracker, persister=persister
         )
         services = Services(
             state=state,
             monitor=monitor,
             redistributor=redistributor,
-            router=Router(state, nodes, sync, tracker, persister, mover.kick, versions),
+            router=Router(state, nodes, sync, tracker, actions, versions),
             sync=sync,
             nodes=nodes,
             bus=bus,
@@ -113,6 +115,7 @@ async def open_services(
             operations=Operations(state, redistributor, mover, persister, bus.publish_nowait),
             stopping=stopping,
             incarnations=incarnations,
+            actions=actions,
             metrics=metrics,
             info=info,
         )

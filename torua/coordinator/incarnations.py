@@ -13,49 +13,27 @@ also when the coordinator restarted meanwhile and never saw the node go.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 
-from torua.coordinator.persistence import Persister
+from torua.cluster.copies import Save
+from torua.coordinator.copy_actions import CopyActions
 from torua.coordinator.state import ClusterState
 from torua.coordinator.versions import Versions
 
-__all__ = ["Incarnations", "forget_copies"]
+__all__ = ["Incarnations"]
 
 log = logging.getLogger(__name__)
-
-
-def forget_copies(state: ClusterState, node_id: str) -> list[int]:
-    """Mark every copy on ``node_id`` empty; the shards whose data is gone for good.
-
-    A shard whose only authoritative copies were on this node has nothing left to
-    fill from: its empty copy starts in sync (it takes every write from now on).
-    """
-    gone: list[int] = []
-    for shard in state.table.shards:
-        retiring = state.retiring.get(shard.shard_id, set())
-        had = node_id in shard.in_sync or node_id in retiring
-        shard.in_sync.discard(node_id)
-        retiring.discard(node_id)
-        state.lost.get(shard.shard_id, set()).discard(node_id)
-        others = (shard.in_sync | retiring) - {node_id}
-        if had and not others and node_id in shard.copies:
-            shard.in_sync.add(node_id)
-            gone.append(shard.shard_id)
-    return gone
 
 
 class Incarnations:
     def __init__(
         self,
         state: ClusterState,
-        persister: Persister,
+        actions: CopyActions,
         versions: Versions,
-        on_forgotten: Callable[[], None],
     ) -> None:
         self._state = state
-        self._persister = persister
+        self._actions = actions
         self._versions = versions
-        self._on_forgotten = on_forgotten
 
     async def observe(self, node_id: str, incarnation: str | None, max_version: int = 0) -> bool:
         """Record what the node reports; True when its earlier data is gone."""
@@ -65,14 +43,13 @@ class Incarnations:
             return False
         known, record.incarnation = record.incarnation, incarnation
         if known is None:  # first seen: nothing was trusted under another name
-            self._persister.mark()
+            self._actions.now([Save("a node's incarnation")])
             return False
-        gone = forget_copies(self._state, node_id)
+        instructions, gone = self._state.copies.data_lost(node_id)
         log.warning("node %s restarted without its data: its copies are refilled", node_id)
         if gone:
             log.error(
                 "node %s held the only copies of shards %s: their data is lost", node_id, gone
             )
-        await self._persister.flush()
-        self._on_forgotten()
+        await self._actions.durably(instructions)
         return True

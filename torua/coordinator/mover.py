@@ -26,11 +26,10 @@ import trio
 
 from torua.cluster.handover import handover_done
 from torua.coordinator.assignments import AssignmentSync
+from torua.coordinator.copy_actions import CopyActions
 from torua.coordinator.node_client import NodeClient, NodeUnreachable, Reply
-from torua.coordinator.persistence import Persister
 from torua.coordinator.state import ClusterState
 from torua.coordinator.write_tracker import WriteTracker
-from torua.events import ClusterEvent, ShardMoved
 
 __all__ = ["Mover"]
 
@@ -50,22 +49,30 @@ class Mover:
         nodes: NodeClient,
         sync: AssignmentSync,
         tracker: WriteTracker,
-        persister: Persister,
-        publish: Callable[[ClusterEvent], None],
+        actions: CopyActions,
     ) -> None:
         self._state = state
         self._nodes = nodes
         self._sync = sync
         self._tracker = tracker
-        self._persister = persister
-        self._publish = publish
+        self._actions = actions
+        actions.worker = self
+        self._nursery: trio.Nursery | None = None
         self._wake = trio.Event()
         self._running: dict[tuple[str, int, str], trio.CancelScope] = {}
         self._progress = trio.Event()
         self.completed = 0
 
     def kick(self) -> None:
+        """Something changed: look for work, and let waiters re-check (a rollback
+        can settle a shard with no job of ours finishing)."""
         self._wake.set()
+        self._progressed()
+
+    def schedule_drop(self, node_id: str, shard_id: int) -> None:
+        """Delete the node's data of the shard once its assignment no longer lists it."""
+        if self._nursery is not None:
+            self._nursery.start_soon(self._drop_after_revoke, node_id, shard_id)
 
     def busy(self) -> int:
         return len(self._running)
@@ -77,16 +84,7 @@ class Mover:
     async def wait_settled(self, shard_ids: set[int]) -> None:
         """Until every copy of these shards is in sync and no handover is pending."""
 
-        def settled() -> bool:
-            for shard_id in shard_ids:
-                shard = self._state.table.shards[shard_id]
-                if self._state.retiring.get(shard_id):
-                    return False
-                if any(n not in shard.in_sync for n in shard.copies):
-                    return False
-            return True
-
-        while not settled():
+        while not all(self._state.copies.settled(s) for s in shard_ids):
             await self._progress.wait()
 
     async def wait_released(self, node_id: str) -> None:
@@ -114,19 +112,15 @@ class Mover:
         # Primaries first: a shard whose primary is being rebuilt is the one at risk.
         fills.sort(key=lambda job: table.shards[job[0]].primary != job[1])
         jobs = [("fill", s, n) for s, n in fills]
-        jobs += [
-            ("merge", s, n)
-            for s, nodes in self._state.lost.items()
-            for n in sorted(nodes)
-            if self._healthy(n)
-        ]
+        jobs += [("merge", s, n) for s, n in self._state.copies.merges() if self._healthy(n)]
         return jobs
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
+            self._nursery = nursery
             task_status.started()
             while True:
-                self._release_finished_handovers(nursery)
+                self._release_finished_handovers()
                 for job in self._work():
                     if job in self._running or len(self._running) >= self._state.max_moves:
                         continue
@@ -154,8 +148,7 @@ class Mover:
             self.kick()
 
     def _still_wanted(self, shard_id: int, node_id: str) -> None:
-        shard = self._state.table.shards[shard_id]
-        if node_id not in shard.copies or node_id in shard.in_sync:
+        if not self._state.copies.wants_fill(shard_id, node_id):
             raise MoveAborted(f"copy of shard {shard_id} on {node_id} is no longer to be filled")
         if not self._healthy(node_id):
             raise MoveAborted(f"{node_id} is not healthy")
@@ -199,9 +192,7 @@ class Mover:
         self._still_wanted(shard_id, target)
         if self._tracker.take_missed(shard_id, target):
             raise MoveAborted(f"{target} missed a write while being filled")
-        self._state.table.shards[shard_id].in_sync.add(target)
-        self._persister.mark()
-        await self._persister.flush()
+        await self._actions.durably(self._state.copies.fill_done(shard_id, target, donor))
         self.completed += 1
         log.info(
             "shard %d: copy on %s filled from %s (%d records, %.2fs)",
@@ -210,15 +201,6 @@ class Mover:
             donor,
             copied,
             trio.current_time() - started,
-        )
-        self._publish(
-            ShardMoved(
-                shard_id=shard_id,
-                source=donor,
-                target=target,
-                primary=target == self._state.table.shards[shard_id].primary,
-                reason="filled",
-            )
         )
 
     async def _merge(self, shard_id: int, returning: str) -> None:
@@ -238,35 +220,14 @@ class Mover:
             for target in pending:
                 copied = await self._copy_pages(shard_id, returning, target, lambda: None)
                 merged.add(target)
-        if returning not in shard.copies:
-            await self._drop_copy(returning, shard_id)
-        self._state.lost.get(shard_id, set()).discard(returning)
-        self._persister.mark()
+        into = sorted(merged)[0]
+        await self._actions.durably(self._state.copies.merge_done(shard_id, returning, into))
         log.info("shard %d: lost copy on %s merged back (%d records)", shard_id, returning, copied)
-        self._publish(
-            ShardMoved(
-                shard_id=shard_id,
-                source=returning,
-                target=targets[0],
-                primary=False,
-                reason="merged",
-            )
-        )
 
-    def _release_finished_handovers(self, nursery: trio.Nursery) -> None:
-        """Retiring copies whose successors are all in sync are no longer needed."""
-        for shard_id, nodes in list(self._state.retiring.items()):
-            done = handover_done(self._state.table.shards[shard_id], self._state.is_up)
-            if not nodes:
-                del self._state.retiring[shard_id]
-            elif done:
-                released = set(nodes)
-                del self._state.retiring[shard_id]
-                self._persister.mark()
-                self._progressed()
-                for node_id in released:
-                    self._sync.mark(node_id)
-                    nursery.start_soon(self._drop_after_revoke, node_id, shard_id)
+    def _release_finished_handovers(self) -> None:
+        """Retiring copies whose successors are all in sync and up are no longer needed."""
+        if self._actions.now(self._state.copies.handovers_done(self._state.is_up)):
+            self._progressed()
 
     async def _drop_after_revoke(self, node_id: str, shard_id: int) -> None:
         try:

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 import trio
 
-from torua.cluster import ShardTable
+from torua.cluster.copies import Copies
 from torua.config import HealthSettings
 from torua.coordinator.state import ClusterState
 
@@ -56,19 +56,11 @@ def snapshot(state: ClusterState) -> dict[str, Any]:
             }
             for r in state.registry.all()
         ],
-        "table": _table_without_dropping(state),
+        **state.copies.to_json(),
         # Not restored by a new leader (it probes afresh); shown by followers, and
         # only while the leader that probed them (this epoch) still leads.
         "status": dict(state.health_status),
         "epoch": state.epoch,
-        "retiring": {
-            str(k): sorted(v - state.dropping.get(k, set()))
-            for k, v in state.retiring.items()
-            if v - state.dropping.get(k, set())
-        },
-        "lost": {str(k): sorted(v) for k, v in state.lost.items() if v},
-        "unsettled": {str(k): sorted(v) for k, v in state.unsettled.items() if v},
-        "lost_floor": {str(k): v for k, v in state.lost_floor.items() if state.lost.get(k)},
         "config": {
             "health": {
                 "interval": state.health.interval,
@@ -84,19 +76,17 @@ def snapshot(state: ClusterState) -> dict[str, Any]:
     }
 
 
-def _table_without_dropping(state: ClusterState) -> dict[str, Any]:
-    table = state.table.to_json()
-    for entry in table["shards"]:
-        if gone := state.dropping.get(entry["shard_id"]):
-            entry["in_sync"] = [n for n in entry["in_sync"] if n not in gone]
-    return table
-
-
 def restore(state: ClusterState, data: dict[str, Any], *, origin: str = "saved state") -> None:
     """Put a saved snapshot back into ``state``."""
     if data.get("format") != FORMAT:
         raise ValueError(f"{origin}: unknown state format {data.get('format')!r}")
-    table = ShardTable.from_json(data["table"])
+    ceiling = max(int(data["version_hwm"]), int(data.get("version_reserved", 0)))
+    if "version_reserved" not in data:
+        # Saved by a version that took write versions from the wall clock (ns), and
+        # saved them lazily: start above the clock, as those versions were.
+        ceiling = max(ceiling, time.time_ns())
+    copies = Copies.from_json(data, default_floor=ceiling)
+    table = copies.table
     if table.num_shards != state.table.num_shards:
         log.warning(
             "keeping the saved shard count %d (TORUA_SHARDS=%d is ignored: the shard "
@@ -105,13 +95,8 @@ def restore(state: ClusterState, data: dict[str, Any], *, origin: str = "saved s
             state.table.num_shards,
         )
     table.replication_factor = state.table.replication_factor
-    state.table = table
+    state.copies = copies
     state.cluster_id = data["cluster_id"]
-    ceiling = max(int(data["version_hwm"]), int(data.get("version_reserved", 0)))
-    if "version_reserved" not in data:
-        # Saved by a version that took write versions from the wall clock (ns), and
-        # saved them lazily: start above the clock, as those versions were.
-        ceiling = max(ceiling, time.time_ns())
     state.version_hwm = state.version_reserved = state.version_saved = ceiling
     for node in data["nodes"]:
         record, _ = state.registry.register(node["id"], node["addr"], node["capacity"])
@@ -119,11 +104,6 @@ def restore(state: ClusterState, data: dict[str, Any], *, origin: str = "saved s
         record.registered_at = node["registered_at"]
         record.ever_healthy = node["ever_healthy"]
         record.incarnation = node.get("incarnation")
-    state.retiring = {int(k): set(v) for k, v in data["retiring"].items()}
-    state.lost = {int(k): set(v) for k, v in data["lost"].items()}
-    state.unsettled = {int(k): set(v) for k, v in data.get("unsettled", {}).items()}
-    # Without a saved floor (an older state file), any hit on such a shard may be stale.
-    state.lost_floor = {k: int(data.get("lost_floor", {}).get(str(k), ceiling)) for k in state.lost}
     if config := data.get("config"):
         # Settings changed live through /cluster/config outlive a restart.
         state.health = HealthSettings(**config["health"])

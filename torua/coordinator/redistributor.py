@@ -15,19 +15,13 @@ from collections.abc import Callable, Mapping
 import trio
 
 from torua.cluster import Move, NodeState, ShardTable, assign_primary, rebalance, reconcile
-from torua.cluster.handover import settle
-from torua.coordinator.assignments import AssignmentSync
+from torua.cluster.copies import Announce
+from torua.coordinator.copy_actions import CopyActions
 from torua.coordinator.mover import Mover
 from torua.coordinator.persistence import Persister
 from torua.coordinator.state import ClusterState
 from torua.coordinator.write_tracker import WriteTracker
-from torua.events import (
-    ClusterEvent,
-    NodeHealthChanged,
-    NodeJoined,
-    NodeRemoved,
-    ShardMoved,
-)
+from torua.events import ClusterEvent, NodeHealthChanged, NodeJoined, NodeRemoved
 
 __all__ = ["Redistributor"]
 
@@ -40,16 +34,14 @@ class Redistributor:
     def __init__(
         self,
         state: ClusterState,
-        sync: AssignmentSync,
-        publish: Callable[[ClusterEvent], None],
+        actions: CopyActions,
         *,
         mover: Mover,
         tracker: WriteTracker,
         persister: Persister,
     ) -> None:
         self._state = state
-        self._sync = sync
-        self._publish = publish
+        self._actions = actions
         self._mover = mover
         self._tracker = tracker
         self._persister = persister
@@ -58,17 +50,32 @@ class Redistributor:
     def apply(self, plan: Plan, why: str) -> list[Move]:
         """Run one placement rule against the live table and make its moves known.
 
-        Placement rewrites ``copies`` at once; here the data side catches up:
-        every new copy starts out of sync (the mover fills it), and an in-sync
-        copy on a live node that placement replaced keeps serving ("retiring")
-        until its successor is whole. Only where no live authoritative copy is
-        left do new copies start empty and in sync, with the dead ones recorded
-        as lost (SPEC §5.2: the shard is ``incomplete`` until they return).
+        Placement rewrites ``copies`` at once; the copy state machine then makes
+        the data side follow (torua.cluster.copies): every new copy starts out of
+        sync (the mover fills it), an in-sync copy on a live node that placement
+        replaced keeps serving ("retiring") until its successor is whole, and
+        only where no live authoritative copy is left do new copies start empty,
+        with the dead ones recorded as lost. A move whose target died before it
+        was whole is rolled back first, so placement plans from the copy that
+        still holds the data.
         """
         state = self._state
+        copies = state.copies
+        rolled_back = copies.before_placement(state.is_up)
+        for item in rolled_back:
+            if isinstance(item, Announce) and item.source is not None:
+                log.warning(
+                    "shard %d: the copy on %s failed before it was filled; %s serves it again",
+                    item.shard_id,
+                    item.source,
+                    item.target,
+                )
+                # Should the failed copy come back, its partial fill must not count.
+                self._tracker.note_missed(item.shard_id, item.source)
+                self._tracker.bump(item.shard_id)
+        self._actions.now(rolled_back)
         before = {s.shard_id: (list(s.copies), set(s.in_sync)) for s in state.table.shards}
         moves = plan(state.table, state.node_states())
-        touched: set[str] = set()
         for shard in state.table.shards:
             old_copies, old_in_sync = before[shard.shard_id]
             for node_id in old_copies:
@@ -76,53 +83,24 @@ class Redistributor:
                     # A copy being filled that placement took away: should it come back,
                     # its fill must not count (it missed the writes in between).
                     self._tracker.note_missed(shard.shard_id, node_id)
-            # Every shard, not only those with moves: a failure can leave a shard with
-            # no live authoritative copy without moving anything of it.
-            self._settle(shard.shard_id, old_copies, old_in_sync)
-        for move in moves:
-            touched.update(n for n in (move.source, move.target) if n is not None)
-            self._publish(
-                ShardMoved(
-                    shard_id=move.shard_id,
-                    source=move.source,
-                    target=move.target,
-                    primary=move.primary,
-                    reason=move.reason,
+        # Every shard is settled, not only those with moves: a failure can leave a
+        # shard with no live authoritative copy without moving anything of it.
+        lost_before = {k: set(v) for k, v in state.lost.items()}
+        placed = copies.placed(moves, before, state.is_up, state.version_hwm)
+        for shard_id, lost in state.lost.items():
+            if newly := lost - lost_before.get(shard_id, set()):
+                log.warning(
+                    "shard %d lost its only authoritative copies on %s; new copies start "
+                    "empty and the shard is incomplete until they return",
+                    shard_id,
+                    ", ".join(sorted(newly)),
                 )
-            )
         if moves:
             log.info("%s: %d shard copy moves", why, len(moves))
             for shard_id in {m.shard_id for m in moves}:
                 self._tracker.bump(shard_id)
-            touched.update(n for nodes in state.retiring.values() for n in nodes)
-            self._sync.mark(*touched)
-            self._persister.mark()
-            self._mover.kick()
+        self._actions.now(placed)
         return moves
-
-    def _settle(self, shard_id: int, old_copies: list[str], old_in_sync: set[str]) -> None:
-        state = self._state
-        result = settle(
-            state.table.shards[shard_id],
-            old_copies,
-            old_in_sync,
-            state.retiring.get(shard_id, set()),
-            state.is_up,
-        )
-        if result.retiring:
-            state.retiring[shard_id] = result.retiring
-        else:
-            state.retiring.pop(shard_id, None)
-        if result.lost:
-            state.lost.setdefault(shard_id, set()).update(result.lost)
-            # The lost copies hold no version above those issued so far.
-            state.lost_floor[shard_id] = max(state.lost_floor.get(shard_id, 0), state.version_hwm)
-            log.warning(
-                "shard %d lost its only authoritative copies on %s; new copies start "
-                "empty and the shard is incomplete until they return",
-                shard_id,
-                ", ".join(sorted(result.lost)),
-            )
 
     def reconcile(self, why: str) -> list[Move]:
         return self.apply(reconcile, why)

@@ -25,8 +25,8 @@ import trio
 
 from torua.cluster import Shard, shard_for_key
 from torua.coordinator.assignments import AssignmentSync
+from torua.coordinator.copy_actions import CopyActions
 from torua.coordinator.node_client import NodeClient, NodeUnreachable, Reply
-from torua.coordinator.persistence import Persister
 from torua.coordinator.state import ClusterState
 from torua.coordinator.versions import Versions
 from torua.coordinator.write_tracker import WriteTracker
@@ -53,17 +53,15 @@ class Router:
         nodes: NodeClient,
         sync: AssignmentSync,
         tracker: WriteTracker,
-        persister: Persister,
-        on_copy_dropped: Callable[[], None] = lambda: None,
-        versions: Versions | None = None,
+        actions: CopyActions,
+        versions: Versions,
     ) -> None:
         self._state = state
-        self.versions = versions if versions is not None else Versions(state, persister)
+        self._actions = actions
+        self.versions = versions
         self._nodes = nodes
         self._sync = sync
         self._tracker = tracker
-        self._persister = persister
-        self._on_copy_dropped = on_copy_dropped
 
     def shard_of(self, key: str) -> Shard:
         return self._state.table.shards[shard_for_key(key, self._state.table.num_shards)]
@@ -87,7 +85,7 @@ class Router:
     async def get(self, key: str) -> bytes:
         shard = self.shard_of(key)
         shard_id = shard.shard_id
-        if key in self._state.unsettled.get(shard_id, ()):
+        if self._state.copies.is_unsettled(shard_id, key):
             return await self._settle(shard_id, key)
         candidates = self._state.readable_copies(shard_id)
         if not candidates:
@@ -161,9 +159,7 @@ class Router:
         behind = [n for n, (_, v) in found.items() if v < version]
         if behind and version:
             await self.replicate_to(shard_id, behind, key, value, version)
-        if self._state.unsettled.get(shard_id) is not None:
-            self._state.unsettled[shard_id].discard(key)
-            self._persister.mark()
+        self._actions.now(self._state.copies.key_settled(shard_id, key))
         if value is None:
             if self._state.lost.get(shard_id):
                 raise Unavailable(
@@ -204,10 +200,7 @@ class Router:
     def _check_not_older_than_lost(self, shard_id: int, version: int | None) -> None:
         """A lost copy may hold any version below the shard's floor: a hit older than
         that may have been overwritten there, so it is not served (503)."""
-        if not self._state.lost.get(shard_id):
-            return
-        floor = self._state.lost_floor.get(shard_id, 0)
-        if version is None or version < floor:
+        if self._state.copies.may_be_stale(shard_id, version):
             raise Unavailable(
                 f"shard {shard_id} lost its copy on "
                 f"{', '.join(sorted(self._state.lost[shard_id]))}, which may hold a newer "
@@ -231,12 +224,10 @@ class Router:
             except ApiError:
                 # Some copies may have applied it and others not: until a read or a
                 # write settles the key, its copies must not be read one at a time.
-                self._state.unsettled.setdefault(shard_id, set()).add(key)
-                await self._persister.flush()
+                await self._actions.durably(self._state.copies.key_failed(shard_id, key))
                 raise
-            if key in self._state.unsettled.get(shard_id, ()):
-                self._state.unsettled[shard_id].discard(key)  # every in-sync copy has it
-                self._persister.mark()
+            # Every in-sync copy has it: the key's copies agree again.
+            self._actions.now(self._state.copies.key_settled(shard_id, key))
             return
         raise Unavailable(
             f"copies of shard {shard_id} kept holding newer versions of {key!r}; retry",
@@ -338,26 +329,16 @@ class Router:
         a coordinator that crashes meanwhile comes back with them still in the set
         only if no write they missed was acknowledged.
         """
-        dropping = self._state.dropping.setdefault(shard_id, set())
         for node_id in node_ids:
-            dropping.add(node_id)
             log.warning(
                 "copy of shard %d on %s is out of sync: %s",
                 shard_id,
                 node_id,
                 failed.get(node_id, "down"),
             )
-        await self._persister.flush()
-        shard = self._state.table.shards[shard_id]
-        pending = self._state.dropping.get(shard_id, set())
-        for node_id in node_ids:
-            if node_id in pending:
-                pending.discard(node_id)
-                shard.in_sync.discard(node_id)
-                self._state.retiring.get(shard_id, set()).discard(node_id)
-        if not pending:
-            self._state.dropping.pop(shard_id, None)
-        self._on_copy_dropped()
+        copies = self._state.copies
+        await self._actions.durably(copies.write_missed(shard_id, node_ids))
+        self._actions.now(copies.missed_saved(shard_id, node_ids))
 
     async def read_from_copies(self, shard_id: int, send: Send) -> Reply:
         """The first authoritative copy's 200 answer, primary first."""

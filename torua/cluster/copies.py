@@ -1,0 +1,334 @@
+"""The lifecycle of every shard copy, as one state machine. Pure: no trio, no I/O.
+
+A copy is *filling* (placed, receiving new writes while old records are copied
+in), *in sync* (holds every acknowledged write), *retiring* (replaced by a
+move, still authoritative until its successors are whole and up), *lost* (the
+shard's only authoritative copies died with their nodes; misses answer 503
+until they are merged back), or *dropping* (missed a write; leaving the
+in-sync set once that is saved). Keys whose last write failed on every copy
+are *unsettled*. docs/replication.md tells why each state exists.
+
+Everything that changes these sets is an event method here; each returns the
+instructions the coordinator's services carry out (save the state, push
+assignments, wake the mover, drop a node's data, announce a move). Router,
+mover, redistributor and API handlers never touch the sets themselves, so the
+rules live in one place and the property tests drive this very module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from torua.cluster.handover import authoritative, handover_done, roll_back, settle
+from torua.cluster.table import Move, ShardTable
+
+__all__ = [
+    "Announce",
+    "Copies",
+    "Drop",
+    "Instruction",
+    "Push",
+    "Refill",
+    "Save",
+]
+
+IsUp = Callable[[str], bool]
+
+
+@dataclass(frozen=True, slots=True)
+class Save:
+    """The change must reach the saved state (callers needing it first await the save)."""
+
+    why: str
+
+
+@dataclass(frozen=True, slots=True)
+class Push:
+    """These nodes' assignments changed: tell them."""
+
+    nodes: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Refill:
+    """Copies wait to be filled or merged: wake the mover."""
+
+
+@dataclass(frozen=True, slots=True)
+class Drop:
+    """The node no longer holds the shard (its assignment says so): delete the data."""
+
+    node_id: str
+    shard_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class Announce:
+    """A copy moved, was filled, merged or rolled back: tell the event bus."""
+
+    shard_id: int
+    source: str | None
+    target: str | None
+    primary: bool
+    reason: str
+
+
+Instruction = Save | Push | Refill | Drop | Announce
+
+
+class Copies:
+    """Every shard's copies and what they hold, with the rules for changing them."""
+
+    def __init__(self, table: ShardTable) -> None:
+        self.table = table
+        self.retiring: dict[int, set[str]] = {}
+        self.lost: dict[int, set[str]] = {}
+        # Every version a lost copy may hold is at or below its shard's floor.
+        self.lost_floor: dict[int, int] = {}
+        self.dropping: dict[int, set[str]] = {}
+        self.unsettled: dict[int, set[str]] = {}
+
+    # ---- queries -------------------------------------------------------------
+
+    def authoritative(self, shard_id: int, is_up: IsUp) -> list[str]:
+        """Copies that hold every acknowledged write and can serve, primary first."""
+        return authoritative(self.table.shards[shard_id], self.retiring.get(shard_id, set()), is_up)
+
+    def holders(self, shard_id: int) -> set[str]:
+        """Nodes that must keep the shard: its copies and its retiring copies."""
+        return set(self.table.shards[shard_id].copies) | self.retiring.get(shard_id, set())
+
+    def held_by(self, node_id: str) -> list[int]:
+        held = set(self.table.copies_on(node_id))
+        held.update(s for s, nodes in self.retiring.items() if node_id in nodes)
+        return sorted(held)
+
+    def syncing(self) -> list[tuple[int, str]]:
+        """(shard, node) copies still to be filled."""
+        return [(s.shard_id, n) for s in self.table.shards for n in s.copies if n not in s.in_sync]
+
+    def merges(self) -> list[tuple[int, str]]:
+        """(shard, node) lost copies waiting to be merged back."""
+        return [(s, n) for s, nodes in self.lost.items() for n in sorted(nodes)]
+
+    def settled(self, shard_id: int) -> bool:
+        shard = self.table.shards[shard_id]
+        return not self.retiring.get(shard_id) and all(n in shard.in_sync for n in shard.copies)
+
+    def in_sync(self, shard_id: int, node_id: str) -> bool:
+        return node_id in self.table.shards[shard_id].in_sync
+
+    def shard_state(self, shard_id: int, is_up: IsUp) -> str:
+        shard = self.table.shards[shard_id]
+        if not self.authoritative(shard_id, is_up):
+            return "unassigned"
+        if self.lost.get(shard_id):
+            return "incomplete"
+        if self.retiring.get(shard_id):
+            return "relocating"
+        if any(n not in shard.in_sync for n in shard.copies):
+            return "recovering"
+        return "active"
+
+    def is_unsettled(self, shard_id: int, key: str) -> bool:
+        return key in self.unsettled.get(shard_id, ())
+
+    def may_be_stale(self, shard_id: int, version: int | None) -> bool:
+        """Whether a lost copy may hold a newer version than ``version`` of a key."""
+        if not self.lost.get(shard_id):
+            return False
+        return version is None or version < self.lost_floor.get(shard_id, 0)
+
+    # ---- placement -----------------------------------------------------------
+
+    def before_placement(self, is_up: IsUp) -> list[Instruction]:
+        """Roll back moves whose target died before it was whole: the retiring copy
+        it was to replace, which still holds every write, takes its place again."""
+        out: list[Instruction] = []
+        for shard_id, retiring in list(self.retiring.items()):
+            shard = self.table.shards[shard_id]
+            for failed, restored in roll_back(shard, retiring, is_up):
+                out += [
+                    Push((failed, restored)),
+                    Announce(shard_id, failed, restored, shard.primary == restored, "rolled_back"),
+                ]
+            if not retiring:
+                del self.retiring[shard_id]
+        if out:
+            out.append(Save("moves rolled back"))
+        return out
+
+    def placed(
+        self,
+        moves: Iterable[Move],
+        before: Mapping[int, tuple[list[str], set[str]]],
+        is_up: IsUp,
+        version: int,
+    ) -> list[Instruction]:
+        """Placement rewrote ``copies``: fix every shard's in-sync, retiring and lost
+        copies to match (``version`` is the largest write version issued so far)."""
+        out: list[Instruction] = []
+        touched: set[str] = set()
+        for shard in self.table.shards:
+            old_copies, old_in_sync = before[shard.shard_id]
+            result = settle(
+                shard, old_copies, old_in_sync, self.retiring.get(shard.shard_id, set()), is_up
+            )
+            if result.retiring:
+                self.retiring[shard.shard_id] = result.retiring
+            else:
+                self.retiring.pop(shard.shard_id, None)
+            if result.lost:
+                self.lost.setdefault(shard.shard_id, set()).update(result.lost)
+                self.lost_floor[shard.shard_id] = max(
+                    self.lost_floor.get(shard.shard_id, 0), version
+                )
+        moves = list(moves)
+        for move in moves:
+            touched.update(n for n in (move.source, move.target) if n is not None)
+            out.append(Announce(move.shard_id, move.source, move.target, move.primary, move.reason))
+        if moves:
+            touched.update(n for nodes in self.retiring.values() for n in nodes)
+            out += [Push(tuple(sorted(touched))), Save("placement changed"), Refill()]
+        return out
+
+    # ---- writes --------------------------------------------------------------
+
+    def write_missed(self, shard_id: int, nodes: Iterable[str]) -> list[Instruction]:
+        """Copies missed a write: they leave the in-sync set once that is saved
+        (they count until then: the write they missed is not acknowledged yet)."""
+        self.dropping.setdefault(shard_id, set()).update(nodes)
+        return [Save("copies missed a write")]
+
+    def missed_saved(self, shard_id: int, nodes: Iterable[str]) -> list[Instruction]:
+        """The save that drops them is done: they stop counting now."""
+        shard = self.table.shards[shard_id]
+        pending = self.dropping.get(shard_id, set())
+        for node_id in nodes:
+            if node_id in pending:
+                pending.discard(node_id)
+                shard.in_sync.discard(node_id)
+                self.retiring.get(shard_id, set()).discard(node_id)
+        if not pending:
+            self.dropping.pop(shard_id, None)
+        return [Refill()]
+
+    def key_failed(self, shard_id: int, key: str) -> list[Instruction]:
+        """A write of ``key`` failed on every copy but may have landed on some."""
+        self.unsettled.setdefault(shard_id, set()).add(key)
+        return [Save("a key's copies may differ")]
+
+    def key_settled(self, shard_id: int, key: str) -> list[Instruction]:
+        """Every authoritative copy holds the same newest version of ``key`` again."""
+        keys = self.unsettled.get(shard_id)
+        if keys is None or key not in keys:
+            return []
+        keys.discard(key)
+        if not keys:
+            del self.unsettled[shard_id]
+        return [Save("a key settled")]
+
+    # ---- the mover's work -----------------------------------------------------
+
+    def wants_fill(self, shard_id: int, node_id: str) -> bool:
+        shard = self.table.shards[shard_id]
+        return node_id in shard.copies and node_id not in shard.in_sync
+
+    def fill_done(self, shard_id: int, node_id: str, donor: str) -> list[Instruction]:
+        """The copy holds every record and missed no write: it is in sync."""
+        if not self.wants_fill(shard_id, node_id):
+            return []
+        shard = self.table.shards[shard_id]
+        shard.in_sync.add(node_id)
+        return [
+            Save("a copy was filled"),
+            Announce(shard_id, donor, node_id, node_id == shard.primary, "filled"),
+        ]
+
+    def merge_done(self, shard_id: int, node_id: str, into: str) -> list[Instruction]:
+        """A returning lost copy's records are in every copy: the shard is whole."""
+        out: list[Instruction] = [
+            Save("a lost copy was merged back"),
+            Announce(shard_id, node_id, into, False, "merged"),
+        ]
+        if node_id not in self.holders(shard_id):
+            out.append(Drop(node_id, shard_id))
+        self.lost.get(shard_id, set()).discard(node_id)
+        if not self.lost.get(shard_id):
+            self.lost.pop(shard_id, None)
+        return out
+
+    def handovers_done(self, is_up: IsUp) -> list[Instruction]:
+        """Release retiring copies whose successors are all in sync and up."""
+        out: list[Instruction] = []
+        for shard_id, nodes in list(self.retiring.items()):
+            if not nodes:
+                del self.retiring[shard_id]
+                continue
+            if handover_done(self.table.shards[shard_id], is_up):
+                del self.retiring[shard_id]
+                out.append(Push(tuple(sorted(nodes))))
+                out += [Drop(n, shard_id) for n in sorted(nodes) if n not in self.holders(shard_id)]
+        if out:
+            out.insert(0, Save("handovers finished"))
+        return out
+
+    # ---- nodes -----------------------------------------------------------------
+
+    def data_lost(self, node_id: str) -> tuple[list[Instruction], list[int]]:
+        """The node came back without its data (a new incarnation): its copies are
+        empty. Returns the instructions and the shards whose data is gone for good
+        (it held their only copies: the empty copy starts in sync)."""
+        gone: list[int] = []
+        for shard in self.table.shards:
+            retiring = self.retiring.get(shard.shard_id, set())
+            had = node_id in shard.in_sync or node_id in retiring
+            shard.in_sync.discard(node_id)
+            retiring.discard(node_id)
+            self.lost.get(shard.shard_id, set()).discard(node_id)
+            self.dropping.get(shard.shard_id, set()).discard(node_id)
+            others = shard.in_sync | retiring
+            if had and not others and node_id in shard.copies:
+                shard.in_sync.add(node_id)
+                gone.append(shard.shard_id)
+        return [Save("a node lost its data"), Push((node_id,)), Refill()], gone
+
+    def node_removed(self, node_id: str) -> list[Instruction]:
+        """An operator removed the node: whatever it held that was lost is gone."""
+        for shard_id in list(self.lost):
+            self.lost[shard_id].discard(node_id)
+            if not self.lost[shard_id]:
+                del self.lost[shard_id]
+        return [Save("a node was removed")]
+
+    # ---- the saved form --------------------------------------------------------
+
+    def to_json(self) -> dict[str, Any]:
+        """What a restarted coordinator must find: copies leaving the in-sync set
+        are already left out (they leave in memory only once this is saved)."""
+        table = self.table.to_json()
+        for entry in table["shards"]:
+            if gone := self.dropping.get(entry["shard_id"]):
+                entry["in_sync"] = [n for n in entry["in_sync"] if n not in gone]
+        retiring = {k: v - self.dropping.get(k, set()) for k, v in self.retiring.items()}
+        return {
+            "table": table,
+            "retiring": {str(k): sorted(v) for k, v in retiring.items() if v},
+            "lost": {str(k): sorted(v) for k, v in self.lost.items() if v},
+            "lost_floor": {str(k): v for k, v in self.lost_floor.items() if self.lost.get(k)},
+            "unsettled": {str(k): sorted(v) for k, v in self.unsettled.items() if v},
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], *, default_floor: int) -> Copies:
+        """The inverse of :meth:`to_json`; ``default_floor`` for lost copies saved
+        without one (any hit on such a shard may then be stale)."""
+        copies = cls(ShardTable.from_json(data["table"]))
+        copies.retiring = {int(k): set(v) for k, v in data.get("retiring", {}).items()}
+        copies.lost = {int(k): set(v) for k, v in data.get("lost", {}).items()}
+        floors = data.get("lost_floor", {})
+        copies.lost_floor = {k: int(floors.get(str(k), default_floor)) for k in copies.lost}
+        copies.unsettled = {int(k): set(v) for k, v in data.get("unsettled", {}).items()}
+        return copies
