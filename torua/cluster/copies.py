@@ -89,6 +89,8 @@ class Copies:
         self.lost_floor: dict[int, int] = {}
         self.dropping: dict[int, set[str]] = {}
         self.unsettled: dict[int, set[str]] = {}
+        # What the last placement declared lost, per shard (for logs and models).
+        self.newly_lost: dict[int, set[str]] = {}
 
     # ---- queries -------------------------------------------------------------
 
@@ -171,6 +173,7 @@ class Copies:
         copies to match (``version`` is the largest write version issued so far)."""
         out: list[Instruction] = []
         touched: set[str] = set()
+        self.newly_lost = {}
         for shard in self.table.shards:
             old_copies, old_in_sync = before[shard.shard_id]
             result = settle(
@@ -181,6 +184,7 @@ class Copies:
             else:
                 self.retiring.pop(shard.shard_id, None)
             if result.lost:
+                self.newly_lost[shard.shard_id] = set(result.lost)
                 self.lost.setdefault(shard.shard_id, set()).update(result.lost)
                 self.lost_floor[shard.shard_id] = max(
                     self.lost_floor.get(shard.shard_id, 0), version
@@ -195,6 +199,33 @@ class Copies:
         return out
 
     # ---- writes --------------------------------------------------------------
+
+    def write_targets(self, shard_id: int, is_up: IsUp) -> tuple[list[str], list[str]]:
+        """Whom a write goes to: the authoritative copies that can take it (their
+        answers decide the acknowledgement) and the live copies being filled."""
+        shard = self.table.shards[shard_id]
+        auth = self.authoritative(shard_id, is_up)
+        filling = [n for n in shard.copies if n not in shard.in_sync and is_up(n) and n not in auth]
+        return auth, filling
+
+    def write_done(
+        self, shard_id: int, sent: list[str], filling: list[str], failed: set[str], is_up: IsUp
+    ) -> tuple[bool, list[str]]:
+        """A write went to ``sent`` (authoritative) and ``filling``; ``failed`` did not
+        take it. Returns whether it may be acknowledged and the copies that must
+        leave the in-sync set first (:meth:`write_missed`): authoritative ones that
+        failed, authoritative ones that were down (they did not get it either),
+        and filling ones that became in sync while it ran and then failed."""
+        shard = self.table.shards[shard_id]
+        lost = [n for n in sent if n in failed]
+        if sent and len(lost) == len(sent):
+            return False, []
+        down = [n for n in shard.copies if n in shard.in_sync and n not in sent and not is_up(n)]
+        down += [
+            n for n in sorted(self.retiring.get(shard_id, ())) if n not in sent and not is_up(n)
+        ]
+        late = [n for n in filling if n in failed and n in shard.in_sync]
+        return bool(sent), lost + [n for n in down if n not in lost] + late
 
     def write_missed(self, shard_id: int, nodes: Iterable[str]) -> list[Instruction]:
         """Copies missed a write: they leave the in-sync set once that is saved
@@ -231,6 +262,21 @@ class Copies:
         return [Save("a key settled")]
 
     # ---- the mover's work -----------------------------------------------------
+
+    def fill_donors(self, shard_id: int, node_id: str, is_up: IsUp) -> list[str]:
+        """Copies a fill may read from: authoritative and live, not the target."""
+        return [n for n in self.authoritative(shard_id, is_up) if n != node_id]
+
+    def merge_targets(self, shard_id: int, node_id: str, is_up: IsUp) -> list[str]:
+        """Where a returning lost copy merges; empty while the shard is moving.
+
+        Only into a settled shard (no retiring copy, every copy in sync and up): a
+        retiring or half-filled copy would miss the merged writes while the shard
+        already counted as complete."""
+        shard = self.table.shards[shard_id]
+        if self.retiring.get(shard_id) or not handover_done(shard, is_up):
+            return []
+        return [n for n in shard.copies if n != node_id]
 
     def wants_fill(self, shard_id: int, node_id: str) -> bool:
         shard = self.table.shards[shard_id]
@@ -280,7 +326,7 @@ class Copies:
     def data_lost(self, node_id: str) -> tuple[list[Instruction], list[int]]:
         """The node came back without its data (a new incarnation): its copies are
         empty. Returns the instructions and the shards whose data is gone for good
-        (it held their only copies: the empty copy starts in sync)."""
+        (it held their only authoritative copies: the copies left start in sync)."""
         gone: list[int] = []
         for shard in self.table.shards:
             retiring = self.retiring.get(shard.shard_id, set())
@@ -289,9 +335,10 @@ class Copies:
             retiring.discard(node_id)
             self.lost.get(shard.shard_id, set()).discard(node_id)
             self.dropping.get(shard.shard_id, set()).discard(node_id)
-            others = shard.in_sync | retiring
-            if had and not others and node_id in shard.copies:
-                shard.in_sync.add(node_id)
+            if had and not shard.in_sync | retiring:
+                # Nothing holds the data any more: the copies there are (this empty
+                # one, partly filled ones) take every write from now on.
+                shard.in_sync.update(shard.copies)
                 gone.append(shard.shard_id)
         return [Save("a node lost its data"), Push((node_id,)), Refill()], gone
 

@@ -24,7 +24,6 @@ from collections.abc import Callable
 
 import trio
 
-from torua.cluster.handover import handover_done
 from torua.coordinator.assignments import AssignmentSync
 from torua.coordinator.copy_actions import CopyActions
 from torua.coordinator.node_client import NodeClient, NodeUnreachable, Reply
@@ -176,7 +175,7 @@ class Mover:
         epoch = self._tracker.bump(shard_id)
         await self._tracker.wait_older(shard_id, epoch)
         self._tracker.take_missed(shard_id, target)
-        donors = [n for n in self._state.readable_copies(shard_id) if n != target]
+        donors = self._state.copies.fill_donors(shard_id, target, self._state.is_up)
         if not donors:
             raise MoveAborted(f"no authoritative copy of shard {shard_id} to fill from")
         donor = donors[0]
@@ -206,13 +205,8 @@ class Mover:
     async def _merge(self, shard_id: int, returning: str) -> None:
         """A returning node's lost copy goes back into the shard (highest version wins)."""
         shard = self._state.table.shards[shard_id]
-        if self._state.retiring.get(shard_id) or not handover_done(shard, self._state.is_up):
-            # Merge only into a settled shard: a retiring or half-filled copy would
-            # miss the merged writes while the shard already counted as complete.
+        if not self._state.copies.merge_targets(shard_id, returning, self._state.is_up):
             raise MoveAborted(f"shard {shard_id} is still moving; merging later")
-        targets = [n for n in shard.copies if n != returning]
-        if not targets:
-            raise MoveAborted(f"shard {shard_id} has no in-sync copy to merge into")
         copied = 0
         merged: set[str] = set()
         while pending := [n for n in shard.copies if n != returning and n not in merged]:

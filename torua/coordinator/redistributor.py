@@ -85,10 +85,9 @@ class Redistributor:
                     self._tracker.note_missed(shard.shard_id, node_id)
         # Every shard is settled, not only those with moves: a failure can leave a
         # shard with no live authoritative copy without moving anything of it.
-        lost_before = {k: set(v) for k, v in state.lost.items()}
         placed = copies.placed(moves, before, state.is_up, state.version_hwm)
-        for shard_id, lost in state.lost.items():
-            if newly := lost - lost_before.get(shard_id, set()):
+        for shard_id, newly in copies.newly_lost.items():
+            if newly:
                 log.warning(
                     "shard %d lost its only authoritative copies on %s; new copies start "
                     "empty and the shard is incomplete until they return",

@@ -260,19 +260,11 @@ class Router:
         502 when none took it, :class:`StaleVersion` when a copy holds newer data.
         """
         shard = self._state.table.shards[shard_id]
+        copies = self._state.copies
         with self._tracker.writing(shard_id):
-            authoritative = self._state.readable_copies(shard_id)
+            authoritative, filling = copies.write_targets(shard_id, self._state.is_up)
             if not authoritative:
                 raise self._unavailable(shard)
-            # Authoritative copies that are down cannot take this write: once it is
-            # acknowledged they no longer hold every write, so they leave the set below.
-            down = [n for n in shard.copies if n in shard.in_sync and n not in authoritative]
-            down += [n for n in self._state.retiring.get(shard_id, ()) if n not in authoritative]
-            filling = [
-                n
-                for n in shard.copies
-                if n not in shard.in_sync and self._state.is_up(n) and n not in authoritative
-            ]
             for node_id in shard.copies:
                 if node_id not in shard.in_sync and not self._state.is_up(node_id):
                     self._tracker.note_missed(shard_id, node_id)
@@ -304,18 +296,17 @@ class Router:
             for node_id in filling:
                 if node_id in failed or node_id in stale:
                     self._tracker.note_missed(shard_id, node_id)
-        lost = [n for n in authoritative if n in failed]
-        # A copy that joined the in-sync set while this write was in flight (its fill
-        # ended) and then failed it misses an acknowledged write like any other.
-        late = [n for n in filling if n in failed and n in shard.in_sync]
-        if lost and len(lost) == len(authoritative):
-            if set(lost) <= unreachable:
+        ok, behind = copies.write_done(
+            shard_id, authoritative, filling, set(failed), self._state.is_up
+        )
+        if not ok:
+            if set(failed) <= unreachable:
                 raise self._unavailable(shard)
             raise BadGateway(
                 f"no copy of shard {shard_id} took the write: {'; '.join(failed.values())}"
             )
-        if lost or down or late:
-            await self._drop_from_in_sync(shard_id, lost + down + late, failed)
+        if behind:
+            await self._drop_from_in_sync(shard_id, behind, failed)
         if stale:
             raise StaleVersion(f"shard {shard_id}: {sorted(stale)} hold a newer version")
 
