@@ -26,7 +26,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
-__all__ = ["KeyResult", "Op", "check_history", "check_key"]
+__all__ = ["Kind", "KeyResult", "Op", "check_history", "check_key"]
 
 Kind = Literal["write", "delete", "read"]
 INF = math.inf
