@@ -40,7 +40,7 @@ class Cluster:
     coordinator: Proc | None = None
     nodes: dict[str, Proc] = field(default_factory=dict)
     paused: set[int] = field(default_factory=set)
-    clock: str = ""  # the coordinator's faketime offset, "" for the real clock
+    clock: int | None = None  # the coordinator's wall-clock offset in seconds; None: real
 
     @property
     def url(self) -> str:
@@ -62,14 +62,14 @@ class Cluster:
         for i in range(1, self.options.nodes + 1):
             await self.start_node(f"n{i}")
 
-    async def start_coordinator(self, clock: str = "") -> None:
-        """``clock`` is a libfaketime offset such as ``-120s``: the wall clock
-        jumps while monotonic time stays real, as after an NTP step."""
+    async def start_coordinator(self, clock: int | None = None) -> None:
+        """``clock`` is a wall-clock offset in seconds, applied by libfaketime:
+        the wall clock jumps while monotonic time stays real, as after an NTP step."""
         env = self.env()
-        if clock:
+        if clock is not None:
             env |= {
                 "LD_PRELOAD": str(FAKETIME_LIB),
-                "FAKETIME": clock,
+                "FAKETIME": f"{clock:+d}s",
                 "FAKETIME_DONT_FAKE_MONOTONIC": "1",
             }
         # The coordinator keeps its state (the shard table) on disk even with
@@ -118,7 +118,7 @@ class Cluster:
         self.paused.discard(proc.pid)
         await self.group.stop(proc, signum=signal.SIGINT)
 
-    async def restart(self, name: str, clock: str = "") -> None:
+    async def restart(self, name: str, clock: int | None = None) -> None:
         if name == "coordinator":
             await self.start_coordinator(clock)
         else:
@@ -134,7 +134,7 @@ class Cluster:
             if self.proc(name).pid in self.paused:
                 self.resume(name)
         for name in self.dead():
-            await self.restart(name, self.clock if name == "coordinator" else "")
+            await self.restart(name, self.clock if name == "coordinator" else None)
 
     async def green(self, http: httpx.AsyncClient) -> bool:
         """Every node healthy and active, every shard active and fully copied."""

@@ -95,28 +95,25 @@ class Nemesis:
     async def kill_coordinator(self, _: httpx.AsyncClient, fault: Fault) -> None:
         await self._kill(fault)
 
-    async def _kill(self, fault: Fault, clock: str | None = None) -> None:
+    async def _kill(self, fault: Fault) -> None:
         down = self.rng.uniform(0.2, 3.0)
         fault.detail = f"SIGKILL, down {down:.1f}s"
         await self.cluster.kill(fault.target)
         await trio.sleep(down)
-        if clock is None:
-            clock = self.cluster.clock if fault.target == "coordinator" else ""
+        clock = self.cluster.clock if fault.target == "coordinator" else None
         await self.cluster.restart(fault.target, clock)
 
     async def clock_back(self, _: httpx.AsyncClient, fault: Fault) -> None:
-        await self._clock(fault, f"-{self.rng.choice([5, 30, 120, 600])}s")
+        await self._clock(fault, -self.rng.choice([5, 30, 120, 600]))
 
     async def clock_forward(self, _: httpx.AsyncClient, fault: Fault) -> None:
-        await self._clock(fault, f"+{self.rng.choice([5, 30, 300, 3600])}s")
+        await self._clock(fault, self.rng.choice([5, 30, 300, 3600]))
 
-    async def _clock(self, fault: Fault, offset: str) -> None:
-        """Restart the coordinator with its wall clock shifted from the real one.
-
-        The offset is absolute, so two faults in a row may jump either way from
-        the previous incarnation's clock; the detail says which.
-        """
-        previous = self.cluster.clock or "+0s"
+    async def _clock(self, fault: Fault, jump: int) -> None:
+        """Restart the coordinator with its wall clock ``jump`` seconds away
+        from the previous incarnation's."""
+        previous = self.cluster.clock or 0
+        offset = previous + jump
         if self.rng.random() < 0.5:
             await self.cluster.kill("coordinator")
             how = "SIGKILL"
@@ -124,7 +121,7 @@ class Nemesis:
             await self.cluster.stop("coordinator")
             how = "SIGINT"
         await self.cluster.restart("coordinator", offset)
-        fault.detail = f"{how}, clock {previous} -> {offset}"
+        fault.detail = f"{how}, wall clock {jump:+d}s (offset {previous:+d}s -> {offset:+d}s)"
 
     async def rebalance(self, http: httpx.AsyncClient, fault: Fault) -> None:
         fault.target = ""

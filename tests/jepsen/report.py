@@ -20,6 +20,12 @@ def suspects(result: RunResult, at: float) -> list[str]:
     return sorted({f.kind for f in result.faults if f.start <= at and f.end >= at - BLAME_WINDOW})
 
 
+def latest(result: RunResult, at: float) -> str:
+    """The last fault that began before ``at``: often, but not always, the culprit."""
+    before = [f for f in result.faults if f.start <= at]
+    return before[-1].describe() if before else "none"
+
+
 def render(result: RunResult) -> str:
     o = result.options
     c = o.cluster
@@ -52,6 +58,7 @@ def render(result: RunResult) -> str:
         lines.append("")
         lines.append(key_result.explanation)
         lines.append(f"  faults around it: {', '.join(suspects(result, at)) or 'none'}")
+        lines.append(f"  the last fault before it: {latest(result, at)}")
     if result.violations:
         kinds = sorted(
             {
