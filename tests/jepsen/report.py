@@ -46,7 +46,7 @@ def render(result: RunResult) -> str:
     lines.append(f"healed to green: {'yes' if result.healed else 'NO'}")
     if result.unread:
         lines.append(f"keys never read after healing: {', '.join(result.unread)}")
-    lines.append("verdicts:")
+    lines.append(f"verdicts (checked in {result.check_seconds:.2f}s):")
     for key_result in result.results:
         verdict = {True: "linearizable", False: "NOT LINEARIZABLE", None: "unknown (budget)"}
         lines.append(

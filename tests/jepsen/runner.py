@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,6 +42,7 @@ class RunResult:
     healed: bool
     unread: list[str] = field(default_factory=list)
     elapsed: float = 0.0
+    check_seconds: float = 0.0
 
     @property
     def violations(self) -> list[KeyResult]:
@@ -77,6 +79,7 @@ async def run(options: RunOptions, workdir: Path) -> RunResult:
             await cluster.heal()
             healed = await _settle(cluster, admin)
             unread = await final_reads(cluster.url, keys, history, within=30)
+    checking = time.perf_counter()
     results = check_history(history.checkable(), max_steps=options.max_steps)
     return RunResult(
         options,
@@ -86,6 +89,7 @@ async def run(options: RunOptions, workdir: Path) -> RunResult:
         healed,
         unread,
         trio.current_time() - started,
+        time.perf_counter() - checking,
     )
 
 
