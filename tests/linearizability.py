@@ -251,15 +251,16 @@ def _explain(
         (i for i, op in enumerate(ops) if returns[i] < bad.invoke),
         key=lambda i: returns[i],
     )[-3:]
-    # Unknown-outcome ops matter only if they could leave the value the op saw.
     concurrent = [
         i
         for i, op in enumerate(ops)
-        if i != stuck.op_id
-        and op.invoke <= end
-        and returns[i] >= bad.invoke
-        and (op.complete is not None or (bad.kind == "read" and op.value == bad.value))
+        if i != stuck.op_id and op.invoke <= end and returns[i] >= bad.invoke
     ]
+    # Unknown-outcome ops matter only if they could leave the value the op saw;
+    # the last few of those are enough to show.
+    definite = [i for i in concurrent if ops[i].complete is not None]
+    maybe = [i for i in concurrent if ops[i].complete is None and ops[i].value == bad.value]
+    concurrent = definite + (maybe[-3:] if bad.kind == "read" else [])
     involved = sorted(set(before) | set(concurrent) | {stuck.op_id}, key=lambda i: ops[i].invoke)
     possible = ", ".join(sorted("absent" if s is None else _short(s) for s in states))
     prefix = sum(1 for r in returns if r <= end)
