@@ -30,7 +30,7 @@ def install_with_tests(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
     """Unit, property and in-process cluster tests (everything but e2e)."""
     install_with_tests(session)
-    session.run("pytest", "-m", "not e2e and not faults", *session.posargs)
+    session.run("pytest", "-m", "not e2e and not faults and not jepsen", *session.posargs)
 
 
 @nox.session(python=None)
@@ -45,6 +45,24 @@ def faults(session: nox.Session) -> None:
     """Fault injection under load (TORUA_FAULT_SECONDS, default 60): SIGSTOP/SIGKILL/restart."""
     install_with_tests(session)
     session.run("pytest", "-m", "faults", "-s", *session.posargs)
+
+
+@nox.session(python=None, default=False)
+def jepsen(session: nox.Session) -> None:
+    """Linearizability under a seeded nemesis (about a minute by default).
+
+    ``nox -s jepsen -- --seconds 300 --seed 7``; ``-- --help`` lists the options
+    (R=1, --memory nodes, a subset of fault kinds). Exits 1 on a violation. Clock
+    faults need libfaketime (Debian package faketime), installed here when missing.
+    """
+    install_with_tests(session)
+    session.run(
+        "bash",
+        "-c",
+        "command -v faketime || (apt-get update -qq && apt-get install -y -qq faketime)",
+        external=True,
+    )
+    session.run("python", "-m", "tests.jepsen", *session.posargs)
 
 
 @nox.session(python=None)
