@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 from collections import defaultdict
+from functools import partial
 from typing import Any, Literal
 
 import trio
@@ -31,8 +33,8 @@ from pydantic import Field, model_validator
 
 from torua.cluster import shard_for_key
 from torua.coordinator.import_batch import ImportBatcher
-from torua.coordinator.node_client import NodeClient
-from torua.coordinator.router import Router
+from torua.coordinator.node_client import NodeClient, Reply
+from torua.coordinator.router import WRITE_ATTEMPTS, Router, StaleVersion
 from torua.coordinator.state import ClusterState
 from torua.errors import ApiError, BadGateway, BadRequest, NotFound, TooLarge, Unavailable
 from torua.http.records import decode_frames, encode_frames
@@ -86,6 +88,22 @@ def _node_records(body: bytes, keys: int) -> list[tuple[str, bytes | None, int]]
         raise BadGateway(f"a node answered malformed records: {exc.message}") from None
 
 
+async def _send_frames(batcher: ImportBatcher, shard_id: int, frames: bytes, addr: str) -> Reply:
+    return await batcher.send(addr, shard_id, frames)
+
+
+def _all_taken(router: Router, reply: Reply) -> bool:
+    """Whether the copy took every record; it reports a newer version it holds."""
+    try:
+        newer = json.loads(reply.body).get("newer_version")
+    except (ValueError, AttributeError):
+        return True
+    if isinstance(newer, int) and newer > 0:
+        router.versions.observe(newer)
+        return False
+    return True
+
+
 def _error(exc: ApiError) -> dict[str, Any]:
     return {"status": exc.status, "error": exc.code, "message": exc.message}
 
@@ -106,21 +124,31 @@ async def run_bulk(
     batcher = ImportBatcher(nodes)  # one import request per node, not per shard
 
     async def write_shard(shard_id: int, indexes: list[int]) -> None:
-        versions = [await router.versions.next() for _ in indexes]
-        frames = encode_frames(
-            (body.ops[i].key, values.get(i), version)
-            for i, version in zip(indexes, versions, strict=True)
-        )
-        try:
-            await router.replicate(
-                shard_id, lambda addr: batcher.send(addr, shard_id, frames), expect=200
+        for _ in range(WRITE_ATTEMPTS):
+            versions = [await router.versions.next() for _ in indexes]
+            frames = encode_frames(
+                (body.ops[i].key, values.get(i), version)
+                for i, version in zip(indexes, versions, strict=True)
             )
-        except ApiError as exc:
+            try:
+                await router.replicate(
+                    shard_id,
+                    partial(_send_frames, batcher, shard_id, frames),
+                    expect=200,
+                    judge=partial(_all_taken, router),
+                )
+            except StaleVersion:
+                continue  # a copy holds newer versions: retry above them
+            except ApiError as exc:
+                for i in indexes:
+                    results[i].update(_error(exc))
+                return
             for i in indexes:
-                results[i].update(_error(exc))
+                results[i]["status"] = 204
             return
+        stale = Unavailable("copies kept holding newer versions; retry", code="version_conflict")
         for i in indexes:
-            results[i]["status"] = 204
+            results[i].update(_error(stale))
 
     async def read_shard(shard_id: int, indexes: list[int]) -> None:
         keys = sorted({body.ops[i].key for i in indexes})

@@ -129,6 +129,12 @@ def install_transfer_routes(
                 results[i].update(status=exc.status, error=exc.code, message=exc.message)
                 return
             results[i].update(status=200, received=len(rows), applied=applied)
+            if applied < len(rows):
+                # Equal versions are resends; a larger stored one means these writes were
+                # not taken, and the coordinator must retry them with larger versions.
+                newer = await newest_above(store, shard_id, rows)
+                if newer:
+                    results[i]["newer_version"] = newer
 
         async with trio.open_nursery() as nursery:  # concurrent: one group commit for all
             for i, (shard_id, rows) in enumerate(sections):
@@ -159,3 +165,13 @@ def install_transfer_routes(
             raise Conflict(f"shard {shard_id} is still assigned here", code="shard_held")
         await store.drop_shard(shard_id)
         return jsonify({"shard_id": shard_id, "dropped": True})
+
+
+async def newest_above(store: Store, shard_id: int, rows: list[Row]) -> int:
+    """The largest stored version above the one a row carried (0 when none is)."""
+    newest = 0
+    for key, _, version in rows:
+        current = await store.get(shard_id, key)
+        if current is not None and current.version > version:
+            newest = max(newest, current.version)
+    return newest
