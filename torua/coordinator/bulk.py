@@ -104,6 +104,14 @@ def _all_taken(router: Router, reply: Reply) -> bool:
     return True
 
 
+def _found(result: dict[str, Any], raw: bytes) -> None:
+    result["status"] = 200
+    try:
+        result["value"] = raw.decode()
+    except UnicodeDecodeError:
+        result["value_b64"] = base64.b64encode(raw).decode()
+
+
 def _error(exc: ApiError) -> dict[str, Any]:
     return {"status": exc.status, "error": exc.code, "message": exc.message}
 
@@ -140,9 +148,11 @@ async def run_bulk(
             except StaleVersion:
                 continue  # a copy holds newer versions: retry above them
             except ApiError as exc:
+                await router.write_failed(shard_id, [body.ops[i].key for i in indexes])
                 for i in indexes:
                     results[i].update(_error(exc))
                 return
+            router.write_settled(shard_id, [body.ops[i].key for i in indexes])
             for i in indexes:
                 results[i]["status"] = 204
             return
@@ -151,6 +161,15 @@ async def run_bulk(
             results[i].update(_error(stale))
 
     async def read_shard(shard_id: int, indexes: list[int]) -> None:
+        unsettled = [i for i in indexes if state.copies.is_unsettled(shard_id, body.ops[i].key)]
+        for i in unsettled:  # their copies may differ: compared and repaired one by one
+            try:
+                _found(results[i], await router.get(body.ops[i].key))
+            except ApiError as exc:
+                results[i].update(_error(exc))
+        indexes = [i for i in indexes if i not in unsettled]
+        if not indexes:
+            return
         keys = sorted({body.ops[i].key for i in indexes})
         try:
             reply = await router.read_from_copies(
@@ -180,11 +199,7 @@ async def run_bulk(
                 )
                 results[i].update(_error(miss))
                 continue
-            results[i]["status"] = 200
-            try:
-                results[i]["value"] = raw.decode()
-            except UnicodeDecodeError:
-                results[i]["value_b64"] = base64.b64encode(raw).decode()
+            _found(results[i], raw)
 
     async with trio.open_nursery() as nursery:
         for shard_id, indexes in writes.items():

@@ -224,15 +224,25 @@ class Router:
             except ApiError:
                 # Some copies may have applied it and others not: until a read or a
                 # write settles the key, its copies must not be read one at a time.
-                await self._actions.durably(self._state.copies.key_failed(shard_id, key))
+                await self.write_failed(shard_id, [key])
                 raise
-            # Every in-sync copy has it: the key's copies agree again.
-            self._actions.now(self._state.copies.key_settled(shard_id, key))
+            self.write_settled(shard_id, [key])  # every in-sync copy has it
             return
         raise Unavailable(
             f"copies of shard {shard_id} kept holding newer versions of {key!r}; retry",
             code="version_conflict",
         )
+
+    async def write_failed(self, shard_id: int, keys: list[str]) -> None:
+        """Writes of these keys failed on the copies but may have landed on some:
+        saved as unsettled before the error is answered (reads repair them)."""
+        instructions = [i for key in keys for i in self._state.copies.key_failed(shard_id, key)]
+        await self._actions.durably(instructions)
+
+    def write_settled(self, shard_id: int, keys: list[str]) -> None:
+        """Acknowledged writes of these keys: their copies agree again."""
+        copies = self._state.copies
+        self._actions.now([i for key in keys for i in copies.key_settled(shard_id, key)])
 
     async def _send_write(
         self, shard_id: int, key: str, value: bytes | None, version: int, addr: str
