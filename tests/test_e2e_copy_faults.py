@@ -54,17 +54,12 @@ needs_faketime = pytest.mark.skipif(
 
 
 async def start_cluster(
-    group: ProcessGroup, tmp: Path, env: dict[str, str], *, port: int = 0, memory: bool = False
-) -> tuple[Proc, dict[str, Proc], dict[str, str]]:
-    """A durable coordinator and three nodes (durable, or in memory); returns the
-    node environment too, so a test can restart a node the same way."""
+    group: ProcessGroup, tmp: Path, env: dict[str, str], *, port: int = 0
+) -> tuple[Proc, dict[str, Proc]]:
+    """A durable coordinator and three durable nodes."""
     coordinator = await group.coordinator(env, data_dir=tmp, port=port)
-    node_env = {**env, "TORUA_MEMORY": "1"} if memory else env
-    nodes = {
-        n: await group.node(n, coordinator.url, node_env, data_dir=None if memory else tmp)
-        for n in ("n1", "n2", "n3")
-    }
-    return coordinator, nodes, node_env
+    nodes = {n: await group.node(n, coordinator.url, env, data_dir=tmp) for n in ("n1", "n2", "n3")}
+    return coordinator, nodes
 
 
 async def shard_of(http: httpx.AsyncClient, shard_id: int) -> dict:
@@ -85,7 +80,7 @@ async def test_writes_after_the_coordinators_clock_stepped_back_are_kept(tmp_pat
     port = free_port()
     keys = [f"clock-{i}" for i in range(20)]
     async with ProcessGroup() as group:
-        coordinator, _, _ = await start_cluster(group, tmp_path, FAST, port=port)
+        coordinator, _ = await start_cluster(group, tmp_path, FAST, port=port)
         async with httpx.AsyncClient(base_url=coordinator.url, timeout=10) as http:
             await wait_until(lambda: green(http), within=20, what="green cluster")
             for key in keys:
@@ -101,11 +96,13 @@ async def test_writes_after_the_coordinators_clock_stepped_back_are_kept(tmp_pat
             }
             await group.coordinator(skewed, data_dir=tmp_path, port=port)
             await wait_until(lambda: green(http), within=30, what="green after the restart")
-            assert await _acked_writes_kept(http, keys, b"v2") == []
+            wrong = await _acked_writes_kept(http, keys, b"v2")
+            assert wrong == [], f"{len(wrong)} acknowledged writes not kept: {wrong[:3]}"
             # Long enough for every lease granted before the restart to lapse: the
             # nodes must take the skewed coordinator's assignments, or stop serving.
             await trio.sleep(3 * LEASE)
-            assert await _acked_writes_kept(http, keys, b"v3") == []
+            wrong = await _acked_writes_kept(http, keys, b"v3")
+            assert wrong == [], f"after 3 leases, {len(wrong)} writes not kept: {wrong[:3]}"
 
 
 async def _acked_writes_kept(http: httpx.AsyncClient, keys: list[str], value: bytes) -> list[str]:
@@ -136,7 +133,7 @@ async def test_two_r1_losses_in_a_row_never_bring_back_an_older_value(tmp_path: 
     env = {**FAST, "TORUA_REPLICATION_FACTOR": "1"}
     key = "twice-lost"
     async with ProcessGroup() as group:
-        coordinator, nodes, _ = await start_cluster(group, tmp_path, env)
+        coordinator, nodes = await start_cluster(group, tmp_path, env)
         async with httpx.AsyncClient(base_url=coordinator.url, timeout=10) as http:
             await wait_until(lambda: green(http), within=20, what="green cluster")
             shard_id = shard_for_key(key, len((await http.get("/shards")).json()["shards"]))
@@ -184,10 +181,12 @@ async def _no_copy_moving(http: httpx.AsyncClient) -> bool:
 
 async def test_an_empty_restarted_memory_node_is_never_taken_as_a_copy(tmp_path: Path) -> None:
     port = free_port()
+    # In-memory nodes, each on a fixed address: a restarted node comes back where it was.
+    node_env = {**FAST, "TORUA_MEMORY": "1"}
+    listen = {n: ["--listen", f"127.0.0.1:{free_port()}"] for n in ("n1", "n2", "n3")}
     async with ProcessGroup() as group:
-        coordinator, nodes, node_env = await start_cluster(
-            group, tmp_path, FAST, port=port, memory=True
-        )
+        coordinator = await group.coordinator(FAST, data_dir=tmp_path, port=port)
+        nodes = {n: await group.node(n, coordinator.url, node_env, *listen[n]) for n in listen}
         async with httpx.AsyncClient(base_url=coordinator.url, timeout=10) as http:
             await wait_until(lambda: green(http), within=20, what="green cluster")
             acked = {f"mem-{i}": f"value-{i}".encode() for i in range(200)}
@@ -197,7 +196,7 @@ async def test_an_empty_restarted_memory_node_is_never_taken_as_a_copy(tmp_path:
             await coordinator.wait()
             nodes["n1"].kill()
             await nodes["n1"].wait()
-            n1 = await group.node("n1", coordinator.url, node_env)
+            n1 = await group.node("n1", coordinator.url, node_env, *listen["n1"])
             async with httpx.AsyncClient(base_url=n1.url, timeout=2) as node_http:
                 await wait_until(
                     lambda: _answers(node_http), within=10, what="restarted n1 serving"
@@ -231,7 +230,7 @@ async def test_a_move_whose_target_dies_mid_fill_is_rolled_back(tmp_path: Path) 
     env = {**FAST, "TORUA_REPLICATION_FACTOR": "1", "TORUA_SHARDS": "2"}
     acked = {f"fill-{i}": f"value-{i}-{'x' * 40}" for i in range(40_000)}
     async with ProcessGroup() as group:
-        coordinator, nodes, _ = await start_cluster(group, tmp_path, env)
+        coordinator, nodes = await start_cluster(group, tmp_path, env)
         async with httpx.AsyncClient(base_url=coordinator.url, timeout=60) as http:
             await wait_until(lambda: green(http), within=20, what="green cluster")
             items = list(acked.items())
@@ -292,7 +291,9 @@ async def _part_filled(http: httpx.AsyncClient, most: int) -> bool:
 
 async def _settled_without(http: httpx.AsyncClient, dead: str) -> bool:
     shards = (await http.get("/shards")).json()["shards"]
-    return all(s["state"] == "active" and dead not in [s["primary"], *s["replicas"]] for s in shards)
+    return all(
+        s["state"] == "active" and dead not in [s["primary"], *s["replicas"]] for s in shards
+    )
 
 
 async def _unreadable(
