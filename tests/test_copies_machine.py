@@ -36,7 +36,7 @@ from torua.cluster import (
     rebalance,
     reconcile,
 )
-from torua.cluster.handover import authoritative, handover_done, settle
+from torua.cluster.handover import authoritative, handover_done, roll_back, settle
 
 Plan = Callable[[ShardTable, Mapping[str, NodeState]], list[Move]]
 
@@ -72,6 +72,10 @@ class CopiesMachine(RuleBasedStateMachine):
     # retiring copies and from copies being filled, while the shard no longer
     # counts as incomplete.
     merge_into_settled_shard = True
+    # Redistributor.reconcile/rebalance: a copy whose node failed while being filled gives its
+    # place back to the live retiring copy it was to replace (the move is undone),
+    # instead of placement re-homing the shard on yet another node to fill.
+    roll_back_failed_fills = True
 
     def __init__(self) -> None:
         super().__init__()
@@ -144,6 +148,14 @@ class CopiesMachine(RuleBasedStateMachine):
     def apply(self, plan: Plan) -> list[Move]:
         """Run one placement rule, then settle the shards (Redistributor.apply)."""
         shards = self.table.shards
+        if self.roll_back_failed_fills and plan in (reconcile, rebalance):
+            # Redistributor.reconcile and .rebalance; an assignment (which may be
+            # refused, changing nothing) leaves it to the next reconcile.
+            for shard_id, retiring in list(self.retiring.items()):
+                for failed, _ in roll_back(shards[shard_id], retiring, self.is_up):
+                    self.missed.add((shard_id, failed))
+                if not retiring:
+                    del self.retiring[shard_id]
         before = {s.shard_id: (list(s.copies), set(s.in_sync)) for s in shards}
         moves = plan(self.table, self.nodes)
         touched = set(before) if self.settle_every_shard else {m.shard_id for m in moves}
@@ -749,3 +761,23 @@ def test_merge_reaches_retiring_copies(without: str) -> None:
     r.fail("n4")
     r.fill(0, "n5")  # from n3
     assert r.m.read(0, write) != "missing"  # never a 404 for an acknowledged write
+
+
+@as_written(
+    "roll_back_failed_fills",
+    "a move whose target failed mid-fill was re-homed on whichever node placement picked, "
+    "not undone: the shard started a second fill while its old copy could simply serve on",
+)
+def test_move_whose_target_fails_mid_fill_is_undone(without: str) -> None:
+    r = Replay(1, 1, 3, without=without, checked=not without)
+    write = r.write(0)
+    assert isinstance(write, int)
+    assert r.assign(0, "n3")
+    assert r.fill(0, "n3")
+    assert r.release(0)  # the shard now lives on n3
+    assert r.assign(0, "n2")  # n3 -> n2: n2 filling, n3 retiring
+    assert r.start_fill(0, "n2")
+    r.fail("n2")  # the target dies part-way
+    assert r.m.table.shards[0].copies == ["n3"]
+    assert r.m.table.shards[0].in_sync == {"n3"} and not r.m.retiring
+    assert r.m.read(0, write) == "found"

@@ -16,6 +16,10 @@ fast. :func:`settle` reconciles the two views after each placement change:
   deferred and only some copies moved, as ``assign_primary`` does): it still
   holds every acknowledged write, so new copies wait to be filled from it
   rather than start empty beside it; the dead copies that left are lost.
+
+A move whose target fails before it is whole is undone by :func:`roll_back`:
+the retiring copy it was to replace takes its place again, so the data never
+depends on a copy that was never complete.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from dataclasses import dataclass, field
 
 from torua.cluster.table import Shard
 
-__all__ = ["Settled", "authoritative", "handover_done", "settle"]
+__all__ = ["Settled", "authoritative", "handover_done", "roll_back", "settle"]
 
 
 @dataclass(slots=True)
@@ -73,3 +77,22 @@ def handover_done(shard: Shard, is_up: Callable[[str], bool]) -> bool:
     """Retiring copies may go once every current copy is in sync and up: a dead
     successor cannot serve, so the retiring copy must stay."""
     return bool(shard.copies) and all(n in shard.in_sync and is_up(n) for n in shard.copies)
+
+
+def roll_back(
+    shard: Shard, retiring: set[str], is_up: Callable[[str], bool]
+) -> list[tuple[str, str]]:
+    """Put live retiring copies back in the place of copies that failed while
+    being filled; returns (failed, restored) pairs, and ``retiring`` keeps the rest.
+
+    Without this, placement would treat the failed target as the shard's copy
+    (or re-home it anywhere) although the retiring copy holds every write.
+    """
+    failed = [n for n in shard.copies if n not in shard.in_sync and not is_up(n)]
+    spare = [n for n in sorted(retiring) if is_up(n) and n not in shard.copies]
+    pairs = list(zip(failed, spare, strict=False))
+    for dead, restored in pairs:
+        shard.copies[shard.copies.index(dead)] = restored
+        shard.in_sync.add(restored)
+        retiring.discard(restored)
+    return pairs

@@ -65,7 +65,10 @@ class Mover:
         self.completed = 0
 
     def kick(self) -> None:
+        """Something changed: look for work, and let waiters re-check (a rollback
+        can settle a shard with no job of ours finishing)."""
         self._wake.set()
+        self._progressed()
 
     def busy(self) -> int:
         return len(self._running)

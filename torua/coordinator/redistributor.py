@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 import trio
 
 from torua.cluster import Move, NodeState, ShardTable, assign_primary, rebalance, reconcile
-from torua.cluster.handover import settle
+from torua.cluster.handover import roll_back, settle
 from torua.coordinator.assignments import AssignmentSync
 from torua.coordinator.mover import Mover
 from torua.coordinator.persistence import Persister
@@ -100,6 +100,39 @@ class Redistributor:
             self._mover.kick()
         return moves
 
+    def _roll_back_failed_fills(self) -> None:
+        """A copy whose node failed before it was whole gives its place back to the
+        retiring copy it was to replace: that one still holds every write, so the
+        shard is served from it as before the move, and placement plans from there."""
+        state = self._state
+        for shard_id, retiring in list(state.retiring.items()):
+            shard = state.table.shards[shard_id]
+            pairs = roll_back(shard, retiring, state.is_up)
+            if not retiring:
+                del state.retiring[shard_id]
+            for failed, restored in pairs:
+                log.warning(
+                    "shard %d: the copy on %s failed before it was filled; %s serves it again",
+                    shard_id,
+                    failed,
+                    restored,
+                )
+                self._tracker.note_missed(shard_id, failed)
+                self._tracker.bump(shard_id)
+                self._sync.mark(failed, restored)
+                self._publish(
+                    ShardMoved(
+                        shard_id=shard_id,
+                        source=failed,
+                        target=restored,
+                        primary=shard.primary == restored,
+                        reason="rollback",
+                    )
+                )
+            if pairs:
+                self._persister.mark()
+                self._mover.kick()
+
     def _settle(self, shard_id: int, old_copies: list[str], old_in_sync: set[str]) -> None:
         state = self._state
         result = settle(
@@ -123,9 +156,11 @@ class Redistributor:
             )
 
     def reconcile(self, why: str) -> list[Move]:
+        self._roll_back_failed_fills()
         return self.apply(reconcile, why)
 
     def rebalance(self, why: str) -> list[Move]:
+        self._roll_back_failed_fills()
         return self.apply(rebalance, why)
 
     def assign(self, shard_id: int, node_id: str) -> list[Move]:
