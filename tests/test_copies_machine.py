@@ -35,7 +35,7 @@ from torua.cluster import (
     rebalance,
     reconcile,
 )
-from torua.cluster.copies import Copies, Drop
+from torua.cluster.copies import Announce, Copies, Drop
 
 Plan = Callable[[ShardTable, Mapping[str, NodeState]], list[Move]]
 
@@ -124,7 +124,7 @@ class CopiesMachine(RuleBasedStateMachine):
 
     def apply(self, plan: Plan) -> list[Move]:
         """Redistributor.apply: roll back dead fills, place, then settle every shard."""
-        self.copies.before_placement(self.is_up)
+        self.roll_back()
         shards = self.table.shards
         before = {s.shard_id: (list(s.copies), set(s.in_sync)) for s in shards}
         moves = plan(self.table, self.nodes)
@@ -137,6 +137,13 @@ class CopiesMachine(RuleBasedStateMachine):
             # may live only on the lost copies until they are merged back.
             self.excused[shard_id] |= self.acked[shard_id]
         return moves
+
+    def roll_back(self) -> None:
+        """A fill whose target died gives its place back to the retiring copy;
+        should the failed copy return, its partial fill must not count."""
+        for item in self.copies.before_placement(self.is_up):
+            if isinstance(item, Announce) and item.source is not None:
+                self.missed.add((item.shard_id, item.source))
 
     def event(self, wanted: str) -> None:
         """Redistributor.handle: a node event asks for a rule, maybe deferred."""
@@ -213,7 +220,7 @@ class CopiesMachine(RuleBasedStateMachine):
 
     def do_assign(self, shard_id: int, node: str) -> bool:
         """POST /shards/assign runs at once, deferred or not."""
-        self.copies.before_placement(self.is_up)  # dead fills roll back, refused or not
+        self.roll_back()  # dead fills roll back, whether the assignment is refused or not
         before = self.table.copy()
         try:
             self.apply(lambda table, nodes: assign_primary(table, shard_id, node, nodes))
@@ -680,3 +687,21 @@ def test_merge_reaches_retiring_copies() -> None:
     r.fail("n4")
     r.fill(0, "n5")  # from n3
     assert r.m.read(0, write) != "missing"  # never a 404 for an acknowledged write
+
+
+def test_move_whose_target_fails_mid_fill_is_undone() -> None:
+    """Found by the scenario of a move whose target dies mid-fill: the move was re-homed
+    on whichever node placement picked, not undone, and the shard started a second
+    fill while its old copy could simply serve on."""
+    r = Replay(1, 1, 3)
+    write = r.write(0)
+    assert isinstance(write, int)
+    assert r.assign(0, "n3")
+    assert r.fill(0, "n3")
+    assert r.release()  # the shard now lives on n3
+    assert r.assign(0, "n2")  # n3 -> n2: n2 filling, n3 retiring
+    assert r.start_fill(0, "n2")
+    r.fail("n2")  # the target dies part-way
+    assert r.m.table.shards[0].copies == ["n3"]
+    assert r.m.table.shards[0].in_sync == {"n3"} and not r.m.retiring
+    assert r.m.read(0, write) == "found"

@@ -35,7 +35,7 @@ from torua.coordinator.redistributor import Redistributor
 from torua.coordinator.router import Router
 from torua.coordinator.state import ClusterState
 from torua.coordinator.views import cluster_info, node_info, node_view, shards_view
-from torua.errors import BadRequest, Conflict, NotFound
+from torua.errors import BadRequest, Conflict, NotFound, Unavailable
 from torua.events import EventBus, NodeJoined, NodeRemoved
 from torua.http.auth import install_token_check
 from torua.http.errors import ERROR_HOOK, install_error_handlers, read_limited
@@ -110,6 +110,12 @@ def move_json(move: Move) -> dict[str, Any]:
         "primary": move.primary,
         "reason": move.reason,
     }
+
+
+def _leads(state: ClusterState, shard_id: int, node_id: str) -> bool:
+    """The node is the shard's primary, holds every record and may serve."""
+    shard = state.table.shards[shard_id]
+    return shard.primary == node_id and node_id in shard.in_sync and state.is_up(node_id)
 
 
 def create_coordinator_app(services: Services) -> QuartTrio:
@@ -219,6 +225,15 @@ def create_coordinator_app(services: Services) -> QuartTrio:
             await s.sync.push(*touched)
             await s.mover.wait_settled({body.shard_id})
         shard = state.table.shards[body.shard_id]
+        if not waited.cancelled_caught and not _leads(state, body.shard_id, body.node_id):
+            # Settled, but not as asked: the target failed part-way and the move was
+            # rolled back (or placement re-homed the shard); the caller must not
+            # believe the data is on the node it named.
+            raise Unavailable(
+                f"the move of shard {body.shard_id} to {body.node_id} failed: the shard "
+                f"is served by {shard.primary or 'no node'}",
+                code="move_failed",
+            )
         response = jsonify(
             {
                 "shard_id": body.shard_id,
