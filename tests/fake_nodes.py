@@ -178,7 +178,7 @@ async def router_rig(copies: list[str], *, shards: int = 1) -> AsyncIterator[Rou
     persister = Persister(state, backend)
     tracker = WriteTracker()
     sync = AssignmentSync(state, client)  # type: ignore[arg-type]
-    actions = CopyActions(persister, sync, lambda event: None)
+    actions = CopyActions(persister, sync, lambda event: None, tracker)
     router = Router(state, client, sync, tracker, actions, Versions(state, persister))  # type: ignore[arg-type]
     async with trio.open_nursery() as nursery:
         await nursery.start(persister.run)

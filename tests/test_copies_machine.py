@@ -35,7 +35,7 @@ from torua.cluster import (
     rebalance,
     reconcile,
 )
-from torua.cluster.copies import Announce, Copies, Drop
+from torua.cluster.copies import Announce, Copies, Drop, Restart
 
 Plan = Callable[[ShardTable, Mapping[str, NodeState]], list[Move]]
 
@@ -258,11 +258,21 @@ class CopiesMachine(RuleBasedStateMachine):
         self.data[node] = {}
         self._set(node, live=True)
         self.killed.add(node)  # what it served is gone, as if it had died
-        _, gone = self.copies.data_lost(node)
+        instructions, gone = self.copies.data_lost(node)
+        for item in instructions:
+            if isinstance(item, Restart):
+                self.missed.add((item.shard_id, item.node_id))
         for shard_id in gone:
-            # Its only copies are gone for good: so are the writes only they held.
-            self.acked[shard_id] = {w for w in self.acked[shard_id] if self.on_lost(shard_id, w)}
-            self.excused[shard_id] &= self.acked[shard_id]
+            # Its only authoritative copies are gone for good: so are the writes that
+            # no copy holds any more. Those a lost copy holds come back when it is
+            # merged: until then they are excused, as after any loss.
+            in_sync = self.table.shards[shard_id].in_sync
+            self.acked[shard_id] = {
+                w
+                for w in self.acked[shard_id]
+                if self.on_lost(shard_id, w) or all(w in self.held(n, shard_id) for n in in_sync)
+            }
+            self.excused[shard_id] |= {w for w in self.acked[shard_id] if self.on_lost(shard_id, w)}
         for shard_id in range(self.table.num_shards):
             # Writes it alone held as a lost copy are gone too.
             gone_writes = {w for w in self.excused[shard_id] if not self.on_lost(shard_id, w)}

@@ -31,6 +31,7 @@ __all__ = [
     "Instruction",
     "Push",
     "Refill",
+    "Restart",
     "Save",
 ]
 
@@ -65,6 +66,14 @@ class Drop:
 
 
 @dataclass(frozen=True, slots=True)
+class Restart:
+    """A fill of this copy in progress must not complete: start it over."""
+
+    shard_id: int
+    node_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class Announce:
     """A copy moved, was filled, merged or rolled back: tell the event bus."""
 
@@ -75,7 +84,7 @@ class Announce:
     reason: str
 
 
-Instruction = Save | Push | Refill | Drop | Announce
+Instruction = Save | Push | Refill | Drop | Restart | Announce
 
 
 class Copies:
@@ -89,6 +98,8 @@ class Copies:
         self.lost_floor: dict[int, int] = {}
         self.dropping: dict[int, set[str]] = {}
         self.unsettled: dict[int, set[str]] = {}
+        # Copies that lost their data while being filled: they hold nothing yet.
+        self.emptied: set[tuple[int, str]] = set()
         # What the last placement declared lost, per shard (for logs and models).
         self.newly_lost: dict[int, set[str]] = {}
 
@@ -288,6 +299,7 @@ class Copies:
             return []
         shard = self.table.shards[shard_id]
         shard.in_sync.add(node_id)
+        self.emptied.discard((shard_id, node_id))
         return [
             Save("a copy was filled"),
             Announce(shard_id, donor, node_id, node_id == shard.primary, "filled"),
@@ -328,7 +340,11 @@ class Copies:
         empty. Returns the instructions and the shards whose data is gone for good
         (it held their only authoritative copies: the copies left start in sync)."""
         gone: list[int] = []
+        out: list[Instruction] = []
         for shard in self.table.shards:
+            if node_id in shard.copies and node_id not in shard.in_sync:
+                out.append(Restart(shard.shard_id, node_id))  # what it got so far is gone
+                self.emptied.add((shard.shard_id, node_id))
             retiring = self.retiring.get(shard.shard_id, set())
             had = node_id in shard.in_sync or node_id in retiring
             shard.in_sync.discard(node_id)
@@ -336,11 +352,20 @@ class Copies:
             self.lost.get(shard.shard_id, set()).discard(node_id)
             self.dropping.get(shard.shard_id, set()).discard(node_id)
             if had and not shard.in_sync | retiring:
-                # Nothing holds the data any more: the copies there are (this empty
-                # one, partly filled ones) take every write from now on.
-                shard.in_sync.update(shard.copies)
+                # Nothing holds the data any more. Copies being filled hold at least
+                # every write since their fill began: they serve and this empty one
+                # is filled from them; with none, the empty copy takes every write
+                # from now on.
+                others = [
+                    n
+                    for n in shard.copies
+                    if n != node_id and (shard.shard_id, n) not in self.emptied
+                ]
+                shard.in_sync.update(others or shard.copies)
                 gone.append(shard.shard_id)
-        return [Save("a node lost its data"), Push((node_id,)), Refill()], gone
+            if node_id in shard.copies and node_id not in shard.in_sync:
+                self.emptied.add((shard.shard_id, node_id))
+        return [*out, Save("a node lost its data"), Push((node_id,)), Refill()], gone
 
     def node_removed(self, node_id: str) -> list[Instruction]:
         """An operator removed the node: whatever it held that was lost is gone."""

@@ -95,7 +95,7 @@ async def open_services(
         nursery.start_soon(_close_at_exit, probe)
         monitor = HealthMonitor(probe, bus.sender(), state.health, on_probe=probe_observer(metrics))
         tracker = WriteTracker()
-        actions = CopyActions(persister, sync, bus.publish_nowait)
+        actions = CopyActions(persister, sync, bus.publish_nowait, tracker)
         mover = Mover(state, nodes, sync, tracker, actions)
         incarnations = Incarnations(state, actions, versions)
         sync.on_incarnation = incarnations.observe

@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from torua.cluster.copies import Announce, Drop, Instruction, Push, Refill, Save
+from torua.cluster.copies import Announce, Drop, Instruction, Push, Refill, Restart, Save
 from torua.coordinator.assignments import AssignmentSync
 from torua.coordinator.persistence import Persister
+from torua.coordinator.write_tracker import WriteTracker
 from torua.events import ClusterEvent, ShardMoved
 
 __all__ = ["CopyActions"]
@@ -41,8 +42,10 @@ class CopyActions:
         persister: Persister,
         sync: AssignmentSync,
         publish: Callable[[ClusterEvent], None],
+        tracker: WriteTracker,
     ) -> None:
         self._persister = persister
+        self._tracker = tracker
         self._sync = sync
         self._publish = publish
         self.worker: DataWorker = _Idle()  # the mover, once it exists
@@ -58,6 +61,8 @@ class CopyActions:
                 self._sync.mark(*item.nodes)
             elif isinstance(item, Refill):
                 self.worker.kick()
+            elif isinstance(item, Restart):
+                self._tracker.note_missed(item.shard_id, item.node_id)
             elif isinstance(item, Drop):
                 self.worker.schedule_drop(item.node_id, item.shard_id)
             elif isinstance(item, Announce):
