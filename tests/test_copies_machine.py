@@ -270,7 +270,8 @@ class CopiesMachine(RuleBasedStateMachine):
             self.acked[shard_id] = {
                 w
                 for w in self.acked[shard_id]
-                if self.on_lost(shard_id, w) or all(w in self.held(n, shard_id) for n in in_sync)
+                if self.on_lost(shard_id, w)
+                or (in_sync and all(w in self.held(n, shard_id) for n in in_sync))
             }
             self.excused[shard_id] |= {w for w in self.acked[shard_id] if self.on_lost(shard_id, w)}
         for shard_id in range(self.table.num_shards):
