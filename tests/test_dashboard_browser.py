@@ -21,6 +21,7 @@ import tempfile
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -96,14 +97,6 @@ class Cdp:
             raise CdpError(f"{method}: {reply['error']}")
         return reply["result"]
 
-    async def wait_event(self, method: str, *, since: int = 0) -> dict:
-        """The first ``method`` event from ``self.events[since:]`` on, waiting for it."""
-        while True:
-            for event in self.events[since:]:
-                if event["method"] == method:
-                    return event
-            await self._changed.wait()
-
 
 class Page:
     def __init__(self, cdp: Cdp, session: str) -> None:
@@ -117,6 +110,26 @@ class Page:
         if "exceptionDetails" in result:
             raise CdpError(f"{expression!r} threw {result['exceptionDetails']}")
         return result["result"].get("value")
+
+    async def holds(self, expression: str) -> bool:
+        """Whether ``expression`` is true now; false while the page is between documents
+        (a navigation destroys the context an evaluation ran in)."""
+        try:
+            return bool(await self.evaluate(expression))
+        except CdpError:
+            return False
+
+    async def open(self, url: str, ready: str = "true") -> None:
+        """Navigate to ``url`` and wait until that document has loaded and ``ready`` holds.
+
+        Waits on the document itself, not on a load event: the initial about:blank can
+        fire its load event late on a busy machine, after the navigation was sent.
+        """
+        await self.call("Page.navigate", url=url)
+        loaded = f"location.href === {json.dumps(url)} && document.readyState === 'complete'"
+        await wait_until(
+            partial(self.holds, f"{loaded} && ({ready})"), within=30, what=f"{url} loaded"
+        )
 
     def console_errors(self) -> list[str]:
         errors = []
@@ -212,10 +225,7 @@ async def test_dashboard_shows_nodes_and_a_node_going_unhealthy_live() -> None:
         n1 = await group.node("n1", coordinator.url)
         await group.node("n2", coordinator.url)
         async with open_chromium(binary) as page:
-            before = len(page.cdp.events)
-            await page.call("Page.navigate", url=coordinator.url + "/")
-            with trio.fail_after(15):
-                await page.cdp.wait_event("Page.loadEventFired", since=before)
+            await page.open(coordinator.url + "/")
 
             async def statuses_are(wanted: dict[str, str]):
                 statuses = await page.evaluate(NODE_STATUSES)
@@ -264,24 +274,19 @@ async def test_sign_in_form_sets_the_cookie_the_dashboard_and_events_use() -> No
             {**CLUSTER_ENV, "TORUA_TOKEN": "t0ken/with;odd=chars"}
         )
         async with open_chromium(binary) as page:
-            before = len(page.cdp.events)
-            await page.call("Page.navigate", url=coordinator.url + "/")
-            with trio.fail_after(15):
-                await page.cdp.wait_event("Page.loadEventFired", since=before)
-            assert await page.evaluate("!!document.getElementById('sign-in')")
-            before = len(page.cdp.events)
+            await page.open(coordinator.url + "/", "!!document.getElementById('sign-in')")
             await page.evaluate(
                 "document.getElementById('token').value = 't0ken/with;odd=chars';"
                 "document.getElementById('sign-in').requestSubmit()"
             )
-            with trio.fail_after(15):
-                await page.cdp.wait_event("Page.loadEventFired", since=before)
-
-            async def live() -> bool:
-                conn = "document.querySelector('#conn')?.textContent"
-                return await page.evaluate(conn) == "live"
-
-            await wait_until(live, within=15, what="the dashboard live after signing in")
+            # The form reloads the page: the dashboard replaces it and goes live.
+            live = (
+                "document.readyState === 'complete' && !document.getElementById('sign-in')"
+                " && document.querySelector('#conn')?.textContent === 'live'"
+            )
+            await wait_until(
+                partial(page.holds, live), within=30, what="the dashboard live after signing in"
+            )
             cookie = await page.evaluate("document.cookie")
             assert cookie.startswith("torua_token=")
             # The only error allowed is the browser's note of the first 401.

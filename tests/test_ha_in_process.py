@@ -78,3 +78,58 @@ async def test_leader_and_follower_in_one_nursery() -> None:
         follower.stop()
     leaked = _all_tasks() - tasks_before
     assert not leaked, [t.name for t in leaked]
+
+
+async def test_a_connection_opened_to_a_follower_is_served_once_it_leads() -> None:
+    """The leader is cut off from etcd and stops (as if killed: its lease is not given
+    back). Kept-alive connections opened to the follower while it forwarded must be
+    served by it as leader, request after request, on the same sockets."""
+    etcd = FakeEtcd()
+    async with trio.open_nursery() as nursery:
+        a = HACoordinator(settings(), etcd=etcd.client("a"))
+        await nursery.start(a.run)
+        assert a.election is not None
+        with trio.fail_after(5):
+            await until_leading(a.election)
+        b = HACoordinator(settings(), etcd=etcd.client("b"))
+        urls = [a.url, await nursery.start(b.run)]
+        nodes = [
+            Node(NodeSettings(node_id=f"n{i}", port=0, coordinator=",".join(urls), memory=True))
+            for i in (1, 2)
+        ]
+        for node in nodes:
+            await nursery.start(node.run)
+        limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+        kept = [httpx.AsyncClient(base_url=b.url, timeout=5, limits=limits) for _ in range(3)]
+        with trio.fail_after(20):
+            for client in kept:
+                # 503 until the cluster is up: HTTP polling, no event to wait on.
+                while (await client.put("/data/warm", content=b"v")).status_code != 204:  # noqa: ASYNC110
+                    await trio.sleep(0.05)
+        sockets = [await _socket_of(client) for client in kept]
+
+        etcd.cut_off.add("a")
+        a.stop()
+        assert b.election is not None
+        with trio.fail_after(10):
+            await until_leading(b.election)
+        async with httpx.AsyncClient(base_url=b.url, timeout=5) as fresh:
+            with trio.fail_after(20):
+                # The new leader probes the nodes first: HTTP polling, no event.
+                while (await fresh.put("/data/fresh", content=b"v")).status_code != 204:  # noqa: ASYNC110
+                    await trio.sleep(0.05)
+        for client, before in zip(kept, sockets, strict=True):
+            for i in range(20):
+                response = await client.put(f"/data/k{i}", content=b"v")
+                assert response.status_code == 204, response.text
+            assert await _socket_of(client) == before, "the kept connection was not reused"
+            await client.aclose()
+        for node in nodes:
+            node.stop()
+        b.stop()
+
+
+async def _socket_of(client: httpx.AsyncClient) -> object:
+    """The client-side address of the connection a request went over."""
+    response = await client.get("/health")
+    return response.extensions["network_stream"].get_extra_info("client_addr")

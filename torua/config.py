@@ -30,6 +30,7 @@ __all__ = [
     "parse_bool",
     "parse_duration",
     "parse_listen",
+    "parse_log_level",
     "pick",
 ]
 
@@ -104,6 +105,18 @@ def parse_int(text: str, *, setting: str, minimum: int | None = None) -> int:
     if minimum is not None and value < minimum:
         raise ConfigError(f"{setting}={text!r} must be at least {minimum}")
     return value
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def parse_log_level(text: str | None, *, setting: str = "TORUA_LOG_LEVEL") -> str:
+    """A logging level name, checked here so a typo is one line and exit 2, not a
+    traceback from the logging module once the process is half started."""
+    chosen = (text or "INFO").strip().upper()
+    if chosen not in LOG_LEVELS:
+        raise ConfigError(f"{setting}={text!r} is not a log level (use {', '.join(LOG_LEVELS)})")
+    return chosen
 
 
 def parse_listen(text: str, *, setting: str) -> tuple[str, int]:

@@ -22,40 +22,17 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import trio
 
-from torua.errors import ConfigError
 from torua.ha.local_etcd import MISSING_ETCD, etcd_argv, find_etcd, free_port, wait_healthy
+from torua.up_settings import UpSettings, check_children, coordinator_argv, node_argv
 
 __all__ = ["UpSettings", "run_up"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class UpSettings:
-    nodes: int = 3
-    coordinators: int = 1
-    port: int = 8080
-    shards: int = 16
-    replicas: int = 2
-    data_dir: str = "./.torua"
-    memory: bool = False
-    token: str | None = None
-    ready_timeout: float = 30.0
-    extra_env: dict[str, str] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if not 1 <= self.nodes <= 64:
-            raise ConfigError(f"--nodes={self.nodes} must be between 1 and 64")
-        if not 1 <= self.coordinators <= 9:
-            raise ConfigError(f"--coordinators={self.coordinators} must be between 1 and 9")
-        if not 1 <= self.port <= 65535 - self.nodes - self.coordinators:
-            raise ConfigError(f"--port={self.port} leaves no room for {self.nodes} node ports")
 
 
 def _port_free(port: int) -> bool:
@@ -101,8 +78,15 @@ async def _stop(process: trio.Process, name: str, grace: float = 10.0) -> None:
 
 
 async def run_up(settings: UpSettings) -> int:
+    """The exit status; raises ConfigError (exit 2) before starting anything if a
+    child would refuse its settings."""
     count = settings.coordinators
     ports = [settings.port + i for i in range(settings.nodes + count)]
+    token = settings.token or secrets.token_urlsafe(24)
+    coordinator_urls = [f"http://127.0.0.1:{p}" for p in ports[:count]]
+    env = {**os.environ, **settings.extra_env, "TORUA_TOKEN": token}
+    env.setdefault("TORUA_LOG_LEVEL", "WARNING")
+    check_children(settings, env, coordinator_urls)
     busy = [p for p in ports if not _port_free(p)]
     if busy:
         print(f"torua up: ports {busy} are in use; pick another --port", file=sys.stderr)
@@ -111,38 +95,42 @@ async def run_up(settings: UpSettings) -> int:
     if count > 1 and etcd is None:
         print(f"torua up: {MISSING_ETCD}", file=sys.stderr)
         return 1
-    token = settings.token or secrets.token_urlsafe(24)
-    coordinator_urls = [f"http://127.0.0.1:{p}" for p in ports[:count]]
     node_ports = ports[count:]
     url = coordinator_urls[0]
-    env = {**os.environ, **settings.extra_env, "TORUA_TOKEN": token}
-    env.setdefault("TORUA_LOG_LEVEL", "WARNING")
-    common = ["--data-dir", settings.data_dir] + (["--memory"] if settings.memory else [])
     python = [sys.executable, "-m", "torua"]
     children: list[tuple[str, trio.Process]] = []
     scratch_dir = tempfile.TemporaryDirectory(prefix="torua-up-")  # etcd's home with --memory
     scratch = Path(scratch_dir.name)
 
     async with trio.open_nursery() as nursery:
+        stop = trio.Event()
+        # A child that exits while the cluster starts (a setting it refuses, a port
+        # taken meanwhile) ends the start-up at once: nothing would ever answer.
+        startup = trio.CancelScope()
+        exited: list[tuple[str, int]] = []
+
+        async def run_child(
+            name: str, argv: list[str], task_status: trio.TaskStatus[trio.Process]
+        ) -> None:
+            result = await trio.run_process(
+                argv if name == "etcd" else python + argv,
+                env=env,
+                check=False,
+                start_new_session=True,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                # etcd logs to stderr on every hiccup; the terminal belongs to Torua.
+                stderr=subprocess.DEVNULL if name == "etcd" else None,
+                task_status=task_status,
+            )
+            if status is None:
+                exited.append((name, result.returncode))
+                startup.cancel(reason=f"{name} exited")
 
         async def start(name: str, argv: list[str]) -> trio.Process:
-            process: trio.Process = await nursery.start(
-                lambda task_status: trio.run_process(  # noqa: ASYNC105 (nursery.start awaits it)
-                    argv if name == "etcd" else python + argv,
-                    env=env,
-                    check=False,
-                    start_new_session=True,
-                    stdin=subprocess.DEVNULL,
-                    stdout=subprocess.DEVNULL,
-                    # etcd logs to stderr on every hiccup; the terminal belongs to Torua.
-                    stderr=subprocess.DEVNULL if name == "etcd" else None,
-                    task_status=task_status,
-                )
-            )
+            process: trio.Process = await nursery.start(run_child, name, argv)
             children.append((name, process))
             return process
-
-        stop = trio.Event()
 
         async def watch_signals(task_status: trio.TaskStatus[None]) -> None:
             with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
@@ -152,9 +140,9 @@ async def run_up(settings: UpSettings) -> int:
                     stop.set()
 
         await nursery.start(watch_signals)
-        status = 1
+        status: int | None = None
         # Starting up can be interrupted too: a signal cancels this scope at once.
-        with trio.CancelScope() as startup, _StartFailed.caught():
+        with startup, _StartFailed.caught():
             nursery.start_soon(_cancel_when_set, stop, startup)
             if etcd is not None:
                 etcd_url = await _start_etcd(start, etcd, settings, scratch)
@@ -164,16 +152,7 @@ async def run_up(settings: UpSettings) -> int:
             for i, coordinator_url in enumerate(coordinator_urls):
                 await start(
                     "coordinator" if count == 1 else f"coordinator{i + 1}",
-                    [
-                        "coordinator",
-                        "--listen",
-                        coordinator_url.removeprefix("http://"),
-                        "--shards",
-                        str(settings.shards),
-                        "--replicas",
-                        str(settings.replicas),
-                        *common,
-                    ],
+                    coordinator_argv(settings, coordinator_url),
                 )
             # Nodes start once the coordinator answers, so none logs a failed registration.
             async with httpx.AsyncClient(timeout=1.0) as probe:
@@ -181,19 +160,7 @@ async def run_up(settings: UpSettings) -> int:
                     while not await _answers(probe, f"{url}/health"):  # noqa: ASYNC110
                         await trio.sleep(0.05)
             for i, port in enumerate(node_ports, start=1):
-                await start(
-                    f"n{i}",
-                    [
-                        "node",
-                        "--id",
-                        f"n{i}",
-                        "--listen",
-                        f"127.0.0.1:{port}",
-                        "--coordinator",
-                        ",".join(coordinator_urls),
-                        *common,
-                    ],
-                )
+                await start(f"n{i}", node_argv(settings, i, port, coordinator_urls))
             headers = {"Authorization": f"Bearer {token}"}
             async with httpx.AsyncClient(headers=headers, timeout=5.0) as client:
                 with trio.move_on_after(settings.ready_timeout) as waiting:
@@ -206,6 +173,8 @@ async def run_up(settings: UpSettings) -> int:
             else:
                 _print_ready(coordinator_urls, token, node_ports, info)
                 status = 0
+        if status is None:
+            status = _exit_status(exited)
         if status == 0:
             await stop.wait()
         for name, process in reversed(children):
@@ -213,6 +182,17 @@ async def run_up(settings: UpSettings) -> int:
         nursery.cancel_scope.cancel()
     scratch_dir.cleanup()
     return status
+
+
+def _exit_status(exited: list[tuple[str, int]]) -> int:
+    """Start-up failed: 2 if a child refused a setting (it printed the one line)."""
+    if not exited:
+        return 1
+    name, code = exited[0]
+    if code == 2:
+        return 2
+    print(f"torua up: {name} exited with status {code} while starting", file=sys.stderr)
+    return 1
 
 
 class _StartFailed(Exception):

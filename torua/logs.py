@@ -6,11 +6,14 @@ import logging
 import os
 import sys
 
+from torua.config import parse_log_level
+
 __all__ = ["configure_logging"]
 
 
 def configure_logging(name: str, level: str | None = None) -> None:
-    chosen = (level or os.environ.get("TORUA_LOG_LEVEL") or "INFO").upper()
+    """Raises ConfigError for an unknown level (the flag's, else TORUA_LOG_LEVEL)."""
+    chosen = parse_log_level(level or os.environ.get("TORUA_LOG_LEVEL"))
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
         logging.Formatter(f"%(asctime)s {name} %(levelname)s %(name)s: %(message)s")

@@ -90,7 +90,15 @@ class _InFlight:
                 with trio.move_on_after(5):
                     while not body_done:
                         await tracked_receive()
-            await send(message)
+            # Shielded: hypercorn 0.18 records a response start in h11 before its first
+            # checkpoint and in its own state only after it. A cancellation in between
+            # (a term guard, a forward given up on a leader change) made it answer 500 on
+            # a response already under way; h11 raised, and the error stopped the whole
+            # server. The socket write itself is shielded by hypercorn (and bounded by
+            # TCP_USER_TIMEOUT), so this adds no unbounded wait; the caller's
+            # cancellation lands at its next checkpoint.
+            with trio.CancelScope(shield=True):
+                await send(message)
 
         try:
             await self.app(scope, tracked_receive, draining_send)
