@@ -112,6 +112,7 @@ class HACoordinator:
                         self.settings.host,
                         self.settings.port,
                         stopping=self._stopping,
+                        server=self.settings.server,
                     )
                 )
                 self._forward = Forwarder(self.url, self._respond, max_body=FORWARD_LIMIT)
