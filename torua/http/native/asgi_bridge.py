@@ -51,19 +51,26 @@ async def run_asgi(
     headers: list[tuple[bytes, bytes]] = []
     has_length = False
 
+    body_ended = False
+
     async def receive() -> dict[str, Any]:
-        nonlocal failure
-        if not exchange.body_done and failure is None:
+        nonlocal failure, body_ended
+        if not body_ended and failure is None:
             try:
                 chunk = await exchange.read_chunk()
             except ProtocolError as exc:
                 failure = exc
                 exchange.keep_alive = False
                 return {"type": "http.disconnect"}
-            return {"type": "http.request", "body": chunk or b"", "more_body": chunk is not None}
+            body_ended = chunk is None
+            return {"type": "http.request", "body": chunk or b"", "more_body": not body_ended}
         if exchange.response_done:
             return {"type": "http.disconnect"}
+        # The client has gone once it closed and, as far as it can tell us, was
+        # not just half-closing after its request: a response is under way (an
+        # event stream whose reader left) or could not be written.
         await reader.wait_closed()
+        await exchange.wait_responding()
         exchange.keep_alive = False
         return {"type": "http.disconnect"}
 

@@ -74,9 +74,7 @@ class Connection:
             if head is None:
                 return
             self.idle = False
-            exchange = Exchange(head, reader, self.stream, self._limits)
-            if self._closing():
-                exchange.keep_alive = False
+            exchange = Exchange(head, reader, self.stream, self._limits, self._closing)
             await self._handler(exchange, reader, self)
             if not exchange.response_done:
                 return  # a response cut short: the client sees the connection end

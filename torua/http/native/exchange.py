@@ -11,7 +11,7 @@ request afterwards.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from http import HTTPStatus
 
 import trio
@@ -42,6 +42,7 @@ class Exchange:
     """The current request of a connection and the state of its response."""
 
     __slots__ = (
+        "_closing",
         "_limits",
         "_reader",
         "_stream",
@@ -51,7 +52,9 @@ class Exchange:
         "chunked",
         "continue_sent",
         "head",
+        "responding",
         "keep_alive",
+        "open_ended",
         "response_done",
         "response_started",
         "sent",
@@ -59,25 +62,50 @@ class Exchange:
     )
 
     def __init__(
-        self, head: Head, reader: RequestReader, stream: trio.abc.Stream, limits: ServerLimits
+        self,
+        head: Head,
+        reader: RequestReader,
+        stream: trio.abc.Stream,
+        limits: ServerLimits,
+        closing: Callable[[], bool],
     ) -> None:
         self.head = head
+        self._closing = closing
         self._reader = reader
         self._stream = stream
         self._limits = limits
-        # A body with neither length nor chunking has none (RFC 9112 §6.3).
-        self.body_done = (
-            head.content_length in (None, 0) and head.header(b"transfer-encoding") is None
-        )
+        self.body_done = not head.has_body
         self.body_read = 0
         self.continue_sent = False
         self.keep_alive = head.keep_alive and not reader.closing
         self.response_started = False
         self.response_done = False
         self.chunked = False
+        self.open_ended = False  # a streamed response of unknown length (an event stream)
         self.broken = False  # the client went away mid-response
         self.sent = 0
         self.status = 0
+        self.responding: trio.Event | None = None  # made by whoever waits for it
+
+    def _responding(self) -> None:
+        if self.responding is not None and (self._open_ended() or self.broken):
+            self.responding.set()
+
+    def _open_ended(self) -> bool:
+        return self.open_ended
+
+    async def wait_responding(self) -> None:
+        """Return once an open-ended response (an event stream) began, or a write failed.
+
+        Called when the client has closed its side: for an open-ended stream
+        that means its reader left; a response of known length is still
+        written (the client may only have half-closed after its request).
+        """
+        if self._open_ended() or self.broken:
+            return
+        if self.responding is None:
+            self.responding = trio.Event()
+        await self.responding.wait()
 
     # request body ----------------------------------------------------------
 
@@ -134,6 +162,7 @@ class Exchange:
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             self.broken = True
             self.keep_alive = False
+            self._responding()
 
     def _head_bytes(self, status: int, headers: Iterable[tuple[bytes, bytes]]) -> bytearray:
         out = bytearray(status_line(status))
@@ -142,6 +171,8 @@ class Exchange:
             out += b": "
             out += value
             out += b"\r\n"
+        if self._closing():
+            self.keep_alive = False  # the server is shutting down: this is the last answer
         if not self.keep_alive:
             out += b"connection: close\r\n"
         out += b"\r\n"
@@ -165,12 +196,14 @@ class Exchange:
         self.response_started = True
         self.status = status
         self._unread_body_closes()
+        self.open_ended = not length
         if not length and self.head.method != "HEAD":
             if self.head.http_version == "1.0":
                 self.keep_alive = False  # the end of the body is the end of the connection
             else:
                 self.chunked = True
                 headers = [*headers, (b"transfer-encoding", b"chunked")]
+        self._responding()
         await self._write(bytes(self._head_bytes(status, headers)))
 
     async def stream(self, data: bytes, more: bool) -> None:

@@ -44,6 +44,7 @@ class Head:
     __slots__ = (
         "content_length",
         "expect_continue",
+        "has_body",
         "headers",
         "http_version",
         "keep_alive",
@@ -77,13 +78,18 @@ class Head:
         self.keep_alive = keep_alive
         self.content_length: int | None = None
         self.expect_continue = False
+        chunked = False
         for name, value in headers:
             if name == b"content-length":
                 if not value.isdigit():
                     raise ProtocolError(400, "bad_request", "Content-Length is not a number")
                 self.content_length = int(value)
+            elif name == b"transfer-encoding":
+                chunked = True
             elif name == b"expect" and value.lower() == b"100-continue":
                 self.expect_continue = True
+        # A request body has a length or is chunked; otherwise there is none (RFC 9112 §6.3).
+        self.has_body = chunked or bool(self.content_length)
 
     def header(self, name: bytes) -> bytes | None:
         for key, value in self.headers:
@@ -107,6 +113,7 @@ class RequestReader:
         self._in_head = False  # bytes of a head have arrived, the head is not complete
         self._failure: ProtocolError | None = None
         self._upgraded = False
+        self._bodiless = False
         self.eof = False
         self.buffered = 0  # bytes queued in body events
 
@@ -158,13 +165,15 @@ class RequestReader:
                 413, "too_large", f"request bodies are limited to {self._limits.max_body} bytes"
             )
         self._events.append(head)
+        self._bodiless = not head.has_body
 
     def on_body(self, body: bytes) -> None:
         self.buffered += len(body)
         self._events.append(body)
 
     def on_message_complete(self) -> None:
-        self._events.append(END)
+        if not self._bodiless:  # nobody reads the end of a request known to have no body
+            self._events.append(END)
 
     # pulling -------------------------------------------------------------
 
@@ -244,8 +253,6 @@ class RequestReader:
                 return None
         with trio.move_on_after(limits.read_timeout):
             event = await self._pull()
-            while event is END:  # the end of a previous, bodiless request
-                event = await self._pull()
             if event is None:
                 if self._in_head:
                     raise ProtocolError(400, "bad_request", "the request ended in its head")
