@@ -47,7 +47,7 @@ _UNIT_SECONDS = {
 
 ProbeKind = Literal["http", "tcp"]
 ServerKind = Literal["native", "hypercorn"]
-DEFAULT_SERVER: ServerKind = "hypercorn"
+DEFAULT_SERVER: ServerKind = "native"
 
 
 def parse_duration(text: str, *, setting: str = "duration") -> float:

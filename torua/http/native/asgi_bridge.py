@@ -94,7 +94,8 @@ async def run_asgi(
                         headers.append((b"content-length", str(len(body)).encode()))
                     await exchange.respond(status, headers, body)
                     return
-                await exchange.start(status, headers, has_length)
+                await exchange.start(status, headers, has_length, body)
+                return
             await exchange.stream(body, more)
 
     try:

@@ -191,8 +191,14 @@ class Exchange:
             self.sent += len(body)
         await self._write(bytes(out))
 
-    async def start(self, status: int, headers: list[tuple[bytes, bytes]], length: bool) -> None:
-        """Begin a streamed response; without a Content-Length it is chunked (1.1)."""
+    async def start(
+        self, status: int, headers: list[tuple[bytes, bytes]], length: bool, first: bytes = b""
+    ) -> None:
+        """Begin a streamed response with its ``first`` piece, in one write.
+
+        Without a Content-Length the body is chunked (HTTP/1.1) or ends with
+        the connection (HTTP/1.0).
+        """
         self.response_started = True
         self.status = status
         self._unread_body_closes()
@@ -204,7 +210,11 @@ class Exchange:
                 self.chunked = True
                 headers = [*headers, (b"transfer-encoding", b"chunked")]
         self._responding()
-        await self._write(bytes(self._head_bytes(status, headers)))
+        out = self._head_bytes(status, headers)
+        if first and self.head.method != "HEAD":
+            self.sent += len(first)
+            out += b"%x\r\n%s\r\n" % (len(first), first) if self.chunked else first
+        await self._write(bytes(out))
 
     async def stream(self, data: bytes, more: bool) -> None:
         if self.head.method == "HEAD":
