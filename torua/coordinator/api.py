@@ -22,7 +22,7 @@ from torua.coordinator.api_events import install_event_routes
 from torua.coordinator.api_ops import install_operation_routes
 from torua.coordinator.assignments import AssignmentSync
 from torua.coordinator.bulk import BulkBody, run_bulk
-from torua.coordinator.data_route import DataApi
+from torua.coordinator.data_route import DataApi, checked_key
 from torua.coordinator.health import HealthMonitor
 from torua.coordinator.incarnations import Incarnations
 from torua.coordinator.metrics import install_coordinator_metrics
@@ -240,7 +240,8 @@ def create_coordinator_app(services: Services) -> QuartTrio:
     @app.route("/data/", methods=["GET", "PUT", "DELETE"])
     @app.route("/data", methods=["GET", "PUT", "DELETE"])
     async def empty_key() -> Response:
-        raise BadRequest("the key is empty: use /data/<key>", code="invalid_key")
+        checked_key("")  # the data route's own rule, and its message
+        raise AssertionError("checked_key refuses an empty key")
 
     @app.post("/broadcast")
     async def broadcast() -> Response:

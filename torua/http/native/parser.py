@@ -245,13 +245,15 @@ class RequestReader:
         once it has begun (then 408).
         """
         limits = self._limits
-        if not self.started:
-            with trio.move_on_after(limits.idle_timeout):
+        # One cancel scope for both waits (a scope costs as much as parsing the head).
+        with trio.CancelScope() as scope:
+            if not self.started:
+                scope.deadline = trio.current_time() + limits.idle_timeout
                 while not self.started and not self.eof and not self._upgraded:
                     self.feed(await self._receive())
-            if not self.started:
-                return None
-        with trio.move_on_after(limits.read_timeout):
+                if not self.started:
+                    return None
+            scope.deadline = trio.current_time() + limits.read_timeout
             event = await self._pull()
             if event is None:
                 if self._in_head:
@@ -260,6 +262,8 @@ class RequestReader:
             if not isinstance(event, Head):  # pragma: no cover - the parser orders events
                 raise ProtocolError(400, "bad_request", "malformed HTTP request")
             return event
+        if not self.started:
+            return None  # idle for idle_timeout: the connection just closes
         raise ProtocolError(
             408, "timeout", f"the request head took longer than {limits.read_timeout:g}s"
         )
