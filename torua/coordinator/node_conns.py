@@ -1,7 +1,7 @@
 """Kept-alive raw HTTP/1.1 connections from the coordinator to each node, http or https.
 
 Every routed read or write is one or two calls to nodes; through httpx each
-cost ~0.7 ms of CPU, about as much as the node spent answering (LESSONS). This
+cost ~0.7 ms of CPU, about as much as the node spent answering. This
 pool writes the request itself (:mod:`torua.http.wire`) over connections it
 keeps per node: a LIFO idle list (the most recently used connection is the one
 least likely to have been closed), at most ``per_node`` connections in use at

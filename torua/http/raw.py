@@ -59,7 +59,7 @@ async def read_body(receive: Receive, limit: int, what: str) -> bytes:
 
 
 class RawResponder:
-    """Sends plain ASGI responses; errors in SPEC's JSON shape."""
+    """Sends plain ASGI responses; errors in Torua's JSON shape."""
 
     def __init__(self, error_hook: Callable[[], Callable[[str], None] | None]) -> None:
         self._error_hook = error_hook
