@@ -6,12 +6,16 @@ from functools import partial
 
 import trio
 
+THEN_CLOSE = b"\x00<then close>"
+"""Ends an answer that the server sends and then closes its connection after."""
+
 
 async def scripted_server(
     nursery: trio.Nursery, script: list[bytes | None], log: list[bytes]
 ) -> int:
     """Answer requests in order from ``script``, on whatever connection they arrive;
-    ``None`` closes that connection without answering. ``log`` gets
+    ``None`` closes that connection without answering, an answer ending in
+    :data:`THEN_CLOSE` closes it after answering. ``log`` gets
     ``b"<connection>"`` per accepted connection and each request (head and body).
     Returns the port."""
 
@@ -36,6 +40,10 @@ async def scripted_server(
             buffer = buffer[length:]
             answer = script.pop(0)
             if answer is None:
+                await stream.aclose()
+                return
+            if answer.endswith(THEN_CLOSE):
+                await stream.send_all(answer[: -len(THEN_CLOSE)])
                 await stream.aclose()
                 return
             await stream.send_all(answer)

@@ -61,6 +61,19 @@ def test_flags_beat_env_beat_defaults() -> None:
     assert (settings.host, settings.port) == ("0.0.0.0", 9090)
 
 
+def test_the_http_server_is_native_unless_hypercorn_is_asked_for() -> None:
+    assert _coordinator([], {}).server == "native"
+    assert _coordinator([], {"TORUA_SERVER": "Hypercorn"}).server == "hypercorn"
+    assert _coordinator(["--server", "native"], {"TORUA_SERVER": "hypercorn"}).server == "native"
+    parser = argparse.ArgumentParser()
+    add_node_flags(parser)
+    args = parser.parse_args(["--server", "hypercorn"])
+    node = node_settings(args, {"NODE_ID": "n1", "NODE_LISTEN": "127.0.0.1:1"})
+    assert node.server == "hypercorn"
+    with pytest.raises(ConfigError, match="TORUA_SERVER"):
+        _coordinator([], {"TORUA_SERVER": "uvicorn"})
+
+
 def test_short_interval_derives_its_timeout() -> None:
     health = _coordinator([], {"HEALTH_CHECK_INTERVAL": "2s"}).health
     assert (health.interval, health.timeout) == (2.0, 1.0)

@@ -59,6 +59,9 @@ async def test_leader_and_follower_in_one_nursery() -> None:
             assert response.status_code == 204, response.text
         shards = (await http.get(f"{follower.url}/shards")).json()
         assert sum(len(s["in_sync"]) for s in shards["shards"]) == 16
+        # Forwarded to the leader, answered there natively, counted in its term's metrics.
+        metrics = (await http.get(f"{leader.url}/metrics")).text
+        assert 'method="PUT",route="/data/<path:key>",status="2xx"' in metrics
         epoch = leader.election.epoch if leader.election else 0
 
         leader.stop()

@@ -188,12 +188,9 @@ async def test_raw_probe_keeps_one_connection_and_sends_the_coordinator_headers(
     ok = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
     seen: list[bytes] = []
 
-    async def never_https(addr: str, settings: HealthSettings) -> str | None:
-        raise AssertionError("http addresses must not use the https probe")
-
     async with trio.open_nursery() as nursery:
         port = await scripted_server(nursery, [ok, ok, ok], seen)
-        probe = RawHttpProbe({"X-Torua-Coordinator": "c1"}, https_probe=never_https)
+        probe = RawHttpProbe({"X-Torua-Coordinator": "c1"})
         settings = HealthSettings(interval=1.0, timeout=0.5)
         for addr in (f"127.0.0.1:{port}", f"http://127.0.0.1:{port}", f"127.0.0.1:{port}"):
             assert await probe(addr, settings) is None
@@ -207,9 +204,6 @@ async def test_raw_probe_keeps_one_connection_and_sends_the_coordinator_headers(
 async def test_raw_probe_fails_on_status_close_and_refused() -> None:
     from torua.coordinator.http_probe import RawHttpProbe
 
-    async def unused(addr: str, settings: HealthSettings) -> str | None:
-        return "unused"
-
     settings = HealthSettings(interval=1.0, timeout=0.5)
     async with trio.open_nursery() as nursery:
         seen: list[bytes] = []
@@ -222,7 +216,7 @@ async def test_raw_probe_fails_on_status_close_and_refused() -> None:
             ],
             seen,
         )
-        probe = RawHttpProbe({}, https_probe=unused)
+        probe = RawHttpProbe({})
         assert await probe(f"127.0.0.1:{port}", settings) == "HTTP 500"
         assert await probe(f"127.0.0.1:{port}", settings) is None  # then closes it
         assert await probe(f"127.0.0.1:{port}", settings) is None  # chunked: judged, closed
@@ -233,4 +227,4 @@ async def test_raw_probe_fails_on_status_close_and_refused() -> None:
         sock.bind(("127.0.0.1", 0))
         closed = sock.getsockname()[1]
     assert await probe(f"127.0.0.1:{closed}", settings) is not None
-    assert await probe("https://127.0.0.1:1", settings) == "unused"
+    assert await probe("https://127.0.0.1:1", settings) is not None  # refused, over TLS too

@@ -47,6 +47,8 @@ _UNIT_SECONDS = {
 }
 
 ProbeKind = Literal["http", "tcp"]
+ServerKind = Literal["native", "hypercorn"]
+DEFAULT_SERVER: ServerKind = "native"
 
 
 def parse_duration(text: str, *, setting: str = "duration") -> float:
@@ -243,8 +245,10 @@ class CoordinatorSettings:
     etcd_endpoints: tuple[str, ...] = ()
     leader_ttl: float = 10.0
     etcd_prefix: str = "/torua/"
+    server: ServerKind = DEFAULT_SERVER  # the HTTP server (TORUA_SERVER, --server)
 
     def __post_init__(self) -> None:
+        _check_server(self.server)
         for endpoint in self.etcd_endpoints:
             if not re.match(r"^https?://[^/\s]+/?$", endpoint):
                 raise ConfigError(f"TORUA_ETCD_ENDPOINTS: {endpoint!r} is not a URL")
@@ -295,8 +299,10 @@ class NodeSettings:
     token: str | None = None
     insecure: bool = False
     register_backoff_max: float = 5.0
+    server: ServerKind = DEFAULT_SERVER  # the HTTP server (TORUA_SERVER, --server)
 
     def __post_init__(self) -> None:
+        _check_server(self.server)
         if not NODE_ID_RE.match(self.node_id):
             raise ConfigError(
                 f"NODE_ID={self.node_id!r} is not a node id (1-64 of A-Z a-z 0-9 . _ -)"
@@ -323,6 +329,11 @@ class NodeSettings:
             return self.addr
         host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
         return f"http://{host}:{bound_port if bound_port is not None else self.port}"
+
+
+def _check_server(server: str) -> None:
+    if server not in ("native", "hypercorn"):
+        raise ConfigError(f"TORUA_SERVER={server!r} must be native or hypercorn")
 
 
 def _check_exposure(host: str, token: str | None, insecure: bool) -> None:

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from torua.config import (
+    DEFAULT_SERVER,
     CoordinatorSettings,
     HealthSettings,
     NodeSettings,
@@ -43,6 +44,7 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
         help="allow a non-loopback listen address without TORUA_TOKEN",
     )
     parser.add_argument("--log-level", help="DEBUG, INFO, WARNING (TORUA_LOG_LEVEL)")
+    parser.add_argument("--server", help="HTTP server: native or hypercorn (TORUA_SERVER)")
 
 
 def add_coordinator_flags(parser: argparse.ArgumentParser) -> None:
@@ -92,6 +94,7 @@ def _shared(args: argparse.Namespace, env: Mapping[str, str]) -> dict[str, Any]:
             pick(memory_flag, env, "TORUA_MEMORY", "0") or "0", setting="TORUA_MEMORY"
         ),
         "token": env.get("TORUA_TOKEN") or None,
+        "server": (pick(args.server, env, "TORUA_SERVER", DEFAULT_SERVER) or "").strip().lower(),
         "insecure": parse_bool(
             pick(insecure_flag, env, "TORUA_INSECURE", "0") or "0", setting="TORUA_INSECURE"
         ),

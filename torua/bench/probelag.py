@@ -121,11 +121,11 @@ def _coordinator_pool() -> ProbeFactory | None:
 @asynccontextmanager
 async def _coordinator_probe() -> AsyncIterator[Probe]:
     """Exactly what the coordinator probes http:// nodes with."""
-    from torua.coordinator.assembly import outbound_clients, pooled_probe
+    from torua.coordinator.assembly import outbound_clients
     from torua.coordinator.http_probe import RawHttpProbe
 
     async with outbound_clients(None, cluster_id="bench") as pool:
-        probe = RawHttpProbe(pool.headers, https_probe=pooled_probe(pool))
+        probe = RawHttpProbe(pool.headers)
         try:
             yield probe
         finally:

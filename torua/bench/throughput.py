@@ -1,5 +1,9 @@
 """GET and PUT through the coordinator and directly on one node, with wrk; bulk; memory.
 
+Also, in the same run and under the same load, the ceiling: a minimal Trio +
+httptools server answering the same paths from a dict (:mod:`torua.bench.ceiling`).
+The HTTP server under test is the processes' default, or TORUA_SERVER.
+
 One cluster per configuration (a coordinator and two nodes as real processes),
 1,000 keys ``k0..k999`` with 100-byte values written first. The direct-to-node
 runs use only the keys whose shard the chosen node holds, on the node's own
@@ -9,6 +13,7 @@ its lease from the coordinator.
 
 from __future__ import annotations
 
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,9 +103,14 @@ def run_config(
                 coordinator_paths = [f"/data/{k}" for k in KEYS]
                 _check(cluster.coordinator.url, coordinator_paths[0])
                 _check(node_url, direct[0])
+                ceiling = procs.launch(
+                    "ceiling", [], command=[sys.executable, "-m", "torua.bench.ceiling"]
+                )
+                procs.wait_ready([ceiling])
                 targets = [
                     ("coordinator", cluster.coordinator.url, coordinator_paths),
                     (f"node {node_id}", node_url, direct),
+                    ("ceiling", ceiling.url, coordinator_paths),
                 ]
                 with RssSampler(cluster.pids()) as rss:
                     for target, url, paths in targets:

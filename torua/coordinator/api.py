@@ -23,7 +23,7 @@ from torua.coordinator.api_ops import install_operation_routes
 from torua.coordinator.assignments import AssignmentSync
 from torua.coordinator.bulk import BulkBody, run_bulk
 from torua.coordinator.copy_actions import CopyActions
-from torua.coordinator.fast_data import DataFastPath
+from torua.coordinator.data_route import DataApi, checked_key
 from torua.coordinator.health import HealthMonitor
 from torua.coordinator.incarnations import Incarnations
 from torua.coordinator.metrics import install_coordinator_metrics
@@ -38,14 +38,12 @@ from torua.coordinator.views import cluster_info, node_info, node_view, shards_v
 from torua.errors import BadRequest, Conflict, NotFound, Unavailable
 from torua.events import EventBus, NodeJoined, NodeRemoved
 from torua.http.auth import install_token_check
-from torua.http.errors import ERROR_HOOK, install_error_handlers, read_limited
-from torua.http.metrics import ROUTE_SCOPE_KEY
-from torua.http.raw import RawResponder
+from torua.http.errors import install_error_handlers
+from torua.http.quart_exchange import QuartRequest, install_data_routes, quart_reply
 from torua.http.validate import Body, parse_body
 
 __all__ = ["Services", "create_coordinator_app"]
 
-MAX_KEY_BYTES = 1024
 BULK_BYTES = 64 * 1024 * 1024  # a bulk request carries many values
 MOVE_WAIT = 300.0  # a move API call answers when the data has moved, or after this long
 NODE_ID_PATTERN = NODE_ID_RE.pattern
@@ -125,15 +123,9 @@ def create_coordinator_app(services: Services) -> QuartTrio:
     app.config["MAX_CONTENT_LENGTH"] = None  # read_limited enforces limits per route
     install_error_handlers(app)
     install_token_check(app, state.settings.token)
-    # The client data path skips Quart (raw ASGI), inside the metrics wrapper.
-    app.asgi_app = DataFastPath(  # type: ignore[method-assign]
-        app.asgi_app,
-        s.router,
-        token=state.settings.token,
-        max_value=state.settings.max_value,
-        responder=RawResponder(lambda: app.extensions.get(ERROR_HOOK)),
-        route_key=ROUTE_SCOPE_KEY,
-    )
+    data_api = DataApi(s.router, token=state.settings.token, max_value=state.settings.max_value)
+    # The client data path skips Quart (native server, or raw ASGI inside the metrics wrapper).
+    install_data_routes(app, data_api)
     install_coordinator_metrics(app, state, s.monitor, s.mover, s.metrics)
 
     def record_of(node_id: str) -> Any:
@@ -141,13 +133,6 @@ def create_coordinator_app(services: Services) -> QuartTrio:
         if record is None:
             raise NotFound(f"no node {node_id!r}", code="node_not_found")
         return record
-
-    def checked_key(key: str) -> str:
-        if not key:
-            raise BadRequest("the key is empty: use /data/<key>", code="invalid_key")
-        if len(key.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES:
-            raise BadRequest(f"keys are at most {MAX_KEY_BYTES} bytes of UTF-8", code="invalid_key")
-        return key
 
     @app.get("/health")
     async def health() -> Response:
@@ -258,22 +243,10 @@ def create_coordinator_app(services: Services) -> QuartTrio:
         response.status_code = 202 if waited.cancelled_caught else 200
         return response
 
-    @app.get("/data/<path:key>")
-    async def get_data(key: str) -> Response:
-        value = await s.router.get(checked_key(key))
-        return Response(value, status=200, content_type="application/octet-stream")
+    async def data_reply(key: str) -> Response:
+        return quart_reply(await data_api.handle(QuartRequest(), key))
 
-    @app.put("/data/<path:key>")
-    async def put_data(key: str) -> Response:
-        key = checked_key(key)
-        value = await read_limited(state.settings.max_value, "values (TORUA_MAX_VALUE)")
-        await s.router.write(key, value)
-        return Response(b"", status=204)
-
-    @app.delete("/data/<path:key>")
-    async def delete_data(key: str) -> Response:
-        await s.router.write(checked_key(key), None)
-        return Response(b"", status=204)
+    app.route("/data/<path:key>", methods=["GET", "PUT", "DELETE"])(data_reply)
 
     @app.post("/data/_bulk")
     async def bulk() -> Response:
@@ -283,7 +256,8 @@ def create_coordinator_app(services: Services) -> QuartTrio:
     @app.route("/data/", methods=["GET", "PUT", "DELETE"])
     @app.route("/data", methods=["GET", "PUT", "DELETE"])
     async def empty_key() -> Response:
-        raise BadRequest("the key is empty: use /data/<key>", code="invalid_key")
+        checked_key("")  # the data route's own rule, and its message
+        raise AssertionError("checked_key refuses an empty key")
 
     @app.post("/broadcast")
     async def broadcast() -> Response:

@@ -6,8 +6,9 @@ a client per node keeps each pool tiny. Building a client costs ~26 ms unless
 it is handed a ready SSL context, so one context serves them all.
 
 The pool also owns the raw kept-alive connections the coordinator uses for
-http:// nodes (:class:`~torua.coordinator.node_conns.NodeConnections`), built
-with the same headers, so everything sent under one pool carries the same
+its calls to nodes, http and https
+(:class:`~torua.coordinator.node_conns.NodeConnections`), built with the same
+headers and SSL context, so everything sent under one pool carries the same
 identity and ``aclose()`` closes all of it.
 """
 
@@ -29,7 +30,7 @@ class ClientPool:
         self._limits = httpx.Limits(max_connections=per_node, max_keepalive_connections=per_node)
         self._ssl = ssl.create_default_context()
         self._clients: dict[str, httpx.AsyncClient] = {}
-        self.raw = NodeConnections(self.headers, per_node=per_node)
+        self.raw = NodeConnections(self.headers, per_node=per_node, ssl_context=self._ssl)
 
     @property
     def headers(self) -> dict[str, str]:

@@ -1,7 +1,7 @@
-"""Kept-alive raw HTTP/1.1 connections from the coordinator to each http:// node.
+"""Kept-alive raw HTTP/1.1 connections from the coordinator to each node, http or https.
 
 Every routed read or write is one or two calls to nodes; through httpx each
-cost ~0.7 ms of CPU, about as much as the node spent answering (LESSONS). This
+cost ~0.7 ms of CPU, about as much as the node spent answering. This
 pool writes the request itself (:mod:`torua.http.wire`) over connections it
 keeps per node: a LIFO idle list (the most recently used connection is the one
 least likely to have been closed), at most ``per_node`` connections in use at
@@ -13,6 +13,11 @@ read (EOF included) is dropped; and a request that failed on a reused
 connection before any byte of the answer arrived is sent again on a fresh one
 when it is idempotent, since the node may not have seen it at all.
 
+An https:// node gets the same pool over ``trio.SSLStream`` (one SSL context
+for all of them: building one costs ~26 ms), so every call to a node, and
+every health probe (:mod:`torua.coordinator.http_probe`, with a pool of its
+own), goes through this one transport.
+
 Headers (coordinator id, token, and whatever else the owning
 :class:`~torua.coordinator.client_pool.ClientPool` carries) are fixed at
 construction; a new pool means new headers. ``close()`` closes every socket,
@@ -22,6 +27,7 @@ idle or in use, so nothing outlives the coordinator's nursery.
 from __future__ import annotations
 
 import select
+import ssl
 import time
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -49,8 +55,9 @@ class _Node:
     port: int
     prefix: str  # a path the address carries, e.g. "/n17"
     head: bytes  # Host line and the pool's headers
-    idle: list[tuple[trio.SocketStream, float]] = field(default_factory=list)
-    busy: set[trio.SocketStream] = field(default_factory=set)
+    tls: bool
+    idle: list[tuple[trio.abc.Stream, float]] = field(default_factory=list)
+    busy: set[trio.abc.Stream] = field(default_factory=set)
     in_use: int = 0
     lot: trio.lowlevel.ParkingLot = field(default_factory=trio.lowlevel.ParkingLot)
 
@@ -63,7 +70,19 @@ class _StaleConnection(WireError):
         super().__init__(message, started=False)
 
 
-def _stale(stream: trio.SocketStream) -> bool:
+def _socket(stream: trio.abc.Stream) -> trio.socket.SocketType:
+    if isinstance(stream, trio.SSLStream):
+        stream = stream.transport_stream
+    assert isinstance(stream, trio.SocketStream)
+    return stream.socket
+
+
+def _close(stream: trio.abc.Stream) -> None:
+    """Close at once, without a TLS goodbye: usable where nothing may be awaited."""
+    _socket(stream).close()
+
+
+def _stale(stream: trio.abc.Stream) -> bool:
     """Anything to read on an idle connection (EOF, a reset, stray bytes) rules it out.
 
     ``poll``, not ``select``: a coordinator watching many nodes has descriptors
@@ -71,22 +90,33 @@ def _stale(stream: trio.SocketStream) -> bool:
     """
     poller = select.poll()
     try:
-        poller.register(stream.socket.fileno(), select.POLLIN)
+        poller.register(_socket(stream).fileno(), select.POLLIN)
         return bool(poller.poll(0))
     except (OSError, ValueError):
         return True
 
 
 class NodeConnections:
-    def __init__(self, headers: dict[str, str], *, per_node: int = 64, max_idle: int = 32) -> None:
+    def __init__(
+        self,
+        headers: dict[str, str],
+        *,
+        per_node: int = 64,
+        max_idle: int = 32,
+        max_body: int = MAX_BODY,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        """``ssl_context`` verifies https nodes (default: the system's trust store)."""
         self._extra = header_lines(headers)
+        self._max_body = max_body
+        self._ssl = ssl_context
         self._per_node = per_node
         self._max_idle = per_node if max_idle is None else max_idle
         self._nodes: dict[str, _Node | None] = {}
         self._closed = False
 
     def handles(self, addr: str) -> bool:
-        """True for http:// addresses; https:// ones go through httpx."""
+        """True for http:// and https:// addresses."""
         return self._node(addr) is not None
 
     def _node(self, addr: str) -> _Node | None:
@@ -96,11 +126,12 @@ class NodeConnections:
             pass
         url = urlsplit(normalize_url(addr))
         node = None
-        if url.scheme == "http":
-            host, port = url.hostname or "127.0.0.1", url.port or 80
+        if url.scheme in ("http", "https"):
+            tls = url.scheme == "https"
+            host, port = url.hostname or "127.0.0.1", url.port or (443 if tls else 80)
             shown = f"[{host}]" if ":" in host else host
             head = f"Host: {shown}:{port}\r\n".encode("latin-1") + self._extra
-            node = _Node(host, port, url.path.rstrip("/"), head)
+            node = _Node(host, port, url.path.rstrip("/"), head, tls)
         self._nodes[addr] = node
         return node
 
@@ -114,7 +145,7 @@ class NodeConnections:
         headers: bytes = b"",
         idempotent: bool | None = None,
     ) -> Response:
-        """One request to an http:// node; ``headers`` are extra ready-made header lines.
+        """One request to a node; ``headers`` are extra ready-made header lines.
 
         Raises :class:`~torua.http.wire.WireError`, ``OSError`` or
         ``trio.BrokenResourceError`` when the node cannot be reached or answers
@@ -122,7 +153,7 @@ class NodeConnections:
         """
         node = self._node(addr)
         if node is None:
-            raise ValueError(f"{addr} is not an http:// address")
+            raise ValueError(f"{addr} is not an http:// or https:// address")
         if body is None and method in ("PUT", "POST", "PATCH"):
             body = b""
         request = encode_request(method, node.prefix + path, node.head + headers, body)
@@ -146,36 +177,58 @@ class NodeConnections:
         stream = None if fresh else self._take(node)
         reused = stream is not None
         if stream is None:
-            stream = await trio.open_tcp_stream(node.host, node.port)
+            stream = await self._open(node)
         node.busy.add(stream)
         try:
             response = await exchange(
-                stream, request, head_only=method == "HEAD", max_body=MAX_BODY
+                stream, request, head_only=method == "HEAD", max_body=self._max_body
             )
         except (WireError, OSError, trio.BrokenResourceError) as exc:
-            stream.socket.close()
+            _close(stream)
             if reused and not (isinstance(exc, WireError) and exc.started):
                 raise _StaleConnection(str(exc) or type(exc).__name__) from exc
             raise
         except BaseException:  # cancelled mid-exchange: the connection is unusable
-            stream.socket.close()
+            _close(stream)
             raise
         finally:
             node.busy.discard(stream)
         if response.reusable and not self._closed and len(node.idle) < self._max_idle:
             node.idle.append((stream, time.monotonic()))
         else:
-            stream.socket.close()
+            _close(stream)
         return response
 
-    def _take(self, node: _Node) -> trio.SocketStream | None:
+    async def _open(self, node: _Node) -> trio.abc.Stream:
+        tcp = await trio.open_tcp_stream(node.host, node.port)
+        if not node.tls:
+            return tcp
+        if self._ssl is None:
+            self._ssl = ssl.create_default_context()
+        stream = trio.SSLStream(tcp, self._ssl, server_hostname=node.host, https_compatible=True)
+        try:
+            await stream.do_handshake()
+        except BaseException:
+            tcp.socket.close()
+            raise
+        return stream
+
+    def _take(self, node: _Node) -> trio.abc.Stream | None:
         now = time.monotonic()
         while node.idle:
             stream, since = node.idle.pop()
             if now - since < IDLE_SECONDS and not _stale(stream):
                 return stream
-            stream.socket.close()
+            _close(stream)
         return None
+
+    def forget(self, addr: str) -> None:
+        """Close the connections kept for ``addr`` (a node that left)."""
+        node = self._nodes.pop(addr, None)
+        if node is not None:
+            for stream, _ in node.idle:
+                _close(stream)
+            node.idle.clear()
 
     def close(self) -> None:
         """Close every connection, in use ones included; later requests still work
@@ -185,7 +238,7 @@ class NodeConnections:
             if node is None:
                 continue
             for stream, _ in node.idle:
-                stream.socket.close()
+                _close(stream)
             for stream in node.busy:
-                stream.socket.close()
+                _close(stream)
             node.idle.clear()

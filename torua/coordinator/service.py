@@ -83,6 +83,7 @@ class Coordinator:
                     self.settings.host,
                     self.settings.port,
                     stopping=self._stopping,
+                    server=self.settings.server,
                 )
             )
             log.info("coordinator serving at %s", self.url)

@@ -32,6 +32,7 @@ from torua.errors import ApiError, Unavailable
 from torua.ha.election import Election, StateStore
 from torua.ha.etcd import Etcd
 from torua.ha.forward import Forwarder
+from torua.ha.native_data import LeaderData, NativeAware
 from torua.ha.saved_views import SavedViews
 from torua.ha.term import Term
 from torua.http.openapi import install_openapi
@@ -108,10 +109,11 @@ class HACoordinator:
                     partial(
                         serve_then_cancel,
                         nursery,
-                        self._asgi,
+                        NativeAware(self._asgi, LeaderData(lambda: self._leading)),
                         self.settings.host,
                         self.settings.port,
                         stopping=self._stopping,
+                        server=self.settings.server,
                     )
                 )
                 self._forward = Forwarder(self.url, self._respond, max_body=FORWARD_LIMIT)

@@ -10,38 +10,71 @@ that stores the typed token as that cookie and reloads.
 from __future__ import annotations
 
 import hmac
+from collections.abc import Callable
+from http.cookies import SimpleCookie
 from urllib.parse import unquote
 
 from quart import Quart, Response, request
 
+from torua.errors import ApiError
 from torua.http.errors import json_error
 
-__all__ = ["install_token_check"]
+__all__ = ["install_token_check", "token_error"]
+
+
+def token_error(header: Callable[[bytes], bytes | None], token: str | None) -> ApiError | None:
+    """The token rule for every route: bearer token or ``torua_token`` cookie.
+
+    None when the request may pass; a 401 without a token, a 403 with a wrong
+    one. ``header`` looks a header up by its lower-case name, so the native
+    server, the raw ASGI path and Quart all apply this one function.
+    """
+    if not token:
+        return None
+    offered: str | None = None
+    auth = header(b"authorization")
+    if auth is not None and auth[:7].lower() == b"bearer ":
+        offered = auth[7:].decode("latin-1")
+    else:
+        cookie = header(b"cookie")
+        if cookie is not None:
+            try:
+                morsel = SimpleCookie(cookie.decode("latin-1")).get("torua_token")
+            except Exception:  # a malformed cookie header offers no token
+                morsel = None
+            offered = None if morsel is None else unquote(morsel.value)  # the form encodes it
+    if offered is None:
+        error = ApiError("this cluster needs its token (TORUA_TOKEN)", code="unauthorized")
+        error.status = 401
+        return error
+    if not hmac.compare_digest(offered.encode("utf-8", "surrogateescape"), token.encode()):
+        error = ApiError("the token given is not this cluster's token", code="forbidden")
+        error.status = 403
+        return error
+    return None
+
+
+def _quart_header(name: bytes) -> bytes | None:
+    value = request.headers.get(name.decode("latin-1"))
+    return None if value is None else value.encode("latin-1", "replace")
 
 
 def install_token_check(app: Quart, token: str | None) -> None:
     if not token:
         return
-    expected = token.encode()
 
     @app.before_request
     async def _check_token() -> Response | None:
         if request.method == "GET" and request.path == "/health":
             return None
-        header = request.headers.get("Authorization", "")
-        offered = header[7:] if header.lower().startswith("bearer ") else None
-        if offered is None:
-            cookie = request.cookies.get("torua_token")
-            offered = None if cookie is None else unquote(cookie)  # the form percent-encodes
-        if offered is None:
-            if _wants_page():
+        denied = token_error(_quart_header, token)
+        if denied is None:
+            return None
+        if _wants_page():
+            if denied.status == 401:
                 return _sign_in(401, "This cluster needs its token (TORUA_TOKEN).")
-            return json_error(401, "unauthorized", "this cluster needs its token (TORUA_TOKEN)")
-        if not hmac.compare_digest(offered.encode(), expected):
-            if _wants_page():
-                return _sign_in(403, "That token is not this cluster's token.")
-            return json_error(403, "forbidden", "the token given is not this cluster's token")
-        return None
+            return _sign_in(403, "That token is not this cluster's token.")
+        return json_error(denied.status, denied.code, denied.message)
 
 
 def _wants_page() -> bool:

@@ -39,6 +39,7 @@ from torua.http.errors import ERROR_HOOK
 __all__ = [
     "LATENCY_BUCKETS",
     "METRICS_KEY",
+    "REQUEST_METRICS_KEY",
     "ROUTE_SCOPE_KEY",
     "UNMATCHED",
     "RequestMetrics",
@@ -50,6 +51,9 @@ __all__ = [
 
 METRICS_KEY = "torua_metrics"
 """``app.extensions`` key holding the app's :class:`CollectorRegistry`."""
+
+REQUEST_METRICS_KEY = "torua_request_metrics"
+"""``app.extensions`` key holding the app's :class:`RequestMetrics` (the native server's meter)."""
 
 UNMATCHED = "unmatched"
 """The route label of a request no route matched (404, 405)."""
@@ -100,6 +104,40 @@ class RequestMetrics:
             registry=registry,
         )
 
+        self._timers: dict[tuple[str, str, int], Any] = {}
+        self._ins: dict[str, Any] = {}
+        self._outs: dict[str, Any] = {}
+
+    def timer(self, method: str, route: str, status: int) -> Any:
+        """The latency child of these labels; cached (``labels()`` locks on every call)."""
+        key = (method if method in _METHODS else "other", route, status // 100)
+        child = self._timers.get(key)
+        if child is None:
+            child = self._timers[key] = self.latency.labels(key[0], route, f"{key[2]}xx")
+        return child
+
+    def count_in(self, route: str, size: int) -> None:
+        child = self._ins.get(route)
+        if child is None:
+            child = self._ins[route] = self.bytes_in.labels(route)
+        child.inc(size)
+
+    def count_out(self, route: str, size: int) -> None:
+        child = self._outs.get(route)
+        if child is None:
+            child = self._outs[route] = self.bytes_out.labels(route)
+        child.inc(size)
+
+    def observe(
+        self, method: str, route: str, status: int, elapsed: float, received: int, sent: int
+    ) -> None:
+        """One request answered outside the ASGI wrapper (the native server's data routes)."""
+        self.timer(method, route, status).observe(elapsed)
+        if received:
+            self.count_in(route, received)
+        if sent:
+            self.count_out(route, sent)
+
     def count_error(self, code: str) -> None:
         """``json_error``'s hook: codes are literals in the code, so their number is bounded."""
         self.errors.labels(code).inc()
@@ -107,26 +145,11 @@ class RequestMetrics:
     def wrap(self, app: Any) -> Callable[[Any, Any, Any], Any]:
         """An ASGI app that measures ``app``'s HTTP requests.
 
-        Label children are cached per label tuple: ``labels()`` validates and
-        locks on every call, which was half of this wrapper's cost. The keys
-        are the bounded label values, so the caches stay as small as the series.
+        Label children are cached per label tuple (:meth:`timer`): ``labels()``
+        validates and locks on every call, which was half of this wrapper's
+        cost. The keys are the bounded label values, so the caches stay as
+        small as the series.
         """
-        timers: dict[tuple[str, str, int], Any] = {}
-        ins: dict[str, Any] = {}
-        outs: dict[str, Any] = {}
-
-        def timer(method: str, route: str, status: int) -> Any:
-            key = (method if method in _METHODS else "other", route, status // 100)
-            child = timers.get(key)
-            if child is None:
-                child = timers[key] = self.latency.labels(key[0], route, f"{key[2]}xx")
-            return child
-
-        def count(children: dict[str, Any], counter: Counter, route: str, size: int) -> None:
-            child = children.get(route)
-            if child is None:
-                child = children[route] = counter.labels(route)
-            child.inc(size)
 
         async def metered(scope: Any, receive: Any, send: Any) -> None:
             if scope["type"] != "http":
@@ -150,7 +173,7 @@ class RequestMetrics:
                 elif kind == "http.response.start":
                     route = scope.get(ROUTE_SCOPE_KEY, UNMATCHED)
                     elapsed = perf_counter() - started
-                    timer(scope["method"], route, message["status"]).observe(elapsed)
+                    self.timer(scope["method"], route, message["status"]).observe(elapsed)
                 await send(message)
 
             try:
@@ -158,9 +181,9 @@ class RequestMetrics:
             finally:
                 route = scope.get(ROUTE_SCOPE_KEY, UNMATCHED)
                 if received:
-                    count(ins, self.bytes_in, route, received)
+                    self.count_in(route, received)
                 if sent:
-                    count(outs, self.bytes_out, route, sent)
+                    self.count_out(route, sent)
 
         return metered
 
@@ -170,6 +193,7 @@ def install_request_metrics(app: Quart, registry: CollectorRegistry) -> RequestM
     metrics = RequestMetrics(registry)
     app.asgi_app = metrics.wrap(app.asgi_app)  # type: ignore[method-assign, assignment]
     app.extensions[ERROR_HOOK] = metrics.count_error
+    app.extensions[REQUEST_METRICS_KEY] = metrics
 
     @app.after_request
     async def _note_route(response: Response) -> Response:

@@ -1,25 +1,25 @@
 """Raw-ASGI plumbing for the hot paths (``/data`` and ``/shard/*/store``).
 
-Quart costs 150-300 µs per request (LESSONS); on the routes every read and
-write takes, the coordinator and the nodes answer in plain ASGI instead. These
-helpers keep those answers identical to Quart's: the same token rule, the same
-JSON errors (counted by the same metrics hook), the same body limits.
+Quart costs 150-300 µs per request; under hypercorn the coordinator and the
+nodes answer the routes every read and write takes in plain ASGI instead
+(:class:`FastPath`, running the same :class:`~torua.http.exchange.DataRoute`
+the native server runs). These helpers keep those answers identical to
+Quart's: the same token rule, the same JSON errors (counted by the same
+metrics hook), the same body limits.
 """
 
 from __future__ import annotations
 
-import hmac
-import json
 import logging
 from collections.abc import Awaitable, Callable, Iterable
-from http.cookies import SimpleCookie
 from typing import Any
-from urllib.parse import unquote
 
-from torua.errors import ApiError, TooLarge, Unavailable
+from torua.errors import ApiError, TooLarge
+from torua.http.auth import token_error as token_rule
 from torua.http.errors import DRAIN_LIMIT
+from torua.http.exchange import DataRoute, Reply, error_reply, run_route
 
-__all__ = ["RawResponder", "header", "read_body", "token_error"]
+__all__ = ["FastPath", "RawResponder", "ScopeRequest", "header", "read_body", "token_error"]
 
 log = logging.getLogger(__name__)
 
@@ -35,27 +35,8 @@ def header(scope: dict[str, Any], name: bytes) -> bytes | None:
 
 
 def token_error(scope: dict[str, Any], token: str | None) -> ApiError | None:
-    """SPEC §7's rule: bearer token or ``torua_token`` cookie; 401 without, 403 wrong."""
-    if not token:
-        return None
-    offered: str | None = None
-    auth = header(scope, b"authorization")
-    if auth is not None and auth[:7].lower() == b"bearer ":
-        offered = auth[7:].decode("latin-1")
-    else:
-        cookie = header(scope, b"cookie")
-        if cookie is not None:
-            morsel = SimpleCookie(cookie.decode("latin-1")).get("torua_token")
-            offered = None if morsel is None else unquote(morsel.value)
-    if offered is None:
-        error = ApiError("this cluster needs its token (TORUA_TOKEN)", code="unauthorized")
-        error.status = 401
-        return error
-    if not hmac.compare_digest(offered.encode(), token.encode()):
-        error = ApiError("the token given is not this cluster's token", code="forbidden")
-        error.status = 403
-        return error
-    return None
+    """The token rule (:func:`torua.http.auth.token_error`) over an ASGI scope."""
+    return token_rule(lambda name: header(scope, name), token)
 
 
 async def read_body(receive: Receive, limit: int, what: str) -> bytes:
@@ -78,10 +59,20 @@ async def read_body(receive: Receive, limit: int, what: str) -> bytes:
 
 
 class RawResponder:
-    """Sends plain ASGI responses; errors in SPEC's JSON shape."""
+    """Sends plain ASGI responses; errors in Torua's JSON shape."""
 
     def __init__(self, error_hook: Callable[[], Callable[[str], None] | None]) -> None:
         self._error_hook = error_hook
+
+    async def reply(self, send: Send, reply: Reply) -> None:
+        if reply.error_code is not None:
+            hook = self._error_hook()
+            if hook is not None:
+                hook(reply.error_code)
+        await send(
+            {"type": "http.response.start", "status": reply.status, "headers": reply.header_list()}
+        )
+        await send({"type": "http.response.body", "body": reply.body})
 
     async def send(
         self,
@@ -100,19 +91,51 @@ class RawResponder:
     async def error(
         self, send: Send, err: ApiError, extra: Iterable[tuple[bytes, bytes]] = ()
     ) -> None:
-        hook = self._error_hook()
-        if hook is not None:
-            hook(err.code)
-        headers = (
-            [(b"retry-after", str(err.retry_after).encode())]
-            if isinstance(err, Unavailable)
-            else []
-        )
-        headers.extend(extra)
-        body = json.dumps({"error": err.code, "message": err.message}).encode() + b"\n"
-        await self.send(send, err.status, body, headers, b"application/json")
+        await self.reply(send, error_reply(err, list(extra)))
 
     async def unexpected(self, send: Send, where: str) -> None:
         log.exception("unhandled error on %s", where)
         err = ApiError("internal error; see the server log", code="internal")
         await self.error(send, err)
+
+
+class ScopeRequest:
+    """An ASGI request seen as a :class:`~torua.http.exchange.Request`."""
+
+    __slots__ = ("_receive", "_scope", "method", "path")
+
+    def __init__(self, scope: dict[str, Any], receive: Receive) -> None:
+        self._scope = scope
+        self._receive = receive
+        self.method: str = scope["method"]
+        self.path: str = scope["path"]
+
+    def header(self, name: bytes) -> bytes | None:
+        return header(self._scope, name)
+
+    async def body(self, limit: int, what: str) -> bytes:
+        return await read_body(self._receive, limit, what)
+
+
+class FastPath:
+    """ASGI middleware answering ``routes`` itself and passing the rest to ``app``."""
+
+    def __init__(
+        self, app: Any, routes: Iterable[DataRoute], responder: RawResponder, route_key: str
+    ) -> None:
+        self._app = app
+        self._routes = tuple(routes)
+        self._respond = responder
+        self._route_key = route_key
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            method, path = scope["method"], scope["path"]
+            for route in self._routes:
+                matched = route.match(method, path)
+                if matched is not None:
+                    scope[self._route_key] = route.template
+                    request = ScopeRequest(scope, receive)
+                    await self._respond.reply(send, await run_route(route, request, matched))
+                    return
+        await self._app(scope, receive, send)

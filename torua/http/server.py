@@ -1,8 +1,12 @@
-"""Serve a Quart app on hypercorn's trio worker, the same way in every process.
+"""Serve a Quart app the same way in every process, on the server the settings name.
 
-Why not ``QuartTrio.run_task``: it hard-codes an access log to stdout, and the
-access log costs ~20% of throughput. One function builds hypercorn's config so
-limits and timeouts are the same for coordinator and nodes.
+Two servers: the native one (:mod:`torua.http.native`: httptools parsing, the
+data routes answered without any ASGI layer) and hypercorn's trio worker,
+kept selectable (``--server hypercorn``, ``TORUA_SERVER=hypercorn``) as the
+known-good fallback. For hypercorn, why not ``QuartTrio.run_task``: it
+hard-codes an access log to stdout, and the access log costs ~20% of
+throughput; one function builds hypercorn's config so limits and timeouts are
+the same for coordinator and nodes.
 """
 
 from __future__ import annotations
@@ -16,7 +20,15 @@ import trio
 from hypercorn.config import Config
 from hypercorn.trio import serve
 
-__all__ = ["hypercorn_config", "serve_app", "serve_then_cancel"]
+from torua.http.errors import ERROR_HOOK
+from torua.http.metrics import REQUEST_METRICS_KEY
+from torua.http.native import serve_native
+from torua.http.quart_exchange import data_routes_of
+
+__all__ = ["SERVERS", "hypercorn_config", "serve_app", "serve_then_cancel"]
+
+SERVERS = ("native", "hypercorn")
+"""What ``--server`` / ``TORUA_SERVER`` may name."""
 
 
 class _Config(Config):
@@ -120,14 +132,34 @@ async def serve_app(
     shutdown_trigger: Callable[[], Awaitable[None]],
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
     graceful: float = 5.0,
+    server: str = "hypercorn",
 ) -> None:
     """Serve until ``shutdown_trigger`` returns; report the bound port via ``started``.
+
+    ``server="native"`` serves with :mod:`torua.http.native`, answering the
+    app's data routes (:func:`~torua.http.quart_exchange.install_data_routes`)
+    natively, with the app's request metrics and error counter.
 
     Shutdown waits for in-flight requests (up to ``graceful`` seconds), then
     closes everything, idle keep-alive connections included: hypercorn 0.18
     otherwise holds an idle keep-alive connection open for its whole graceful
     timeout, which made every node stop take 5 s.
     """
+    if server == "native":
+        extensions = getattr(app, "extensions", {})
+        await serve_native(
+            app,
+            host,
+            port,
+            routes=data_routes_of(app),
+            meter=extensions.get(REQUEST_METRICS_KEY),
+            error_hook=extensions.get(ERROR_HOOK),
+            shutdown_trigger=shutdown_trigger,
+            task_status=task_status,
+        )
+        return
+    if server != "hypercorn":
+        raise ValueError(f"no server {server!r}: use one of {', '.join(SERVERS)}")
     tracked = _InFlight(app)
     config = hypercorn_config(host, port)
 
@@ -150,9 +182,12 @@ async def serve_then_cancel(
     port: int,
     *,
     stopping: trio.Event,
+    server: str = "hypercorn",
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve until ``stopping``; once in-flight requests are answered, cancel
     ``owner`` so that nothing the service started outlives its server."""
-    await serve_app(app, host, port, shutdown_trigger=stopping.wait, task_status=task_status)
+    await serve_app(
+        app, host, port, shutdown_trigger=stopping.wait, task_status=task_status, server=server
+    )
     owner.cancel_scope.cancel(reason="server stopped")

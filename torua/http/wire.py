@@ -1,21 +1,24 @@
-"""One HTTP/1.1 exchange on a Trio stream: the client side, without a library.
+"""One HTTP/1.1 exchange on a Trio stream: the client side, on httptools.
 
 Why not httpx for the coordinator's own calls: on this machine an httpx call
-costs ~0.7 ms of CPU (LESSONS), as much as the node spends answering it, and
-the coordinator makes one or two for every client request. Writing the request
-line and reading a response by hand costs a small fraction of that.
+costs ~0.7 ms of CPU, as much as the node spends answering it, and the
+coordinator makes one or two for every client request. Writing the request
+line and parsing the response with httptools (the parser the native server
+uses) costs a small fraction of that.
 
-Only what Torua's nodes (hypercorn) send is needed, but the reader is
-complete enough to be safe with any HTTP/1.1 server: ``Content-Length``
-bodies, ``chunked`` bodies, bodies ending at EOF, ``Connection: close``,
-interim 1xx answers (skipped), and no body for HEAD, 204 and 304.
-:attr:`Response.reusable` says whether the connection may carry another request.
+Complete enough to be safe with any HTTP/1.1 server, and bounded: a head over
+:data:`MAX_HEAD` or a body over ``max_body`` is refused as it arrives, never
+buffered. ``Content-Length`` bodies, ``chunked`` bodies, bodies ending at EOF,
+``Connection: close``, interim 1xx answers (skipped), and no body for HEAD,
+204 and 304. :attr:`Response.reusable` says whether the connection may carry
+another request.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import httptools
 import trio
 
 __all__ = ["MAX_HEAD", "Response", "WireError", "encode_request", "exchange"]
@@ -56,6 +59,92 @@ def encode_request(method: str, target: str, head: bytes, body: bytes | None) ->
     return start + head + b"content-length: " + str(len(body)).encode() + b"\r\n\r\n" + body
 
 
+class _HeadersDone(Exception):
+    """Raised from the parser callback to stop after the head of a HEAD response."""
+
+
+class _Reader:
+    """httptools callbacks for one response (interim 1xx answers skipped)."""
+
+    def __init__(self, head_only: bool, max_body: int) -> None:
+        self.parser = httptools.HttpResponseParser(self)
+        self._head_only = head_only
+        self._max_body = max_body
+        self.status = 0
+        self.headers: dict[str, str] = {}
+        self.body: list[bytes] = []
+        self.size = 0
+        self.head_size = 0
+        self.in_head = True
+        self.keep_alive = False
+        self.framed = False  # a length or chunking says where the body ends
+        self.done = False
+        self.extra = False  # bytes after the response: nothing we asked for
+        self.error: WireError | None = None
+
+    def on_message_begin(self) -> None:
+        if self.done:
+            self.extra = True
+            return
+        self.headers = {}
+        self.head_size = 0
+        self.in_head = True
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.head_size += len(name) + len(value) + 4
+        if self.head_size > MAX_HEAD:
+            raise WireError("response head too large", started=True)
+        self.headers[name.decode("latin-1").lower()] = value.decode("latin-1")
+
+    def on_headers_complete(self) -> None:
+        parser = self.parser
+        self.status = parser.get_status_code()
+        self.keep_alive = parser.should_keep_alive()
+        self.in_head = False
+        length = self.headers.get("content-length")
+        chunked = "chunked" in self.headers.get("transfer-encoding", "").lower()
+        self.framed = chunked or length is not None or self.status in (204, 304)
+        if length is not None and length.isdigit() and int(length) > self._max_body:
+            raise WireError(
+                f"response body of {length} bytes is over {self._max_body}", started=True
+            )
+        if self._head_only and not 100 <= self.status < 200:
+            raise _HeadersDone
+
+    def on_body(self, body: bytes) -> None:
+        self.size += len(body)
+        if self.size > self._max_body:
+            raise WireError(f"response body over {self._max_body} bytes", started=True)
+        self.body.append(body)
+
+    def on_message_complete(self) -> None:
+        if 100 <= self.status < 200:
+            # An interim answer (100 Continue) precedes the real one: wait for its head.
+            self.status = 0
+            self.in_head = True
+            return
+        self.done = True
+
+    def feed(self, data: bytes) -> None:
+        if self.done:
+            self.extra = True
+            return
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserCallbackError as exc:
+            cause = exc.__context__
+            if isinstance(cause, _HeadersDone):
+                self.done = True
+            elif isinstance(cause, WireError):
+                raise cause from None
+            else:
+                raise WireError(f"malformed response: {exc}", started=True) from None
+        except httptools.HttpParserError as exc:
+            if not self.done:
+                raise WireError(f"malformed response: {exc}", started=True) from None
+            self.extra = True
+
+
 async def exchange(
     stream: trio.abc.Stream, request: bytes, *, head_only: bool = False, max_body: int
 ) -> Response:
@@ -66,102 +155,45 @@ async def exchange(
     (``trio.BrokenResourceError``, ``OSError``) through unchanged.
     """
     await stream.send_all(request)
-    buffer = bytearray()
-    while True:
-        while (end := buffer.find(b"\r\n\r\n")) < 0:
-            if len(buffer) > MAX_HEAD:
-                raise WireError("response head too large", started=True)
-            data = await stream.receive_some(_READ)
-            if not data:
-                raise WireError("connection closed before the response", started=bool(buffer))
-            buffer += data
-        status, headers = _parse_head(bytes(buffer[:end]))
-        del buffer[: end + 4]
-        if not 100 <= status < 200:
-            break  # an interim answer (100 Continue) precedes the real one: skip it
-    rest = buffer
-    reusable = headers.get("connection", "").lower() != "close"
-    leftover: bytes | bytearray
-    if head_only or status in (204, 304):
-        body, leftover = b"", rest
-    elif "chunked" in headers.get("transfer-encoding", "").lower():
-        body, leftover = await _read_chunked(stream, rest, max_body)
-    elif (length := headers.get("content-length")) is not None:
-        if not length.isdigit():
-            raise WireError(f"bad content-length {length!r}", started=True)
-        body, leftover = await _read_exactly(stream, rest, int(length), max_body)
-    else:  # the body runs to EOF
-        body, leftover, reusable = await _read_to_eof(stream, rest, max_body), b"", False
-    # Anything after the response is nothing we asked for: do not reuse the connection.
-    return Response(status, headers, body, reusable and not leftover)
-
-
-def _parse_head(head: bytes) -> tuple[int, dict[str, str]]:
-    lines = head.decode("latin-1").split("\r\n")
-    parts = lines[0].split(" ", 2)
-    if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
-        raise WireError(f"bad status line {lines[0][:80]!r}", started=True)
-    headers: dict[str, str] = {}
-    for line in lines[1:]:
-        name, sep, value = line.partition(":")
-        if not sep:
-            raise WireError(f"bad header line {line[:80]!r}", started=True)
-        headers[name.strip().lower()] = value.strip()
-    return int(parts[1]), headers
-
-
-async def _read_exactly(
-    stream: trio.abc.Stream, rest: bytearray, length: int, max_body: int
-) -> tuple[bytes, bytes]:
-    if length > max_body:
-        raise WireError(f"response body of {length} bytes is over {max_body}", started=True)
-    while len(rest) < length:
-        data = await stream.receive_some(max(_READ, length - len(rest)))
+    reader = _Reader(head_only, max_body)
+    started = False
+    fed_in_head = 0
+    tail = b""
+    while not reader.done:
+        data = await stream.receive_some(_READ)
         if not data:
-            raise WireError("connection closed mid-body", started=True)
-        rest += data
-    return bytes(rest[:length]), bytes(rest[length:])
-
-
-async def _read_to_eof(stream: trio.abc.Stream, rest: bytearray, max_body: int) -> bytes:
-    while data := await stream.receive_some(_READ):
-        rest += data
-        if len(rest) > max_body:
-            raise WireError(f"response body over {max_body} bytes", started=True)
-    return bytes(rest)
-
-
-async def _read_chunked(
-    stream: trio.abc.Stream, rest: bytearray, max_body: int
-) -> tuple[bytes, bytes]:
-    body = bytearray()
-    while True:
-        while (eol := rest.find(b"\r\n")) < 0:
-            rest += await _more(stream)
-        size_text = bytes(rest[:eol]).split(b";", 1)[0].strip()
-        try:
-            size = int(size_text, 16)
-        except ValueError:
-            raise WireError(f"bad chunk size {size_text[:20]!r}", started=True) from None
-        del rest[: eol + 2]
-        if size == 0:
-            break
-        if len(body) + size > max_body:
-            raise WireError(f"response body over {max_body} bytes", started=True)
-        while len(rest) < size + 2:
-            rest += await _more(stream)
-        body += rest[:size]
-        del rest[: size + 2]
-    while (end := rest.find(b"\r\n")) != 0:  # trailers, up to the blank line
-        if end > 0:
-            del rest[: end + 2]
+            if not reader.in_head and not reader.framed:
+                break  # the body runs to EOF, and this is it
+            what = "mid-body" if started and not reader.in_head else "before the response"
+            raise WireError(f"connection closed {what}", started=started)
+        started = True
+        if reader.in_head:
+            fed_in_head += len(data)
+            if fed_in_head > MAX_HEAD + _READ:
+                raise WireError("response head too large", started=True)
+        if head_only:
+            tail = _feed_heads(reader, tail, bytes(data))
         else:
-            rest += await _more(stream)
-    return bytes(body), bytes(rest[2:])
+            reader.feed(bytes(data))
+    reusable = reader.keep_alive and reader.framed and reader.done and not reader.extra
+    body = reader.body[0] if len(reader.body) == 1 else b"".join(reader.body)
+    return Response(reader.status, reader.headers, body, reusable)
 
 
-async def _more(stream: trio.abc.Stream) -> bytes | bytearray:
-    data = await stream.receive_some(_READ)
-    if not data:
-        raise WireError("connection closed mid-body", started=True)
-    return data
+def _feed_heads(reader: _Reader, tail: bytes, data: bytes) -> bytes:
+    """Feed a HEAD response a head at a time, so the parser stops exactly where the
+    answer's head ends and anything after it is seen as extra; returns the new tail.
+
+    (httptools cannot be told that a response to HEAD has no body.)
+    """
+    while data:
+        joined = tail + data
+        end = joined.find(b"\r\n\r\n")
+        cut = len(data) if end < 0 else end + 4 - len(tail)
+        piece, data = data[:cut], data[cut:]
+        reader.feed(piece)
+        tail = (tail + piece)[-3:] if end < 0 else b""
+        if reader.done and data:
+            reader.extra = True
+            break
+    return tail

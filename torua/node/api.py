@@ -10,28 +10,22 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from pydantic import Field
-from quart import Response, jsonify, request
+from quart import Response, jsonify
 from quart_trio import QuartTrio
 
 from torua import __version__
-from torua.errors import BadRequest, NotFound, Unavailable
+from torua.errors import BadRequest
 from torua.http.auth import install_token_check
-from torua.http.errors import ERROR_HOOK, install_error_handlers, read_limited
-from torua.http.metrics import ROUTE_SCOPE_KEY
-from torua.http.raw import RawResponder
+from torua.http.errors import install_error_handlers
+from torua.http.quart_exchange import QuartRequest, install_data_routes, quart_reply
 from torua.http.validate import Body, parse_body
-from torua.node.fast_store import StoreFastPath
-from torua.node.fencing import EPOCH_HEADER, fence
 from torua.node.metrics import install_node_metrics
 from torua.node.state import NodeRuntime
-from torua.node.store import Store, apply_write, next_version
+from torua.node.store import Store
+from torua.node.store_route import StoreApi, held, note_caller, writable
 from torua.node.transfer import install_transfer_routes
 
 __all__ = ["create_node_app"]
-
-VERSION_HEADER = "X-Torua-Version"
-COORDINATOR_HEADER = "X-Torua-Coordinator"
-MAX_KEY_BYTES = 1024
 
 
 class ControlMessage(Body):
@@ -56,55 +50,14 @@ def create_node_app(
     app.config["MAX_CONTENT_LENGTH"] = None  # read_limited enforces limits per route
     install_error_handlers(app)
     install_token_check(app, token)
-    # The store path skips Quart (raw ASGI), inside the metrics wrapper.
-    app.asgi_app = StoreFastPath(  # type: ignore[method-assign]
-        app.asgi_app,
-        runtime,
-        store,
-        token=token,
-        max_value=max_value,
-        responder=RawResponder(lambda: app.extensions.get(ERROR_HOOK)),
-        route_key=ROUTE_SCOPE_KEY,
-    )
+    store_api = StoreApi(runtime, store, token=token, max_value=max_value)
+    # The store path skips Quart (native server, or raw ASGI inside the metrics wrapper).
+    install_data_routes(app, store_api)
     install_node_metrics(app, runtime, store)
 
     @app.before_request
     async def _note_coordinator() -> None:
-        fence(runtime, request.headers.get(EPOCH_HEADER), request.method)
-        if COORDINATOR_HEADER in request.headers:
-            runtime.heard_from_coordinator()
-
-    def held(shard_id: int) -> int:
-        if shard_id not in runtime.held:
-            raise NotFound(
-                f"node {runtime.node_id} holds no copy of shard {shard_id}", code="shard_not_held"
-            )
-        return shard_id
-
-    def writable(shard_id: int) -> int:
-        held(shard_id)
-        if not runtime.lease_valid():
-            raise Unavailable(
-                f"node {runtime.node_id} has not heard from the coordinator within its lease "
-                f"({runtime.lease:.1f}s) and refuses writes: it may have been cut off",
-                code="lease_expired",
-            )
-        return shard_id
-
-    def checked_key(key: str) -> str:
-        if not key or len(key.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES:
-            raise BadRequest(f"a key is 1 to {MAX_KEY_BYTES} bytes of UTF-8", code="invalid_key")
-        return key
-
-    def version_from_request() -> int | None:
-        raw = request.headers.get(VERSION_HEADER)
-        if raw is None:
-            return None
-        if not raw.isdigit() or not 0 < int(raw) < 2**63:
-            raise BadRequest(
-                f"{VERSION_HEADER} must be an integer from 1 to 2^63-1", code="invalid_version"
-            )
-        return int(raw)
+        note_caller(runtime, QuartRequest())
 
     @app.get("/health")
     async def health() -> Response:
@@ -173,54 +126,23 @@ def create_node_app(
             }
         )
 
-    @app.get("/shard/<int:shard_id>/store/<path:key>")
-    async def get_value(shard_id: int, key: str) -> Response:
-        record = await store.get(held(shard_id), checked_key(key))
-        if record is None or record.value is None:
-            response = jsonify({"error": "key_not_found", "message": f"no key {key!r}"})
-            response.status_code = 404
-            if record is not None:
-                response.headers[VERSION_HEADER] = str(record.version)
-            return response
-        return Response(
-            record.value,
-            status=200,
-            content_type="application/octet-stream",
-            headers={VERSION_HEADER: str(record.version)},
-        )
+    async def store_reply(shard_id: int, key: str) -> Response:
+        return quart_reply(await store_api.handle(QuartRequest(), (shard_id, key)))
 
-    @app.put("/shard/<int:shard_id>/store/<path:key>")
-    async def put_value(shard_id: int, key: str) -> Response:
-        shard_id, key = writable(shard_id), checked_key(key)
-        body = await read_limited(max_value, "values")
-        return await _write(shard_id, key, body)
-
-    @app.delete("/shard/<int:shard_id>/store/<path:key>")
-    async def delete_value(shard_id: int, key: str) -> Response:
-        return await _write(writable(shard_id), checked_key(key), None)
-
-    async def _write(shard_id: int, key: str, value: bytes | None) -> Response:
-        version = version_from_request()
-        if version is None:
-            current = await store.get(shard_id, key)
-            version = next_version(current.version if current else store.max_version())
-        applied, stored = await apply_write(store, shard_id, key, value, version)
-        return Response(
-            b"",
-            status=204,
-            headers={VERSION_HEADER: str(stored), "X-Torua-Applied": "1" if applied else "0"},
-        )
+    app.route("/shard/<int:shard_id>/store/<path:key>", methods=["GET", "PUT", "DELETE"])(
+        store_reply
+    )
 
     @app.get("/shard/<int:shard_id>/keys")
     async def keys(shard_id: int) -> Response:
-        return jsonify({"shard_id": shard_id, "keys": store.keys(held(shard_id))})
+        return jsonify({"shard_id": shard_id, "keys": store.keys(held(runtime, shard_id))})
 
     @app.get("/shard/<int:shard_id>/stats")
     async def stats(shard_id: int) -> Response:
-        result = store.stats(held(shard_id))
+        result = store.stats(held(runtime, shard_id))
         return jsonify({"shard_id": shard_id, "keys": result.keys, "bytes": result.bytes})
 
-    install_transfer_routes(app, runtime, store, writable)
+    install_transfer_routes(app, runtime, store, lambda shard_id: writable(runtime, shard_id))
 
     @app.route("/shard/", methods=["GET", "PUT", "DELETE"])
     @app.route("/shard/<path:rest>", methods=["GET", "PUT", "DELETE"])

@@ -118,6 +118,7 @@ class Node:
                     self.settings.host,
                     self.settings.port,
                     stopping=self._stopping,
+                    server=self.settings.server,
                 )
             )
             self.runtime.url = self.settings.public_url(self.port)
