@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import AsyncIterable
 from typing import Any
 
 from quart import Quart, Response, current_app, jsonify, request
@@ -71,26 +72,32 @@ def install_error_handlers(app: Quart) -> None:
 DRAIN_LIMIT = 64 * 1024 * 1024
 
 
-async def read_limited(limit: int, what: str) -> bytes:
-    """The request body, or 413 once it is known to exceed ``limit`` bytes.
+async def collect_within(chunks: AsyncIterable[bytes], limit: int, what: str) -> bytes:
+    """A body's pieces joined, or 413 once they pass ``limit`` bytes.
 
     An oversized body is read to its end (up to DRAIN_LIMIT) before the 413 is
     sent, because a client still writing its body never reads an early answer.
+    Every server's body reading goes through here, so the rule is written once.
     """
-    length = request.content_length
-    if length is not None and length > DRAIN_LIMIT:
-        raise TooLarge(f"{what} are limited to {limit} bytes")
-    chunks: list[bytes] = []
+    kept: list[bytes] = []
     size = 0
-    async for chunk in request.body:
+    async for chunk in chunks:
         size += len(chunk)
         if size <= limit:
-            chunks.append(chunk)
+            kept.append(chunk)
         elif size > DRAIN_LIMIT:
             break
     if size > limit:
         raise TooLarge(f"{what} are limited to {limit} bytes")
-    return b"".join(chunks)
+    return kept[0] if len(kept) == 1 else b"".join(kept)
+
+
+async def read_limited(limit: int, what: str) -> bytes:
+    """The Quart request's body, or 413 once it is known to exceed ``limit`` bytes."""
+    length = request.content_length
+    if length is not None and length > DRAIN_LIMIT:
+        raise TooLarge(f"{what} are limited to {limit} bytes")
+    return await collect_within(request.body, limit, what)
 
 
 async def read_json(max_bytes: int = 1024 * 1024) -> dict[str, Any]:

@@ -13,8 +13,7 @@ from typing import Any
 
 from quart import Quart, Response, current_app, request
 
-from torua.errors import TooLarge
-from torua.http.errors import DRAIN_LIMIT, ERROR_HOOK
+from torua.http.errors import ERROR_HOOK, collect_within
 from torua.http.exchange import DataRoute, Reply
 from torua.http.metrics import ROUTE_SCOPE_KEY
 from torua.http.raw import FastPath, RawResponder
@@ -55,17 +54,7 @@ class QuartRequest:
         return None if value is None else value.encode("latin-1", "replace")
 
     async def body(self, limit: int, what: str) -> bytes:
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in request.body:
-            size += len(chunk)
-            if size <= limit:
-                chunks.append(chunk)
-            elif size > DRAIN_LIMIT:
-                break
-        if size > limit:
-            raise TooLarge(f"{what} are limited to {limit} bytes")
-        return b"".join(chunks)
+        return await collect_within(request.body, limit, what)
 
 
 def quart_reply(reply: Reply) -> Response:

@@ -11,13 +11,13 @@ request afterwards.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from http import HTTPStatus
 
 import trio
 
 from torua.errors import TooLarge
-from torua.http.errors import DRAIN_LIMIT
+from torua.http.errors import collect_within
 from torua.http.native.limits import ServerLimits
 from torua.http.native.parser import Head, ProtocolError, RequestReader
 
@@ -108,6 +108,11 @@ class Exchange:
         await self.responding.wait()
 
     # request body ----------------------------------------------------------
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """The body's pieces as they arrive."""
+        while (chunk := await self.read_chunk()) is not None:
+            yield chunk
 
     async def read_chunk(self) -> bytes | None:
         """The next piece of the body, or None once it has all been read."""
@@ -262,17 +267,7 @@ class NativeRequest:
         length = exchange.head.content_length
         if length is not None and length > limit and exchange.head.expect_continue:
             raise TooLarge(f"{what} are limited to {limit} bytes")  # never invited: not sent
-        chunks: list[bytes] = []
-        size = 0
-        while (chunk := await exchange.read_chunk()) is not None:
-            size += len(chunk)
-            if size <= limit:
-                chunks.append(chunk)
-            elif size > DRAIN_LIMIT:
-                break
-        if size > limit:
-            raise TooLarge(f"{what} are limited to {limit} bytes")
-        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        return await collect_within(exchange.chunks(), limit, what)
 
 
 def error_body(code: str, message: str) -> bytes:
