@@ -158,6 +158,17 @@ class Page:
             await trio.Path(folder, name).write_bytes(base64.b64decode(shot["data"]))
 
 
+def _chromium_of(profile: Path) -> list[int]:
+    """Live (not zombie) processes started with this profile directory."""
+    found = []
+    for proc in psutil.process_iter(["cmdline", "status"]):
+        if proc.info["status"] == psutil.STATUS_ZOMBIE:
+            continue
+        if any(str(profile) in arg for arg in proc.info["cmdline"] or []):
+            found.append(proc.pid)
+    return found
+
+
 @asynccontextmanager
 async def open_chromium(binary: str) -> AsyncIterator[Page]:
     """Headless Chromium on a throwaway profile; killed by pid and reaped on the way out."""
@@ -205,11 +216,16 @@ async def open_chromium(binary: str) -> AsyncIterator[Page]:
             await process.wait()
         log.close()
         assert process.returncode is not None, "chromium was not reaped"
-        leftovers = [
-            p.pid
-            for p in psutil.process_iter(["cmdline"])
-            if any(str(profile) in arg for arg in p.info["cmdline"] or [])
-        ]
+        # Its helpers die with the group but may still be listed for a moment (being
+        # torn down, or one that left the group): kill each by pid (its command line
+        # names our own profile) and wait until none is left, within a bound.
+        with trio.move_on_after(10), trio.CancelScope(shield=True):
+            while leftovers := _chromium_of(profile):
+                for pid in leftovers:
+                    with suppress(psutil.Error):
+                        psutil.Process(pid).kill()
+                await trio.sleep(0.05)
+        leftovers = _chromium_of(profile)
         shutil.rmtree(profile, ignore_errors=True)
         (profile.parent / f"{profile.name}.log").unlink(missing_ok=True)
         assert not leftovers, f"chromium processes left behind: {leftovers}"
