@@ -1,4 +1,4 @@
-"""The client commands (SPEC §2) run for real: ``python -m torua ...`` as a
+"""The client commands run for real: ``python -m torua ...`` as a
 subprocess against a coordinator and nodes running as real processes.
 
 One cluster (coordinator + n1..n3, 8 shards, R=2) serves the whole module;

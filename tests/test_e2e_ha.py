@@ -1,4 +1,4 @@
-"""Several coordinators on a real etcd (SPEC §8), as processes on loopback.
+"""Several coordinators on a real etcd, as processes on loopback.
 
 Each test starts its own one-member etcd and three coordinators with a 2 s
 leader lease, then kills, freezes or cuts off what a real deployment loses,

@@ -1,4 +1,4 @@
-"""The cluster token (SPEC §7): enforced on coordinator and nodes, used between
+"""The cluster token: enforced on coordinator and nodes, used between
 them, never logged; /health stays open."""
 
 from __future__ import annotations

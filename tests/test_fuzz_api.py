@@ -155,7 +155,7 @@ def _check(case: schemathesis.Case, url: str, snapshot) -> None:
     if response.status_code == 503:
         # Legitimate, and documented: earlier fuzzed requests may have made every copy
         # unreachable (a probe path that 404s marks all nodes unhealthy). It must say so
-        # the SPEC way: the no-copy error with a Retry-After.
+        # the documented way: the no-copy error with a Retry-After.
         headers = {name.lower(): value for name, value in response.headers.items()}
         assert headers.get("retry-after"), where
         assert response.json()["error"] in ("no_copy", "incomplete_shard"), where

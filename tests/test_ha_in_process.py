@@ -1,6 +1,6 @@
 """Two HA coordinators and two nodes in one Trio run, on a fake etcd.
 
-The library view of SPEC §8: a leader is elected, a follower forwards writes
+The library view of several coordinators: a leader is elected, a follower forwards writes
 and serves state reads, a stopped leader hands over at once (it gives its
 lease back), and nothing either coordinator started outlives it.
 """

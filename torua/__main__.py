@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     up = commands.add_parser("up", help="run a coordinator and N nodes on loopback")
     up.add_argument("--nodes", default="3")
-    up.add_argument("--coordinators", default="1", help="more than 1 starts a local etcd (SPEC §8)")
+    up.add_argument("--coordinators", default="1", help="more than 1 starts a local etcd")
     up.add_argument("--port", default="8080")
     up.add_argument("--shards", default="16")
     up.add_argument("--replicas", default="2")

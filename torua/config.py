@@ -200,7 +200,7 @@ class HealthSettings:
 
     @property
     def lease(self) -> float:
-        """How long a node trusts its last word from the coordinator (SPEC §4)."""
+        """How long a node trusts its last word from the coordinator."""
         return 3 * self.interval + self.timeout
 
     @classmethod
@@ -241,7 +241,7 @@ class CoordinatorSettings:
     memory: bool = False
     token: str | None = None
     insecure: bool = False
-    # High availability (SPEC §8): empty means one coordinator with a local state file.
+    # High availability: empty means one coordinator with a local state file.
     etcd_endpoints: tuple[str, ...] = ()
     leader_ttl: float = 10.0
     etcd_prefix: str = "/torua/"

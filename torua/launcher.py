@@ -7,7 +7,7 @@ it: a child that ignores SIGTERM is killed after a grace period.
 
 With ``--coordinators N`` (N > 1) a local etcd starts first and stops last,
 the coordinators elect a leader through it, and the nodes get every
-coordinator's URL (SPEC §8).
+coordinator's URL.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Benchmarks (SPEC §6): ``python -m torua.bench [--quick] [--out DIR]``, or ``nox -s bench``.
+"""Benchmarks: ``python -m torua.bench [--quick] [--out DIR]``, or ``nox -s bench``.
 
 Real coordinator and node processes on 127.0.0.1, loaded by ``wrk`` (an
 external load generator, so the client never shares a server's process):

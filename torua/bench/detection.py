@@ -132,5 +132,5 @@ def _hang_and_watch(cluster: Cluster, hung: list[Any], give_up: float) -> dict[s
 
 
 def expected_bound() -> float:
-    """F x I + T: SPEC §5.1's bound for one hung node, before scheduling noise."""
+    """F x I + T: the detection bound for one hung node, before scheduling noise."""
     return FAILURES * INTERVAL + TIMEOUT

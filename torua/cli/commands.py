@@ -1,4 +1,4 @@
-"""Client commands against a running coordinator (SPEC §2).
+"""Client commands against a running coordinator.
 
 Tables (rich) for people, ``--json`` for scripts. Exit status 0 on success,
 1 on a failed operation (an HTTP error, a missing key, an unreachable

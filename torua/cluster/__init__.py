@@ -3,8 +3,8 @@
 Nothing here imports trio or does I/O. The coordinator's services hold a
 :class:`ShardTable`, describe the nodes as :class:`NodeState` snapshots, and
 call the placement functions, which mutate the table and return the
-:class:`Move` list for the services to carry out (STYLE §9: a state machine
-that returns instructions, tested directly).
+:class:`Move` list for the services to carry out: state machines that return
+instructions, so they are tested directly.
 """
 
 from .hashing import fnv1a_32 as fnv1a_32

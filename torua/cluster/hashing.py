@@ -1,7 +1,7 @@
 """Key-to-shard mapping: FNV-1a 32-bit over the key's UTF-8 bytes, modulo the shard count.
 
 This is the mapping the original Go Torua used (``hash/fnv.New32a``), kept
-bit-for-bit so that data written by either finds the same shard (SPEC §1).
+bit-for-bit so that data written by either finds the same shard.
 """
 
 from __future__ import annotations

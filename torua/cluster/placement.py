@@ -1,8 +1,8 @@
 """Where shard copies go: pure functions over a ShardTable and the nodes' states.
 
 Each function works out the end state on a scratch copy, then turns the net
-difference into moves, applied in order to the table it was given (LESSONS:
-"compute the target, then move"). So a copy moves at most once per call, and
+difference into moves, applied in order to the table it was given (compute the
+target, then move). So a copy moves at most once per call, and
 replaying the moves with :meth:`ShardTable.apply` on the old table gives the
 new one: the coordinator can plan on ``table.copy()`` and apply each move as
 its data lands. Order: promotions of copies that hold the data (writes find a
@@ -71,7 +71,7 @@ def reconcile(table: ShardTable, nodes: Nodes) -> list[Move]:
 
     Copies on live, non-leaving nodes within capacity never move: a node that
     comes back gets nothing back, no primary either; only a shard still short
-    of copies may put its missing copy there (SPEC §5.2).
+    of copies may put its missing copy, never more.
     """
     plan = _Plan(table, nodes)
     plan.repair()

@@ -23,7 +23,7 @@ class NodeState:
 
     Placement takes a snapshot of these rather than the coordinator's live
     records so that a plan is a pure function of what was known when it was
-    made (LESSONS: do not rebalance on incomplete information).
+    made, never of records that change under it.
     """
 
     id: str
@@ -51,8 +51,8 @@ class Shard:
 
     ``in_sync`` is kept apart from ``copies`` because a copy can exist before it
     holds every acknowledged write (it is being filled, or it missed a write);
-    only in-sync copies may be promoted or counted as safe (LESSONS: know which
-    copies are authoritative).
+    only in-sync copies may be promoted or counted as safe (only those hold
+    every acknowledged write).
     """
 
     shard_id: int
@@ -141,7 +141,7 @@ class ShardTable:
     """Every shard's copies; ``shards[i].shard_id == i``.
 
     The shard count and replication factor are fixed when a cluster is created
-    (SPEC §1), so they are plain attributes checked once here.
+    (keys hash to shards by that count), so they are plain attributes checked once here.
     """
 
     __slots__ = ("num_shards", "replication_factor", "shards")
@@ -273,7 +273,7 @@ class ShardTable:
 
 
 def cluster_health(table: ShardTable, nodes: Mapping[str, NodeState]) -> str:
-    """``green``, ``yellow`` or ``red``, as ``cluster_state`` in SPEC §3.
+    """``green``, ``yellow`` or ``red``, as ``cluster_state`` in ``GET /cluster/info``.
 
     Green needs R in-sync copies on live nodes, R as configured rather than as
     capped, so a cluster too small for its replication factor never looks safe.

@@ -1,4 +1,4 @@
-"""The coordinator's HTTP API (SPEC §3): thin handlers over the services.
+"""The coordinator's HTTP API: thin handlers over the services.
 
 Handlers validate, call one service method, and render a view; every rule
 lives in the services, so the API never holds state of its own.

@@ -1,4 +1,4 @@
-"""The coordinator's routes as ``/openapi.json`` documents them (SPEC §3)."""
+"""The coordinator's routes as ``/openapi.json`` documents them."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""Live views (SPEC §3): ``GET /events`` as Server-Sent Events, ``GET /`` the dashboard.
+"""Live views: ``GET /events`` as Server-Sent Events, ``GET /`` the dashboard.
 
-Each SSE client gets its own lossy subscription to the event bus (STYLE §6):
+Each SSE client gets its own lossy subscription to the event bus:
 a client that reads slowly, or not at all, loses events once its small
 buffer is full, and the bus never waits for it. A stream opens with a
 ``hello`` event carrying a snapshot (cluster, nodes, shards, recent events),

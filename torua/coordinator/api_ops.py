@@ -1,4 +1,4 @@
-"""Operator routes (SPEC §3 "Operations"): maintenance, drain, evacuation, live config."""
+"""Operator routes: maintenance, drain, evacuation, live config."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Tell each node which shard copies it holds, and renew its lease.
 
-A node serves only the copies it has been told about (SPEC §4), so every table
+A node serves only the copies it has been told about, so every table
 change must reach the nodes it touches. Changes mark nodes dirty; one task
 pushes to all dirty nodes concurrently, each push with its own deadline, and
 keeps a node dirty until its push succeeds. Every interval each node also gets

@@ -1,6 +1,6 @@
 """One small HTTP client per node, sharing one SSL context.
 
-Measured on this stack (LESSONS): a single httpx client shared by hundreds of
+Measured on this stack: a single httpx client shared by hundreds of
 nodes collapses, because its pool rescans every connection on each request;
 a client per node keeps each pool tiny. Building a client costs ~26 ms unless
 it is handed a ready SSL context, so one context serves them all.

@@ -12,7 +12,7 @@ Hysteresis both ways: F consecutive failures make a node ``unhealthy``, S
 consecutive passes make it ``healthy`` (from ``unknown`` too). Every change
 publishes :class:`~torua.events.NodeHealthChanged` with its reason.
 
-Stall rule (Lifeguard, see LESSONS "Failure detection"): Python's event loop
+Stall rule (as in HashiCorp's Lifeguard): Python's event loop
 can stall (GC, a CPU-bound handler, a paused VM), and a stalled prober must not
 convict healthy nodes. Each probe task measures its own lag, and a *failed*
 probe is recorded as inconclusive (``ok=False``, error ``"inconclusive: ..."``)
@@ -40,7 +40,7 @@ nodes, p99 schedule lag 154 ms aligned against 18 ms spread. The first
 at once as before: a few dozen probes together cost a few milliseconds, and a
 new leader must learn quickly that nodes saved as unhealthy are back. So the
 detection time above holds exactly for those; a spread node adds its offset
-(less than one interval), which stays within SPEC's ``F * I + T``.
+(less than one interval), which stays within the promised ``F * I + T``.
 """
 
 from __future__ import annotations

@@ -119,7 +119,7 @@ class Redistributor:
 
         After a coordinator restart every node is ``unknown``; placing shards
         before they have answered would strip them of copies they still hold
-        (LESSONS: do not rebalance on incomplete information).
+        (a node not yet heard from may still hold them).
         """
         state = self._state
         holders = {n for s in state.table.shards for n in s.copies}

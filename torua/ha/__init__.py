@@ -1,3 +1,3 @@
-"""Several coordinators, one leader, the cluster state in etcd (SPEC §8)."""
+"""Several coordinators, one leader, the cluster state in etcd."""
 
 from torua.ha.coordinator import HACoordinator as HACoordinator

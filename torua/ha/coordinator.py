@@ -1,4 +1,4 @@
-"""A coordinator that leads only while it holds the etcd lease (SPEC §8).
+"""A coordinator that leads only while it holds the etcd lease.
 
 Every coordinator serves HTTP all the time. While one leads, requests go to
 that term's full API (``torua.coordinator``), each inside a cancel scope tied

@@ -6,7 +6,7 @@ lease alive at least until ``t + ttl`` (etcd starts counting only when it
 receives the request). Everything only a leader may do runs in cancel scopes
 that carry this deadline, so when renewals stop succeeding the leader's work
 is cancelled before another coordinator can possibly be elected (Patroni's
-rule; LESSONS "Leaders and fencing"). A process frozen past its deadline
+rule: a lease that may have lapsed leads nothing). A process frozen past its deadline
 (SIGSTOP) finds its scopes expired the moment it runs again, because Trio
 expires deadlines before it resumes any task.
 """

@@ -1,4 +1,4 @@
-"""The cluster token check (SPEC §7), shared by coordinator and nodes.
+"""The cluster token check, shared by coordinator and nodes.
 
 With ``TORUA_TOKEN`` set every route but ``GET /health`` needs it, as a bearer
 token or, for the dashboard in a browser, a ``torua_token`` cookie. The token

@@ -1,4 +1,4 @@
-"""Every error leaves a Torua process as SPEC's JSON shape, never as a traceback."""
+"""Every error leaves a Torua process as JSON ``{"error", "message"}``, never a traceback."""
 
 from __future__ import annotations
 

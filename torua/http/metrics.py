@@ -1,6 +1,6 @@
 """Prometheus metrics every Torua app serves: requests, errors, bytes, the process.
 
-``GET /metrics`` (SPEC §3) on the coordinator and on every node. This module
+``GET /metrics`` on the coordinator and on every node. This module
 holds what both share; ``torua.coordinator.metrics`` and ``torua.node.metrics``
 add collectors computed from their live state at scrape time.
 
@@ -99,7 +99,7 @@ class RequestMetrics:
         )
         self.errors = Counter(
             "torua_http_errors",
-            'JSON error responses, by their "error" code (SPEC §3)',
+            'JSON error responses, by their "error" code',
             ["code"],
             registry=registry,
         )

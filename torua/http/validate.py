@@ -1,4 +1,4 @@
-"""Request bodies validated by pydantic models, errors turned into SPEC's 400.
+"""Request bodies validated by pydantic models, errors turned into a 400 with the JSON error shape.
 
 pydantic because hand-written checks drift from the documented shape; the same
 models later describe the API in ``/openapi.json``.

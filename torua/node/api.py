@@ -1,4 +1,4 @@
-"""The storage node's HTTP API (SPEC §4).
+"""The storage node's HTTP API.
 
 A node serves only the shard copies the coordinator has given it: a request
 for any other shard is a 404 ``shard_not_held``, distinct from a missing key,

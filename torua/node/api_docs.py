@@ -1,4 +1,4 @@
-"""The node's routes as ``/openapi.json`` documents them (SPEC §4)."""
+"""The node's routes as ``/openapi.json`` documents them."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Fencing: a node obeys only the newest leader it has heard from.
 
-With several coordinators (SPEC §8) every call from the leader carries its
+With several coordinators every call from the leader carries its
 epoch, the revision of its etcd leader key. A node remembers the largest
 epoch it has seen and refuses writes and shard commands that carry a smaller
 one: a deposed leader that has not noticed yet (a long GC pause, SIGSTOP, a

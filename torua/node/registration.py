@@ -62,7 +62,7 @@ async def keep_registered(
 ) -> None:
     """Register, then re-register whenever the coordinator falls silent.
 
-    With several coordinators (SPEC §8) any of them will do: a follower
+    With several coordinators any of them will do: a follower
     forwards the registration to the leader. A failed attempt moves on to the
     next URL, so a dead coordinator costs one attempt, not the whole backoff.
     """

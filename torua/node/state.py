@@ -62,7 +62,10 @@ class NodeRuntime:
         return True
 
     def lease_valid(self) -> bool:
-        """False once the coordinator has been silent for a whole lease (SPEC §4)."""
+        """False once the coordinator has been silent for a whole lease.
+
+        It may be cut off, and a newer coordinator may have moved its copies.
+        """
         return trio.current_time() < self.lease_expires_at
 
     def silent_for(self) -> float:
