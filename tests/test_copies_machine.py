@@ -35,7 +35,8 @@ from torua.cluster import (
     rebalance,
     reconcile,
 )
-from torua.cluster.copies import Announce, Copies, Drop, Restart
+from torua.cluster.copies import Copies
+from torua.cluster.instructions import Announce, Drop, Restart
 
 Plan = Callable[[ShardTable, Mapping[str, NodeState]], list[Move]]
 

@@ -206,3 +206,16 @@ async def test_membership_and_config_events_never_go_through_the_lossy_publish(
         assert response.status_code == 204, response.text
         assert (await cluster.http.delete("/nodes/n9")).status_code == 204
         monkeypatch.undo()
+
+
+async def test_a_write_no_copy_could_take_saves_nothing_and_settles_nothing() -> None:
+    async with router_rig(["a"]) as rig:
+        await rig.router.write("k", b"v1")
+        saves = len(rig.backend.saved)
+        rig.state.health_status["a"] = "unhealthy"
+        for _ in range(20):  # an outage: every write fails before reaching any node
+            with pytest.raises(ApiError) as err:
+                await rig.router.write("k", b"v2")
+            assert err.value.status == 503
+        assert not rig.state.copies.is_unsettled(0, "k")
+        assert len(rig.backend.saved) == saves, "each refused write saved the state"

@@ -14,6 +14,7 @@ import trio.testing
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.conftest import _all_tasks
 from tests.native_fixture import MAX_VALUE, KvRoute, converse, make_app, make_server
 from torua.http.native import NativeServer, ServerLimits
 
@@ -321,17 +322,6 @@ async def test_an_idle_keep_alive_connection_is_closed_after_the_idle_timeout():
         stop.set()
 
 
-def _tasks() -> set[trio.lowlevel.Task]:
-    found: set[trio.lowlevel.Task] = set()
-    pending = [trio.lowlevel.current_root_task()]
-    while pending:
-        task = pending.pop()
-        found.add(task)
-        for nursery in task.child_nurseries:
-            pending.extend(nursery.child_tasks)
-    return found
-
-
 async def test_shutdown_finishes_busy_requests_closes_idle_ones_and_leaves_no_task():
     app = make_app()
     release = trio.Event()
@@ -345,7 +335,7 @@ async def test_shutdown_finishes_busy_requests_closes_idle_ones_and_leaves_no_ta
 
     server = NativeServer(app, [KvRoute()], limits=ServerLimits(graceful=5.0))
     stop = trio.Event()
-    before = _tasks()
+    before = _all_tasks()
     served = trio.Event()
     async with trio.open_nursery() as nursery:
 
@@ -378,4 +368,4 @@ async def test_shutdown_finishes_busy_requests_closes_idle_ones_and_leaves_no_ta
         assert answer.endswith(b"done")
         await idle.aclose()
         await busy.aclose()
-    assert _tasks() == before
+    assert _all_tasks() == before

@@ -18,73 +18,23 @@ rules live in one place and the property tests drive this very module.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from torua.cluster.handover import authoritative, handover_done, roll_back, settle
+from torua.cluster.instructions import (
+    Announce,
+    Drop,
+    Instruction,
+    Push,
+    Refill,
+    Restart,
+    Save,
+)
 from torua.cluster.table import Move, ShardTable
 
-__all__ = [
-    "Announce",
-    "Copies",
-    "Drop",
-    "Instruction",
-    "Push",
-    "Refill",
-    "Restart",
-    "Save",
-]
+__all__ = ["Copies"]
 
 IsUp = Callable[[str], bool]
-
-
-@dataclass(frozen=True, slots=True)
-class Save:
-    """The change must reach the saved state (callers needing it first await the save)."""
-
-    why: str
-
-
-@dataclass(frozen=True, slots=True)
-class Push:
-    """These nodes' assignments changed: tell them."""
-
-    nodes: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Refill:
-    """Copies wait to be filled or merged: wake the mover."""
-
-
-@dataclass(frozen=True, slots=True)
-class Drop:
-    """The node no longer holds the shard (its assignment says so): delete the data."""
-
-    node_id: str
-    shard_id: int
-
-
-@dataclass(frozen=True, slots=True)
-class Restart:
-    """A fill of this copy in progress must not complete: start it over."""
-
-    shard_id: int
-    node_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class Announce:
-    """A copy moved, was filled, merged or rolled back: tell the event bus."""
-
-    shard_id: int
-    source: str | None
-    target: str | None
-    primary: bool
-    reason: str
-
-
-Instruction = Save | Push | Refill | Drop | Restart | Announce
 
 
 class Copies:

@@ -34,7 +34,7 @@ from pydantic import Field, model_validator
 from torua.cluster import shard_for_key
 from torua.coordinator.import_batch import ImportBatcher
 from torua.coordinator.node_client import NodeClient, Reply
-from torua.coordinator.router import WRITE_ATTEMPTS, Router, StaleVersion
+from torua.coordinator.router import WRITE_ATTEMPTS, NotSent, Router, StaleVersion
 from torua.coordinator.state import ClusterState
 from torua.errors import ApiError, BadGateway, BadRequest, NotFound, TooLarge, Unavailable
 from torua.http.records import decode_frames, encode_frames
@@ -147,6 +147,10 @@ async def run_bulk(
                 )
             except StaleVersion:
                 continue  # a copy holds newer versions: retry above them
+            except NotSent as exc:  # nothing was sent: nothing to settle
+                for i in indexes:
+                    results[i].update(_error(exc))
+                return
             except ApiError as exc:
                 await router.write_failed(shard_id, [body.ops[i].key for i in indexes])
                 for i in indexes:

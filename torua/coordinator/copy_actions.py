@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from torua.cluster.copies import Announce, Drop, Instruction, Push, Refill, Restart, Save
+from torua.cluster.instructions import Announce, Drop, Instruction, Push, Refill, Restart, Save
 from torua.coordinator.assignments import AssignmentSync
 from torua.coordinator.persistence import Persister
 from torua.coordinator.write_tracker import WriteTracker

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 
-from torua.cluster.copies import Save
+from torua.cluster.instructions import Save
 from torua.coordinator.copy_actions import CopyActions
 from torua.coordinator.state import ClusterState
 from torua.coordinator.versions import Versions

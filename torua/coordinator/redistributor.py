@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 import trio
 
 from torua.cluster import Move, NodeState, ShardTable, assign_primary, rebalance, reconcile
-from torua.cluster.copies import Announce
+from torua.cluster.instructions import Announce
 from torua.coordinator.copy_actions import CopyActions
 from torua.coordinator.mover import Mover
 from torua.coordinator.persistence import Persister

@@ -42,6 +42,10 @@ Judge = Callable[[Reply], bool]  # False: the copy answered but did not take the
 WRITE_ATTEMPTS = 4  # versions tried before a write answers 503
 
 
+class NotSent(Unavailable):
+    """No copy could take the write, so none got it: nothing to settle afterwards."""
+
+
 class StaleVersion(Exception):
     """A copy holds a newer version of the key than the one this write carried."""
 
@@ -221,6 +225,8 @@ class Router:
                 )
             except StaleVersion:
                 continue  # the newer version was observed: the next one is larger
+            except NotSent:
+                raise
             except ApiError:
                 # Some copies may have applied it and others not: until a read or a
                 # write settles the key, its copies must not be read one at a time.
@@ -274,7 +280,7 @@ class Router:
         with self._tracker.writing(shard_id):
             authoritative, filling = copies.write_targets(shard_id, self._state.is_up)
             if not authoritative:
-                raise self._unavailable(shard)
+                raise NotSent(str(self._unavailable(shard)), code="no_copy")
             for node_id in shard.copies:
                 if node_id not in shard.in_sync and not self._state.is_up(node_id):
                     self._tracker.note_missed(shard_id, node_id)
