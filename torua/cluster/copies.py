@@ -80,9 +80,6 @@ class Copies:
         shard = self.table.shards[shard_id]
         return not self.retiring.get(shard_id) and all(n in shard.in_sync for n in shard.copies)
 
-    def in_sync(self, shard_id: int, node_id: str) -> bool:
-        return node_id in self.table.shards[shard_id].in_sync
-
     def shard_state(self, shard_id: int, is_up: IsUp) -> str:
         shard = self.table.shards[shard_id]
         if not self.authoritative(shard_id, is_up):
