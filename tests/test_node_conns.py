@@ -9,7 +9,6 @@ import pytest
 import trio
 import trio.testing
 
-from torua.coordinator.client_pool import ClientPool
 from torua.coordinator.node_client import NodeClient, NodeUnreachable
 from torua.coordinator.node_conns import NodeConnections
 from torua.http.wire import WireError, exchange
@@ -153,12 +152,12 @@ async def test_node_client_maps_failures_and_deadlines_to_unreachable() -> None:
 
         listeners = await nursery.start(partial(trio.serve_tcp, silent, 0, host="127.0.0.1"))
         port = listeners[0].socket.getsockname()[1]
-        async with ClientPool({}) as pool:
+        async with NodeConnections({}) as pool:
             nodes = NodeClient(pool)
             with pytest.raises(NodeUnreachable, match="in time"):
                 await nodes.request("GET", f"127.0.0.1:{port}", "/health", deadline=0.2)
-            assert not pool.raw._nodes[f"127.0.0.1:{port}"].busy  # the socket was closed
+            assert not pool._nodes[f"127.0.0.1:{port}"].busy  # the socket was closed
         nursery.cancel_scope.cancel()
     with pytest.raises(NodeUnreachable):
-        async with ClientPool({}) as pool:
+        async with NodeConnections({}) as pool:
             await NodeClient(pool).request("GET", "127.0.0.1:1", "/health")

@@ -1,4 +1,4 @@
-"""HTTP probes against httpx.MockTransport; TCP probes against real 127.0.0.1 sockets."""
+"""HTTP probes against scripted loopback servers; TCP probes against real 127.0.0.1 sockets."""
 
 from __future__ import annotations
 
@@ -6,36 +6,17 @@ import socket
 from collections.abc import Awaitable, Callable
 from functools import partial
 
-import httpx
 import pytest
 import trio
 
 from torua.config import HealthSettings
-from torua.coordinator.probes import describe_error, make_probe, probe_http, probe_tcp
+from torua.coordinator.http_probe import RawHttpProbe
+from torua.coordinator.probes import describe_error, probe_tcp
 
 from .scripted_http import scripted_server
 
 HTTP = HealthSettings()
 TCP = HealthSettings(kind="tcp")
-
-Handler = Callable[[httpx.Request], httpx.Response]
-
-
-@pytest.fixture
-def seen() -> list[httpx.Request]:
-    return []
-
-
-def client_for(handler: Handler) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.MockTransport(handler))
-
-
-def status(code: int, requests: list[httpx.Request]) -> Handler:
-    def handler(request: httpx.Request) -> httpx.Response:
-        requests.append(request)
-        return httpx.Response(code, json={"status": "ok"})
-
-    return handler
 
 
 def closed_port() -> int:
@@ -46,67 +27,75 @@ def closed_port() -> int:
         return port
 
 
+def answer(code: int, reason: str = "X") -> bytes:
+    return f"HTTP/1.1 {code} {reason}\r\ncontent-length: 2\r\n\r\nok".encode()
+
+
+def requests_in(log: list[bytes]) -> list[bytes]:
+    return [entry.split(b"\r\n", 1)[0] for entry in log if entry != b"<connection>"]
+
+
 # -- http -----------------------------------------------------------------------
 
 
-async def test_http_200_passes(seen: list[httpx.Request]) -> None:
-    async with client_for(status(200, seen)) as client:
-        assert await make_probe(client)("http://127.0.0.1:8081", HTTP) is None
-    assert [(r.method, str(r.url)) for r in seen] == [("GET", "http://127.0.0.1:8081/health")]
+async def test_http_200_passes_and_sends_get_health() -> None:
+    log: list[bytes] = []
+    async with trio.open_nursery() as nursery:
+        port = await scripted_server(nursery, [answer(200)], log)
+        probe = RawHttpProbe({})
+        assert await probe(f"http://127.0.0.1:{port}", HTTP) is None
+        probe.close()
+        nursery.cancel_scope.cancel()
+    assert requests_in(log) == [b"GET /health HTTP/1.1"]
 
 
 @pytest.mark.parametrize(
     ("code", "error"), [(500, "HTTP 500"), (503, "HTTP 503"), (301, "HTTP 301"), (204, "HTTP 204")]
 )
-async def test_http_other_status_fails(seen: list[httpx.Request], code: int, error: str) -> None:
-    async with client_for(status(code, seen)) as client:
-        assert await make_probe(client)("http://127.0.0.1:8081", HTTP) == error
+async def test_http_other_status_fails(code: int, error: str) -> None:
+    async with trio.open_nursery() as nursery:
+        port = await scripted_server(nursery, [answer(code)], [])
+        probe = RawHttpProbe({})
+        assert await probe(f"127.0.0.1:{port}", HTTP) == error
+        probe.close()
+        nursery.cancel_scope.cancel()
 
 
-@pytest.mark.parametrize(
-    "addr",
-    ["127.0.0.1:8081", "http://127.0.0.1:8081", "http://127.0.0.1:8081/", " 127.0.0.1:8081 "],
-)
-async def test_http_address_with_or_without_scheme(seen: list[httpx.Request], addr: str) -> None:
-    async with client_for(status(200, seen)) as client:
-        assert await probe_http(client, addr, HTTP) is None
-    assert str(seen[0].url) == "http://127.0.0.1:8081/health"
+@pytest.mark.parametrize("spelling", ["127.0.0.1:{}", "http://127.0.0.1:{}/", " 127.0.0.1:{} "])
+async def test_http_address_with_or_without_scheme(spelling: str) -> None:
+    async with trio.open_nursery() as nursery:
+        port = await scripted_server(nursery, [answer(200)], [])
+        probe = RawHttpProbe({})
+        assert await probe(spelling.format(port), HTTP) is None
+        probe.close()
+        nursery.cancel_scope.cancel()
 
 
-async def test_http_uses_the_path_setting(seen: list[httpx.Request]) -> None:
-    async with client_for(status(200, seen)) as client:
-        probe = make_probe(client)
-        assert await probe("127.0.0.1:8081", HealthSettings(path="/ready")) is None
-        assert await probe("127.0.0.1:8081", HealthSettings(path="/v1/health")) is None
-    assert [r.url.path for r in seen] == ["/ready", "/v1/health"]
-
-
-async def test_http_connection_error_fails() -> None:
-    def refuse(request: httpx.Request) -> httpx.Response:
-        cause = ConnectionRefusedError(111, "Connection refused")
-        raise httpx.ConnectError("all attempts to connect failed", request=request) from cause
-
-    async with client_for(refuse) as client:
-        assert await make_probe(client)("127.0.0.1:8081", HTTP) == "connection refused"
-
-
-async def test_http_other_transport_errors_fail() -> None:
-    def broken(request: httpx.Request) -> httpx.Response:
-        raise httpx.RemoteProtocolError("peer closed connection", request=request)
-
-    def slow(request: httpx.Request) -> httpx.Response:
-        raise httpx.ReadTimeout("timed out", request=request)
-
-    async with client_for(broken) as client:
-        assert await make_probe(client)("127.0.0.1:8081", HTTP) == "peer closed connection"
-    async with client_for(slow) as client:
-        assert await make_probe(client)("127.0.0.1:8081", HTTP) == "timeout (client)"
+async def test_http_uses_the_live_path_setting() -> None:
+    log: list[bytes] = []
+    async with trio.open_nursery() as nursery:
+        port = await scripted_server(nursery, [answer(200), answer(200)], log)
+        probe = RawHttpProbe({})
+        assert await probe(f"127.0.0.1:{port}", HealthSettings(path="/ready")) is None
+        assert await probe(f"127.0.0.1:{port}", HealthSettings(path="/v1/health")) is None
+        probe.close()
+        nursery.cancel_scope.cancel()
+    assert requests_in(log) == [b"GET /ready HTTP/1.1", b"GET /v1/health HTTP/1.1"]
 
 
 async def test_http_probe_against_a_closed_port() -> None:
-    async with httpx.AsyncClient() as client:
-        error = await make_probe(client)(f"127.0.0.1:{closed_port()}", HTTP)
-    assert error == "connection refused"
+    probe = RawHttpProbe({})
+    assert await probe(f"127.0.0.1:{closed_port()}", HTTP) == "connection refused"
+
+
+async def test_http_connection_closed_without_an_answer_fails() -> None:
+    async with trio.open_nursery() as nursery:
+        port = await scripted_server(nursery, [None], [])
+        probe = RawHttpProbe({})
+        error = await probe(f"127.0.0.1:{port}", HTTP)
+        assert error is not None and not error.startswith("HTTP")
+        probe.close()
+        nursery.cancel_scope.cancel()
 
 
 async def test_http_hangs_rather_than_applying_the_timeout(
@@ -114,14 +103,18 @@ async def test_http_hangs_rather_than_applying_the_timeout(
 ) -> None:
     """The probe leaves the deadline to the monitor's cancel scope."""
 
-    async def hang(request: httpx.Request) -> httpx.Response:
+    async def silent(stream: trio.SocketStream) -> None:
         await trio.sleep_forever()
-        raise AssertionError("unreachable")
 
-    async with httpx.AsyncClient(transport=httpx.MockTransport(hang)) as client:
+    async with trio.open_nursery() as nursery:
+        listeners = await nursery.start(partial(trio.serve_tcp, silent, 0, host="127.0.0.1"))
+        port = listeners[0].socket.getsockname()[1]
+        probe = RawHttpProbe({})
         with trio.move_on_after(3600) as scope:
-            await make_probe(client)("127.0.0.1:8081", HTTP)
-    assert scope.cancelled_caught
+            await probe(f"127.0.0.1:{port}", HTTP)
+        assert scope.cancelled_caught
+        probe.close()
+        nursery.cancel_scope.cancel()
 
 
 # -- tcp ------------------------------------------------------------------------
@@ -135,8 +128,7 @@ async def test_tcp_probe_passes_against_a_listener() -> None:
         )
         port = listeners[0].socket.getsockname()[1]
         assert await probe_tcp(f"127.0.0.1:{port}", TCP) is None
-        async with httpx.AsyncClient() as client:
-            assert await make_probe(client)(f"http://127.0.0.1:{port}", TCP) is None
+        assert await RawHttpProbe({})(f"http://127.0.0.1:{port}", TCP) is None
         with trio.fail_after(5):  # the listener really saw both connections
             assert [await accepted.receive(), await accepted.receive()] == [port, port]
         nursery.cancel_scope.cancel()

@@ -14,18 +14,17 @@ over the measurement window divided by the wall time (1.0 = one core).
 
 Variants, so the lead can see which client layout to adopt:
 
-* ``shared client``: ``make_probe(client)`` with one ``httpx.AsyncClient``
-  (the coordinator's former outbound client: 512 connections, 256 kept alive);
-* ``client per node``: one small client per node sharing one SSL context,
-  built here (``probe_http`` on the node's own client);
-* ``coordinator pool``: what the coordinator wires today
-  (``outbound_clients`` + ``pooled_probe``), if those exist;
+* ``httpx, shared client``: a GET through one ``httpx.AsyncClient`` (the
+  coordinator's former outbound client: 512 connections, 256 kept alive), kept
+  as the baseline that shows what the coordinator's own transport saves;
+* ``httpx, client per node``: one small httpx client per node sharing one SSL
+  context;
+* ``coordinator's probe``: what the coordinator probes with
+  (:class:`~torua.coordinator.http_probe.RawHttpProbe`: its own kept-alive
+  connection per node, httptools parsing);
 * the last again with every node watched at the same instant (``aligned``):
   all ticks coincide, as after a coordinator restart; the others spread the
   watches evenly over one interval, as nodes registering over time do;
-* ``raw HTTP``: a minimal keep-alive HTTP/1.1 probe on Trio streams
-  (the coordinator's own :class:`~torua.coordinator.http_probe.RawHttpProbe`), to
-  separate the client library's cost;
 * ``tcp connect``: the monitor's own ``tcp`` probe kind (connect, close).
 """
 
@@ -50,9 +49,9 @@ import httpx
 import psutil
 import trio
 
-from torua.config import HealthSettings
+from torua.config import HealthSettings, normalize_url
 from torua.coordinator.health import HealthMonitor, ProbeRecord
-from torua.coordinator.probes import Probe, make_probe, probe_http
+from torua.coordinator.probes import Probe, describe_error, probe_tcp
 
 __all__ = ["percentile", "run_probe_lag"]
 
@@ -74,13 +73,26 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(rank, len(ordered)) - 1]
 
 
+async def _httpx_probe(
+    client: httpx.AsyncClient, addr: str, settings: HealthSettings
+) -> str | None:
+    """The baseline: one GET through httpx, judged as the coordinator's probe judges."""
+    if settings.kind == "tcp":
+        return await probe_tcp(addr, settings)
+    try:
+        response = await client.get(normalize_url(addr) + settings.path)
+    except (httpx.HTTPError, OSError) as exc:
+        return describe_error(exc)
+    return None if response.status_code == 200 else f"HTTP {response.status_code}"
+
+
 @asynccontextmanager
 async def _shared_client() -> AsyncIterator[Probe]:
     limits = httpx.Limits(max_connections=512, max_keepalive_connections=256)
     async with httpx.AsyncClient(
         timeout=httpx.Timeout(10.0), limits=limits, trust_env=False
     ) as client:
-        yield make_probe(client)
+        yield functools.partial(_httpx_probe, client)
 
 
 @asynccontextmanager
@@ -95,7 +107,7 @@ async def _client_per_node() -> AsyncIterator[Probe]:
             client = clients[addr] = httpx.AsyncClient(
                 verify=context, limits=limits, timeout=httpx.Timeout(10.0), trust_env=False
             )
-        return await probe_http(client, addr, settings)
+        return await _httpx_probe(client, addr, settings)
 
     try:
         yield probe
@@ -104,32 +116,17 @@ async def _client_per_node() -> AsyncIterator[Probe]:
             await client.aclose()
 
 
-def _coordinator_pool() -> ProbeFactory | None:
-    try:
-        from torua.coordinator.assembly import outbound_clients, pooled_probe
-    except ImportError:
-        return None
-
-    @asynccontextmanager
-    async def factory() -> AsyncIterator[Probe]:
-        async with outbound_clients(None, cluster_id="bench") as pool:
-            yield pooled_probe(pool)
-
-    return factory
-
-
 @asynccontextmanager
 async def _coordinator_probe() -> AsyncIterator[Probe]:
     """Exactly what the coordinator probes http:// nodes with."""
     from torua.coordinator.assembly import outbound_clients
     from torua.coordinator.http_probe import RawHttpProbe
 
-    async with outbound_clients(None, cluster_id="bench") as pool:
-        probe = RawHttpProbe(pool.headers)
-        try:
-            yield probe
-        finally:
-            probe.close()
+    probe = RawHttpProbe(outbound_clients(None, cluster_id="bench").headers)
+    try:
+        yield probe
+    finally:
+        probe.close()
 
 
 class _Stats:
@@ -356,16 +353,12 @@ def _start_servers(work: Path) -> tuple[subprocess.Popen[bytes], list[int]]:
 
 def run_probe_lag(*, warmup: float, window: float, log: Any = print) -> dict[str, Any]:
     variants = [
-        Variant("shared client (make_probe)", _shared_client),
-        Variant("client per node (bench-built)", _client_per_node),
+        Variant("httpx, shared client", _shared_client),
+        Variant("httpx, client per node", _client_per_node),
     ]
-    pool = _coordinator_pool()
-    if pool is not None:
-        variants.append(Variant("coordinator pool (pooled_probe)", pool))
-        variants.append(Variant("coordinator pool, ticks aligned", pool, aligned=True))
     variants.append(Variant("coordinator's probe (RawHttpProbe)", _coordinator_probe))
     variants.append(Variant("coordinator's probe, ticks aligned", _coordinator_probe, aligned=True))
-    variants.append(Variant("tcp connect (HEALTH_CHECK_TYPE=tcp)", _shared_client, kind="tcp"))
+    variants.append(Variant("tcp connect (HEALTH_CHECK_TYPE=tcp)", _coordinator_probe, kind="tcp"))
     results = []
     with tempfile.TemporaryDirectory(prefix="torua-bench-probes-") as tmp:
         server, ports = _start_servers(Path(tmp))

@@ -9,6 +9,7 @@ old term can act in the next one.
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from functools import partial
@@ -16,10 +17,8 @@ from typing import Any
 
 import trio
 
-from torua.config import HealthSettings
 from torua.coordinator.api import Services
 from torua.coordinator.assignments import AssignmentSync
-from torua.coordinator.client_pool import ClientPool
 from torua.coordinator.copy_actions import CopyActions
 from torua.coordinator.health import HealthMonitor
 from torua.coordinator.http_probe import RawHttpProbe
@@ -27,9 +26,9 @@ from torua.coordinator.incarnations import Incarnations
 from torua.coordinator.metrics import probe_observer
 from torua.coordinator.mover import Mover
 from torua.coordinator.node_client import NodeClient
+from torua.coordinator.node_conns import NodeConnections
 from torua.coordinator.operations import Operations
 from torua.coordinator.persistence import Persister, StateBackend
-from torua.coordinator.probes import Probe, make_probe
 from torua.coordinator.redistributor import Redistributor
 from torua.coordinator.router import Router
 from torua.coordinator.state import ClusterState
@@ -43,23 +42,14 @@ __all__ = ["EPOCH_HEADER", "open_services", "outbound_clients"]
 EPOCH_HEADER = "X-Torua-Epoch"
 
 
-def outbound_clients(token: str | None, *, cluster_id: str, epoch: int = 0) -> ClientPool:
-    """The clients for talking to nodes: one small pool per node, every call signed."""
+def outbound_clients(token: str | None, *, cluster_id: str, epoch: int = 0) -> NodeConnections:
+    """The connections for talking to nodes: a small pool per node, every call signed."""
     headers = {"X-Torua-Coordinator": cluster_id}
     if epoch:
         headers[EPOCH_HEADER] = str(epoch)
     if token:
         headers["Authorization"] = f"Bearer {token}"
-    return ClientPool(headers)
-
-
-def pooled_probe(clients: ClientPool) -> Probe:
-    """The health probe, sent through the probed node's own client."""
-
-    async def probe(addr: str, settings: HealthSettings) -> str | None:
-        return await make_probe(clients.get(addr))(addr, settings)
-
-    return probe
+    return NodeConnections(headers, per_node=64, ssl_context=ssl.create_default_context())
 
 
 async def _close_at_exit(probe: RawHttpProbe) -> None:

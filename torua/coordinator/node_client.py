@@ -2,9 +2,8 @@
 
 Every call returns a :class:`Reply` or raises :class:`NodeUnreachable`; callers
 decide what a failure means (fail over, leave the in-sync set, retry later).
-http:// nodes are called over the pool's raw kept-alive connections
-(:mod:`torua.coordinator.node_conns`, a fraction of httpx's CPU per call);
-https:// nodes through the pool's httpx client.
+Calls go over kept-alive connections per node
+(:mod:`torua.coordinator.node_conns`), http and https alike.
 """
 
 from __future__ import annotations
@@ -15,12 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-import httpx
 import trio
 
-from torua.config import normalize_url
-from torua.coordinator.client_pool import ClientPool
-from torua.coordinator.node_conns import header_lines
+from torua.coordinator.node_conns import NodeConnections, header_lines
 from torua.http.records import RECORDS_TYPE
 from torua.http.wire import WireError
 
@@ -61,8 +57,8 @@ def key_path(shard_id: int, key: str) -> str:
 
 
 class NodeClient:
-    def __init__(self, clients: ClientPool, *, request_timeout: float = 5.0) -> None:
-        self._clients = clients
+    def __init__(self, conns: NodeConnections, *, request_timeout: float = 5.0) -> None:
+        self._conns = conns
         self.request_timeout = request_timeout
 
     async def request(
@@ -79,31 +75,23 @@ class NodeClient:
     ) -> Reply:
         """One call; ``idempotent`` (default: by method) allows a resend on a fresh
         connection when a kept one turns out closed before the node answered."""
-        conns = self._clients.raw
+        conns = self._conns
+        if not conns.handles(addr):
+            raise NodeUnreachable(f"{addr} is not an http:// or https:// address")
+        extra = b"" if headers is None else header_lines(headers)
+        if payload is not None:
+            content = json.dumps(payload, separators=(",", ":")).encode()
+            extra += _JSON
         try:
             with trio.fail_after(deadline if deadline is not None else self.request_timeout):
-                if conns.handles(addr):
-                    extra = b"" if headers is None else header_lines(headers)
-                    if payload is not None:
-                        content = json.dumps(payload, separators=(",", ":")).encode()
-                        extra += _JSON
-                    raw = await conns.request(
-                        addr, method, path, body=content, headers=extra, idempotent=idempotent
-                    )
-                    return Reply(raw.status, raw.body, raw.headers)
-                response = await self._clients.get(addr).request(
-                    method,
-                    normalize_url(addr) + path,
-                    content=content,
-                    json=payload,
-                    headers=headers,
+                raw = await conns.request(
+                    addr, method, path, body=content, headers=extra, idempotent=idempotent
                 )
         except trio.TooSlowError:
             raise NodeUnreachable(f"{addr} did not answer {method} {path} in time") from None
-        except (httpx.HTTPError, OSError, WireError, trio.BrokenResourceError) as exc:
+        except (OSError, WireError, trio.BrokenResourceError) as exc:
             raise NodeUnreachable(f"{addr}: {type(exc).__name__} {exc}".strip()) from None
-        lowered = {name.lower(): value for name, value in response.headers.items()}
-        return Reply(response.status_code, response.content, lowered)
+        return Reply(raw.status, raw.body, raw.headers)
 
     async def get(self, addr: str, shard_id: int, key: str) -> Reply:
         return await self.request("GET", addr, key_path(shard_id, key))

@@ -18,9 +18,8 @@ for all of them: building one costs ~26 ms), so every call to a node, and
 every health probe (:mod:`torua.coordinator.http_probe`, with a pool of its
 own), goes through this one transport.
 
-Headers (coordinator id, token, and whatever else the owning
-:class:`~torua.coordinator.client_pool.ClientPool` carries) are fixed at
-construction; a new pool means new headers. ``close()`` closes every socket,
+Headers (coordinator id, leader epoch, token) are fixed at construction; a new
+leader term builds a new pool. ``close()`` closes every socket,
 idle or in use, so nothing outlives the coordinator's nursery.
 """
 
@@ -107,6 +106,7 @@ class NodeConnections:
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         """``ssl_context`` verifies https nodes (default: the system's trust store)."""
+        self._headers = dict(headers)
         self._extra = header_lines(headers)
         self._max_body = max_body
         self._ssl = ssl_context
@@ -114,6 +114,17 @@ class NodeConnections:
         self._max_idle = per_node if max_idle is None else max_idle
         self._nodes: dict[str, _Node | None] = {}
         self._closed = False
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The headers every call carries (a copy: the pool's own are fixed)."""
+        return dict(self._headers)
+
+    async def __aenter__(self) -> NodeConnections:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.close()
 
     def handles(self, addr: str) -> bool:
         """True for http:// and https:// addresses."""

@@ -21,12 +21,11 @@ import socket
 from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
 
-import httpx
 import trio
 
 from torua.config import HealthSettings, normalize_url
 
-__all__ = ["Probe", "describe_error", "make_probe", "probe_http", "probe_tcp"]
+__all__ = ["Probe", "describe_error", "probe_tcp"]
 
 log = logging.getLogger(__name__)
 
@@ -34,41 +33,6 @@ Probe = Callable[[str, HealthSettings], Awaitable[str | None]]
 """``await probe(addr, settings)`` -> ``None`` when the node passed, else why not."""
 
 _MAX_ERROR = 200
-
-
-def make_probe(client: httpx.AsyncClient) -> Probe:
-    """The coordinator's probe: dispatches on ``settings.kind`` at every call.
-
-    Dispatching per call (not once at construction) is what lets an operator
-    switch between ``http`` and ``tcp`` live.
-    """
-
-    async def probe(addr: str, settings: HealthSettings) -> str | None:
-        if settings.kind == "tcp":
-            return await probe_tcp(addr, settings)
-        return await probe_http(client, addr, settings)
-
-    return probe
-
-
-async def probe_http(client: httpx.AsyncClient, addr: str, settings: HealthSettings) -> str | None:
-    """GET ``addr + settings.path``; only a 200 passes.
-
-    Anything else (a redirect included) fails: a health endpoint that moved is
-    a misconfiguration the operator should see, not a pass.
-    """
-    url = normalize_url(addr) + settings.path
-    try:
-        response = await client.get(url)
-    except httpx.TimeoutException:
-        return "timeout (client)"
-    except httpx.HTTPError as exc:
-        return describe_error(exc)
-    except OSError as exc:  # raised below httpx by some transports
-        return describe_error(exc)
-    if response.status_code != 200:
-        return f"HTTP {response.status_code}"
-    return None
 
 
 async def probe_tcp(addr: str, settings: HealthSettings) -> str | None:
@@ -94,10 +58,9 @@ async def probe_tcp(addr: str, settings: HealthSettings) -> str | None:
 def describe_error(exc: BaseException) -> str:
     """A short, stable text for a failed connection, for history and events.
 
-    httpx and trio wrap the OS error several layers deep (``httpx.ConnectError``
-    <- ``httpcore.ConnectError`` <- ``OSError`` <- ``ExceptionGroup`` of
-    ``ConnectionRefusedError``); the innermost OS error is what an operator wants
-    to read, so dig it out.
+    trio wraps the OS error several layers deep (``OSError`` <- ``ExceptionGroup``
+    of ``ConnectionRefusedError``, one per address tried); the innermost OS error
+    is what an operator wants to read, so dig it out.
     """
     root = _innermost_os_error(exc)
     if isinstance(root, ConnectionRefusedError):
@@ -110,10 +73,7 @@ def describe_error(exc: BaseException) -> str:
         return "connect timed out"
     if root is not None and root.strerror:
         return _clip(root.strerror.lower())
-    text = str(exc) or type(exc).__name__
-    if isinstance(exc, httpx.ConnectError):
-        text = f"connect failed: {text}"
-    return _clip(text)
+    return _clip(str(exc) or type(exc).__name__)
 
 
 def _innermost_os_error(exc: BaseException) -> OSError | None:
