@@ -73,9 +73,9 @@ NODE_READS = {
     "COORDINATOR_ADDR",
 }
 # What `up` passes as flags to its children wins over the environment, so these are
-# not read there: up's own flags carry them.
-SET_BY_UP = {"TORUA_SHARDS", "TORUA_REPLICATION_FACTOR", "NODE_ID", "NODE_LISTEN"}
-SET_BY_UP |= {"COORDINATOR_ADDR"}
+# not read there: up's own flags carry them. (TORUA_SHARDS and
+# TORUA_REPLICATION_FACTOR are read by `up` itself when its flags are absent.)
+SET_BY_UP = {"NODE_ID", "NODE_LISTEN", "COORDINATOR_ADDR"}
 
 NODE_BASE = {"NODE_ID": "n1", "NODE_LISTEN": "127.0.0.1:0"}
 

@@ -14,7 +14,6 @@ from collections.abc import Callable, Sequence
 
 import trio
 
-from torua.config import parse_int
 from torua.environment import (
     add_coordinator_flags,
     add_node_flags,
@@ -33,8 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--nodes", default="3")
     up.add_argument("--coordinators", default="1", help="more than 1 starts a local etcd")
     up.add_argument("--port", default="8080")
-    up.add_argument("--shards", default="16")
-    up.add_argument("--replicas", default="2")
+    up.add_argument("--shards", help="shard count (TORUA_SHARDS, default 16)")
+    up.add_argument("--replicas", help="copies per shard (TORUA_REPLICATION_FACTOR, default 2)")
     up.add_argument("--data-dir", default=None)
     up.add_argument("--memory", action="store_true")
     add_coordinator_flags(commands.add_parser("coordinator", help="run the coordinator"))
@@ -100,19 +99,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             node = node_settings(args, env)
             return _run_service(lambda: Node(node), node.node_id, args.log_level)
         if args.command == "up":
-            from torua.launcher import UpSettings, run_up
+            from torua.launcher import run_up
             from torua.logs import configure_logging
+            from torua.up_settings import up_settings_from
 
-            up = UpSettings(
-                nodes=parse_int(args.nodes, setting="--nodes"),
-                coordinators=parse_int(args.coordinators, setting="--coordinators"),
-                port=parse_int(args.port, setting="--port"),
-                shards=parse_int(args.shards, setting="--shards", minimum=1),
-                replicas=parse_int(args.replicas, setting="--replicas", minimum=1),
-                data_dir=args.data_dir or env.get("TORUA_DATA_DIR") or "./.torua",
-                memory=args.memory,
-                token=env.get("TORUA_TOKEN") or None,
-            )
+            up = up_settings_from(args, env)
             configure_logging("up")
             return trio.run(run_up, up)
         from torua.cli.commands import run_client_command

@@ -28,7 +28,13 @@ import httpx
 import trio
 
 from torua.ha.local_etcd import MISSING_ETCD, etcd_argv, find_etcd, free_port, wait_healthy
-from torua.up_settings import UpSettings, check_children, coordinator_argv, node_argv
+from torua.up_settings import (
+    UpSettings,
+    check_children,
+    children_env,
+    coordinator_argv,
+    node_argv,
+)
 
 __all__ = ["UpSettings", "run_up"]
 
@@ -84,8 +90,7 @@ async def run_up(settings: UpSettings) -> int:
     ports = [settings.port + i for i in range(settings.nodes + count)]
     token = settings.token or secrets.token_urlsafe(24)
     coordinator_urls = [f"http://127.0.0.1:{p}" for p in ports[:count]]
-    env = {**os.environ, **settings.extra_env, "TORUA_TOKEN": token}
-    env.setdefault("TORUA_LOG_LEVEL", "WARNING")
+    env = children_env(settings, os.environ, token=token)
     check_children(settings, env, coordinator_urls)
     busy = [p for p in ports if not _port_free(p)]
     if busy:

@@ -12,7 +12,7 @@ import argparse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from torua.config import parse_log_level
+from torua.config import parse_int, parse_log_level
 from torua.environment import (
     add_coordinator_flags,
     add_node_flags,
@@ -21,7 +21,14 @@ from torua.environment import (
 )
 from torua.errors import ConfigError
 
-__all__ = ["UpSettings", "check_children", "coordinator_argv", "node_argv"]
+__all__ = [
+    "UpSettings",
+    "check_children",
+    "children_env",
+    "coordinator_argv",
+    "node_argv",
+    "up_settings_from",
+]
 
 # Stands in for the local etcd's URL, only known once it runs, while checking.
 _ETCD_PLACEHOLDER = "http://127.0.0.1:2379"
@@ -55,6 +62,54 @@ class UpSettings:
 
     def common_argv(self) -> list[str]:
         return ["--data-dir", self.data_dir] + (["--memory"] if self.memory else [])
+
+
+def up_settings_from(args: argparse.Namespace, env: Mapping[str, str]) -> UpSettings:
+    """``up``'s settings from its flags, falling back on the variables its children read."""
+    return UpSettings(
+        nodes=parse_int(args.nodes, setting="--nodes"),
+        coordinators=parse_int(args.coordinators, setting="--coordinators"),
+        port=parse_int(args.port, setting="--port"),
+        shards=_shards_or_replicas(args.shards, env, "TORUA_SHARDS", "--shards", 16, 65536),
+        replicas=_shards_or_replicas(
+            args.replicas, env, "TORUA_REPLICATION_FACTOR", "--replicas", 2, 16
+        ),
+        data_dir=args.data_dir or env.get("TORUA_DATA_DIR") or "./.torua",
+        memory=args.memory,
+        token=env.get("TORUA_TOKEN") or None,
+    )
+
+
+def _shards_or_replicas(
+    flag: str | None, env: Mapping[str, str], name: str, option: str, default: int, top: int
+) -> int:
+    """From ``option`` or, without it, from ``name`` (which the coordinator reads, but
+    ``up`` passes the count on as a flag, which would otherwise hide the variable)."""
+    if flag is not None:
+        return parse_int(flag, setting=option)
+    text = env.get(name)
+    if text is None or not text.strip():
+        return default
+    value = parse_int(text, setting=name)
+    if not 1 <= value <= top:
+        raise ConfigError(f"{name}={text!r} must be between 1 and {top}")
+    return value
+
+
+def children_env(settings: UpSettings, environ: Mapping[str, str], *, token: str) -> dict[str, str]:
+    """The environment every child starts with.
+
+    ``NODE_ADDR`` is refused: it is one node's address, and ``up`` would hand it
+    to every node it starts, so that all of them claimed the same one.
+    """
+    if environ.get("NODE_ADDR"):
+        raise ConfigError(
+            f"NODE_ADDR={environ['NODE_ADDR']!r} names one node's address, but up starts "
+            "several nodes on loopback ports of its own: unset NODE_ADDR"
+        )
+    env = {**environ, **settings.extra_env, "TORUA_TOKEN": token}
+    env.setdefault("TORUA_LOG_LEVEL", "WARNING")
+    return env
 
 
 def coordinator_argv(settings: UpSettings, url: str) -> list[str]:
