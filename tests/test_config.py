@@ -95,6 +95,11 @@ def test_short_interval_derives_its_timeout() -> None:
         {"TORUA_ETCD_ENDPOINTS": "http://127.0.0.1:2379", "TORUA_LEADER_TTL": "1s"},
         {"TORUA_ETCD_ENDPOINTS": "http://127.0.0.1:2379", "TORUA_LEADER_TTL": "soon"},
         {"TORUA_ETCD_ENDPOINTS": "not a url"},
+        # Two clusters on one etcd are kept apart by the prefix alone.
+        {"TORUA_ETCD_ENDPOINTS": "http://127.0.0.1:2379", "TORUA_ETCD_PREFIX": ""},
+        {"TORUA_ETCD_ENDPOINTS": "http://127.0.0.1:2379", "TORUA_ETCD_PREFIX": "/"},
+        {"TORUA_ETCD_ENDPOINTS": "http://127.0.0.1:2379", "TORUA_ETCD_PREFIX": "/my cluster/"},
+        {"TORUA_ETCD_ENDPOINTS": "http://127.0.0.1:2379", "TORUA_ETCD_PREFIX": "/a\n/"},
         # HA coordinators are reached at their URL: "all interfaces" is not one.
         {
             "TORUA_ETCD_ENDPOINTS": "http://127.0.0.1:2379",
@@ -106,6 +111,11 @@ def test_short_interval_derives_its_timeout() -> None:
 def test_bad_coordinator_settings(env: dict[str, str]) -> None:
     with pytest.raises(ConfigError):
         _coordinator([], env)
+
+
+def test_etcd_prefix_is_kept_as_given() -> None:
+    env = {"TORUA_ETCD_ENDPOINTS": "http://127.0.0.1:2379", "TORUA_ETCD_PREFIX": "/prod-1/"}
+    assert _coordinator([], env).etcd_prefix == "/prod-1/"
 
 
 def test_bad_node_id_is_refused() -> None:

@@ -259,6 +259,13 @@ class CoordinatorSettings:
                 "coordinator must listen on the address the other coordinators reach it at, "
                 "not on all interfaces"
             )
+        bare = self.etcd_prefix.strip("/")
+        if not bare or not self.etcd_prefix.isprintable() or any(c.isspace() for c in bare):
+            # The prefix is all that keeps two clusters on one etcd apart.
+            raise ConfigError(
+                f"TORUA_ETCD_PREFIX={self.etcd_prefix!r} must name a key prefix such as "
+                "/torua/ (no spaces or control characters)"
+            )
         if not 2.0 <= self.leader_ttl <= 3600:
             # etcd grants no lease shorter than about 1.5 s with its default timings.
             raise ConfigError(f"TORUA_LEADER_TTL={self.leader_ttl:g}s must be between 2s and 1h")
