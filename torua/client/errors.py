@@ -186,13 +186,15 @@ def error_from_answer(
     retry_after: str | None = None,
 ) -> ResponseError:
     """The typed error for an error answer, from its JSON ``{"error", "message"}`` body."""
-    code, message = "", ""
+    code = ""
     try:
         data = json.loads(body)
-        if isinstance(data, dict):
-            code = str(data.get("error") or "")
-            message = str(data.get("message") or code)
     except ValueError:
+        data = None
+    if isinstance(data, dict):
+        code = str(data.get("error") or "")
+        message = str(data.get("message") or code)
+    else:
         message = body[:200].decode("utf-8", "replace")
     message = message or reason or "request failed"
     kind = _BY_STATUS.get(status, ResponseError)
