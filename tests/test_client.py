@@ -15,6 +15,7 @@ import trio
 import trio.testing
 
 import torua
+from tests.fake_etcd import FakeEtcd
 from tests.scripted_http import scripted_server
 from torua import (
     AsyncClient,
@@ -31,10 +32,15 @@ from torua import (
     Unreachable,
 )
 from torua.client.retry import Attempts, Endpoints, Failure
+from torua.config import NodeSettings
 from torua.errors import ToruaError
+from torua.ha import HACoordinator
+from torua.node import Node
 
 from .conftest import LocalCluster
 from .test_data_api import KEYS
+from .test_election import until_leading
+from .test_ha_in_process import settings as ha_settings
 
 
 def answer(status: int, body: bytes = b"", **headers: str) -> bytes:
@@ -153,6 +159,41 @@ async def test_token_is_sent_and_a_missing_or_wrong_one_is_typed() -> None:
     assert seen == ["Bearer right", None, "Bearer wrong"]
     assert no_token.value.code == "unauthorized" and no_token.value.message == "token!"
     assert isinstance(no_token.value, ToruaError)
+
+
+async def test_async_client_rides_a_leader_failover_with_no_retry_code_of_its_own() -> None:
+    """Two HA coordinators (on a fake etcd) and two nodes. The leader is cut off from
+    etcd and stops, as if killed; the client was given both URLs and carries on: the
+    dead URL refuses connections, the follower answers 503 until it leads and has
+    probed the nodes, and the client's retries cover all of it."""
+    etcd = FakeEtcd()
+    async with trio.open_nursery() as nursery:
+        a = HACoordinator(ha_settings(), etcd=etcd.client("a"))
+        await nursery.start(a.run)
+        assert a.election is not None
+        with trio.fail_after(5):
+            await until_leading(a.election)
+        b = HACoordinator(ha_settings(), etcd=etcd.client("b"))
+        urls = [a.url, await nursery.start(b.run)]
+        nodes = [
+            Node(NodeSettings(node_id=f"n{i}", port=0, coordinator=",".join(urls), memory=True))
+            for i in (1, 2)
+        ]
+        for node in nodes:
+            await nursery.start(node.run)
+        values = {f"k{i}": f"v{i}".encode() for i in range(30)}
+        async with AsyncClient(urls, timeout=5) as db:
+            with trio.fail_after(30):
+                await db.put_many(values)  # 503 until the nodes are up: retried
+                etcd.cut_off.add("a")
+                a.stop()
+                assert await db.get_many(values) == values
+                await db.put("after", b"failover")
+                assert await db.get("after") == b"failover"
+            assert db.base_url == b.url
+        for node in nodes:
+            node.stop()
+        b.stop()
 
 
 # -- scripted servers on loopback ----------------------------------------------------------
