@@ -431,6 +431,16 @@ async def test_bulk_failures_name_their_keys(autojump_clock: trio.testing.MockCl
     assert isinstance(err.value.errors["big"], torua.TooLarge)
 
 
+@pytest.mark.parametrize(
+    "body", [b"<html>a proxy</html>", b"[]", b'{"results": []}', b'{"results": [7]}']
+)
+async def test_a_bulk_answer_that_is_not_results_is_a_protocol_error(body: bytes) -> None:
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, content=body))
+    async with AsyncClient(transport=transport) as db:
+        with pytest.raises(torua.ProtocolError):
+            await db.get_many(["k"])
+
+
 def test_attempts_rules_without_io() -> None:
     endpoints = Endpoints(["a", "b"])
     post = Attempts(endpoints, Retry(total=10), started=0.0, idempotent=False)

@@ -16,7 +16,8 @@
         │   ├── BadGateway       502 a node failed mid-request
         │   └── Unavailable      503 no copy can serve; .retry_after
         │       └── NoLeader     503 no_leader / not_leader (a leader election)
-        └── BulkError            some operations of a bulk call failed: .errors
+        ├── BulkError            some operations of a bulk call failed: .errors
+        └── ProtocolError        an answer that is not what the route promises
 
 ``code`` is the server's JSON ``error`` field ("" when the answer had none),
 ``message`` its sentence, so a program can branch on the class and a person can
@@ -43,6 +44,7 @@ __all__ = [
     "InvalidKey",
     "NoLeader",
     "NotFound",
+    "ProtocolError",
     "ResponseError",
     "Timeout",
     "TooLarge",
@@ -152,6 +154,11 @@ class BulkError(ClientError):
         more = f" and {len(errors) - 1} more" if len(errors) > 1 else ""
         super().__init__(f"{first_key!r}: {first}{more}")
         self.errors = dict(errors)
+
+
+class ProtocolError(ClientError):
+    """A successful answer whose body is not what the route promises (a proxy's page,
+    a different service on that port)."""
 
 
 _BY_STATUS: dict[int, type[ResponseError]] = {

@@ -19,6 +19,7 @@ from torua.client.errors import (
     BulkError,
     InvalidKey,
     NotFound,
+    ProtocolError,
     ResponseError,
     error_from_answer,
 )
@@ -142,14 +143,14 @@ def bulk_bodies(ops: Sequence[Op]) -> Iterator[tuple[int, int, bytes]]:
 
 def _result(op: Op, item: Any, url: str) -> Result:
     if not isinstance(item, dict) or not isinstance(item.get("status"), int):
-        raise ValueError(f"a bulk result is not an object with a status: {item!r}")
+        raise ProtocolError(f"a bulk result from {url} is not an object with a status")
     status = item["status"]
     if status == 200:
         if "value_b64" in item:
             try:
                 return Result(op, 200, base64.b64decode(item["value_b64"], validate=True))
-            except (binascii.Error, TypeError):
-                raise ValueError(f"a bulk result's value_b64 is not base64: {item!r}") from None
+            except (binascii.Error, TypeError, ValueError):
+                raise ProtocolError(f"a bulk result from {url} has a bad value_b64") from None
         return Result(op, 200, str(item.get("value", "")).encode("utf-8"))
     if status < 300:
         return Result(op, status)
@@ -159,9 +160,13 @@ def _result(op: Op, item: Any, url: str) -> Result:
 
 def parse_results(body: bytes, ops: Sequence[Op], *, url: str) -> list[Result]:
     """The coordinator's ``{"results": [...]}``, one per operation, in order."""
-    items = json.loads(body).get("results")
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        answer = None
+    items = answer.get("results") if isinstance(answer, dict) else None
     if not isinstance(items, list) or len(items) != len(ops):
-        raise ValueError(f"the bulk answer has no result per operation ({len(ops)} sent)")
+        raise ProtocolError(f"the bulk answer from {url} has no result per operation")
     return [_result(op, item, url) for op, item in zip(ops, items, strict=True)]
 
 
