@@ -16,7 +16,7 @@ import trio.testing
 
 import torua
 from tests.fake_etcd import FakeEtcd
-from tests.scripted_http import scripted_server
+from tests.scripted_http import THEN_CLOSE, scripted_server
 from torua import (
     AsyncClient,
     BulkError,
@@ -254,6 +254,23 @@ async def test_503_is_retried_after_its_retry_after() -> None:
         nursery.cancel_scope.cancel()
     assert len(requests_in(log)) == 2
     assert times[0] >= 1.0  # it waited as the server asked
+
+
+async def test_truncated_answers_are_retried_for_gets_only() -> None:
+    truncated = b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nabc" + THEN_CLOSE
+    chunked = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+    script: list[bytes | None] = [truncated, chunked, truncated, None]
+    log: list[bytes] = []
+    async with trio.open_nursery() as nursery:
+        port = await scripted_server(nursery, script, log)
+        async with AsyncClient(f"http://127.0.0.1:{port}") as db:
+            assert await db.get("k") == b"abc"  # the truncated answer, then again
+            with pytest.raises(Unreachable):
+                await db.request("POST", "/rebalance")  # it may have run: not again
+            with pytest.raises(Unreachable):
+                await db.request("POST", "/rebalance")  # closed without an answer
+        nursery.cancel_scope.cancel()
+    assert len(requests_in(log)) == 4
 
 
 async def test_sync_failover_from_a_dead_url_and_a_follower_without_leader() -> None:
