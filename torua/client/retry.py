@@ -14,6 +14,12 @@ The rules, and the failure each is for:
 * A connection that broke after the request was sent (a timeout, a reset) may
   have been applied: only idempotent requests (GET, PUT, DELETE, bulk) try
   again, which is safe because applying them twice leaves what once would.
+* A resent write whose first attempt did apply is applied twice. With no other
+  writer of that key in between, that is the same as once; with one, a reader
+  may see the value, the other writer's, then the value again. A program that
+  needs every single-key history linearizable under concurrent writers to one
+  key passes ``idempotent=False`` to :meth:`request` for its writes and
+  settles unknown outcomes itself (a read decides).
 * Every call gives up once waiting would pass its budget (``Retry.total``
   seconds from the call's start), raising the last error. A call therefore
   lasts at most ``total`` plus one round of request timeouts.
