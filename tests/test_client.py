@@ -462,11 +462,14 @@ def test_attempts_rules_without_io() -> None:
     endpoints = Endpoints(["a", "b"])
     post = Attempts(endpoints, Retry(total=10), started=0.0, idempotent=False)
     assert post.next_wait(Failure.MAYBE_SENT, now=0.0) is None  # may have been applied
-    get = Attempts(endpoints, Retry(total=10), started=0.0, idempotent=True)
-    assert get.next_wait(Failure.MAYBE_SENT, now=0.0) == 0.0 and get.url == "b"
-    assert get.next_wait(Failure.NOT_SENT, now=0.0) == 0.05 and get.url == "a"
+    assert post.next_wait(Failure.NO_LEADER, now=0.0) is None  # so may a not_leader one
+    assert post.next_wait(Failure.UNAVAILABLE, now=0.0) is None
+    assert post.next_wait(Failure.NOT_SENT, now=0.0) == 0.0  # never sent: the next URL
+    get = Attempts(endpoints, Retry(total=10), started=0.0, idempotent=True)  # starts at b
+    assert get.next_wait(Failure.MAYBE_SENT, now=0.0) == 0.0 and get.url == "a"  # round to a
+    assert get.next_wait(Failure.NOT_SENT, now=0.0) == 0.05 and get.url == "b"
     assert get.next_wait(Failure.UNAVAILABLE, now=1.0, retry_after=9.0) == 9.0
     assert get.next_wait(Failure.UNAVAILABLE, now=1.0, retry_after=9.5) is None  # past 10 s
-    assert endpoints.current == "a"
+    assert endpoints.current == "b"
     with pytest.raises(ValueError):
         Client(["ftp://x"])

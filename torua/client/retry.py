@@ -12,14 +12,17 @@ The rules, and the failure each is for:
 * Other 503 answers (a shard with no copy up, an incomplete shard) are retried
   on the same URL after ``Retry-After``.
 * A connection that broke after the request was sent (a timeout, a reset) may
-  have been applied: only idempotent requests (GET, PUT, DELETE, bulk) try
-  again, which is safe because applying them twice leaves what once would.
+  have been applied, and so may a request answered 503 (``not_leader`` says
+  so outright: the leader's term ended while it ran). Only idempotent
+  requests (GET, PUT, DELETE, bulk) try again after those, which is safe
+  because applying them twice leaves what once would. Any other request
+  (a POST) is sent at most once: only a connection never made moves it on.
 * A resent write whose first attempt did apply is applied twice. With no other
   writer of that key in between, that is the same as once; with one, a reader
   may see the value, the other writer's, then the value again. A program that
   needs every single-key history linearizable under concurrent writers to one
-  key passes ``idempotent=False`` to :meth:`request` for its writes and
-  settles unknown outcomes itself (a read decides).
+  key passes ``idempotent=False`` to ``request()`` for its writes and settles
+  unknown outcomes itself (a read decides).
 * Every call gives up once waiting would pass its budget (``Retry.total``
   seconds from the call's start), raising the last error. A call therefore
   lasts at most ``total`` plus one round of request timeouts.
@@ -118,8 +121,8 @@ class Attempts:
         self, failure: Failure, *, now: float, retry_after: float | None = None
     ) -> float | None:
         """Seconds to wait before the next attempt, or None: give up, raise the last error."""
-        if failure is Failure.MAYBE_SENT and not self._idempotent:
-            return None
+        if failure is not Failure.NOT_SENT and not self._idempotent:
+            return None  # it may have been applied: sent at most once
         if failure is Failure.UNAVAILABLE:
             self._failed_this_round.clear()  # the URL answered: stay on it
             return self._wait(now, retry_after)
