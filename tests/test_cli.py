@@ -239,6 +239,16 @@ def test_unreachable_coordinator_exits_1() -> None:
         assert "cannot reach the coordinator" in one_line_error(result)
 
 
+def test_several_coordinator_urls_fail_over_to_one_that_answers(cluster: Cluster) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{sock.getsockname()[1]}"  # nothing listens once closed
+    urls = f"{dead},{cluster.url}"
+    ok(torua(None, "put", "failover", "yes", "--coordinator", urls))
+    assert torua(None, "get", "failover", "--coordinator", urls).stdout == b"yes"
+    assert json.loads(ok(torua(None, "status", "--json", "--coordinator", urls)))["total_nodes"]
+
+
 def test_unknown_node_fails_with_one_line(cluster: Cluster) -> None:
     for argv in (["maintenance", "on", "ghost"], ["evacuate", "ghost"], ["drain", "ghost"]):
         result = torua(cluster, *argv)

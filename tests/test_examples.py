@@ -1,8 +1,9 @@
 """The examples in examples/ run as documented, as real processes.
 
 ``embedded_cluster.py`` runs a whole cluster in one Trio program;
-``http_client.py`` talks to a cluster started by ``python -m torua up``, which
-must then stop on SIGTERM with exit status 0 and leave no process behind.
+``http_client.py`` and ``client_example.py`` talk to a cluster started by
+``python -m torua up``, which must then stop on SIGTERM with exit status 0 and
+leave no process behind.
 """
 
 from __future__ import annotations
@@ -173,6 +174,33 @@ async def test_http_client_against_up(tmp_path: Path) -> None:
             # `up` waits for green; allow yellow in case a copy is still settling.
             assert re.search(r"^  cluster_state +(green|yellow)$", client_out, re.M), client_out
             assert "healthy" in client_out and client_out.rstrip().endswith("ok"), client_out
+
+            async def example(token: str) -> tuple[int, str, str]:
+                with trio.fail_after(60):
+                    done = await trio.run_process(
+                        [sys.executable, str(EXAMPLES / "client_example.py")],
+                        env={**client_env, "TORUA_TOKEN": token},
+                        cwd=tmp_path,
+                        check=False,
+                        capture_stdout=True,
+                        capture_stderr=True,
+                    )
+                return done.returncode, done.stdout.decode(), done.stderr.decode()
+
+            status, out, err = await example(token)
+            assert status == 0, f"{out}\n{err}\n{report()}"
+            for expected in (
+                "get hello from torua.Client",
+                "get b'\\x00\\x01\\x02\\xff'",
+                "gone: key_not_found",
+                "bulk: wrote 100, read 100 back",
+                "async: wrote 20 concurrently, read 20 back",
+            ):
+                assert expected in out, f"{expected!r} missing from:\n{out}\n{err}"
+            assert out.rstrip().endswith("ok"), out
+            status, out, err = await example("not-the-token")
+            assert status == 1 and out == "", out
+            assert err.startswith("client_example: ") and "HTTP 403 forbidden" in err, err
 
             up.send_signal(signal.SIGTERM)
             with trio.fail_after(45):

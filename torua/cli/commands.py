@@ -5,8 +5,8 @@ Tables (rich) for people, ``--json`` for scripts. Exit status 0 on success,
 coordinator: one line on stderr, never a traceback), 2 on bad usage.
 
 Every command takes ``--coordinator URL`` (else ``TORUA_COORDINATOR``, else
-``http://127.0.0.1:8080``) and sends ``Authorization: Bearer $TORUA_TOKEN``
-when that is set.
+``http://127.0.0.1:8080``; several URLs separated by commas fail over in
+turn) and sends ``Authorization: Bearer $TORUA_TOKEN`` when that is set.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import base64
 import os
 import sys
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 
@@ -24,6 +23,7 @@ from torua.cli.common import (
     CommandError,
     base_url,
     call,
+    error_line,
     open_client,
     out_console,
     print_json,
@@ -37,6 +37,7 @@ from torua.cli.render import (
     shards_table,
     status_table,
 )
+from torua.client import Client, ResponseError, Timeout, TransportError
 
 __all__ = ["CLIENT_COMMANDS", "add_client_commands", "run_client_command"]
 
@@ -73,7 +74,8 @@ def add_client_commands(commands: Any) -> None:
             "--coordinator",
             default=None,
             metavar="URL",
-            help="coordinator URL (TORUA_COORDINATOR, default http://127.0.0.1:8080)",
+            help="coordinator URL, or several separated by commas "
+            "(TORUA_COORDINATOR, default http://127.0.0.1:8080)",
         )
         parser.add_argument("--json", action="store_true", help="print JSON for scripts")
         return parser
@@ -113,6 +115,12 @@ def run_client_command(args: argparse.Namespace) -> int:
             return _dispatch(args, http)
     except CommandError as exc:
         message, status = str(exc), exc.status
+    except ResponseError as exc:
+        message, status = error_line(exc), 1
+    except Timeout as exc:
+        message, status = f"the coordinator at {exc.url} did not answer in time", 1
+    except TransportError as exc:
+        message, status = f"cannot reach the coordinator at {exc.url}: {exc.reason}", 1
     except httpx.InvalidURL as exc:
         message, status = f"bad coordinator URL {base_url(args)!r}: {exc}", 2
     except httpx.TimeoutException:
@@ -134,7 +142,8 @@ def run_client_command(args: argparse.Namespace) -> int:
     return status
 
 
-def _data_path(key: str) -> str:
+def _check_key(key: str) -> str:
+    """The key as given, or a usage error (exit 2) before anything is sent."""
     if not key:
         raise CommandError("KEY must not be empty", status=2)
     try:
@@ -143,11 +152,10 @@ def _data_path(key: str) -> str:
         raise CommandError("KEY must be valid UTF-8", status=2) from None
     if len(raw) > MAX_KEY_BYTES:
         raise CommandError(f"KEY is {len(raw)} bytes; at most {MAX_KEY_BYTES}", status=2)
-    # '.' encoded too, so keys such as '..' are never collapsed as path segments.
-    return "/data/" + quote(raw, safe="").replace(".", "%2E")
+    return key
 
 
-def _dispatch(args: argparse.Namespace, http: httpx.Client) -> int:
+def _dispatch(args: argparse.Namespace, http: Client) -> int:
     command = args.command
     if command in ("get", "put", "delete"):
         return _data(args, http)
@@ -181,10 +189,10 @@ def _dispatch(args: argparse.Namespace, http: httpx.Client) -> int:
     return 0
 
 
-def _data(args: argparse.Namespace, http: httpx.Client) -> int:
-    path = _data_path(args.key)
+def _data(args: argparse.Namespace, http: Client) -> int:
+    key = _check_key(args.key)
     if args.command == "get":
-        value = call(http, "GET", path).content
+        value = http.get(key)
         if args.json:
             try:
                 print_json({"key": args.key, "size": len(value), "value": value.decode()})
@@ -205,7 +213,7 @@ def _data(args: argparse.Namespace, http: httpx.Client) -> int:
         return 0
     if args.command == "put":
         value = sys.stdin.buffer.read() if args.value == "-" else os.fsencode(args.value)
-        call(http, "PUT", path, ok=(200, 201, 204), content=value)
+        http.put(key, value)
         if args.json:
             print_json({"key": args.key, "size": len(value)})
         else:
@@ -213,7 +221,7 @@ def _data(args: argparse.Namespace, http: httpx.Client) -> int:
                 f"stored {args.key!r} ({len(value)} bytes)", highlight=False, markup=False
             )
         return 0
-    call(http, "DELETE", path, ok=(200, 204))
+    http.delete(key)
     if args.json:
         print_json({"key": args.key, "deleted": True})
     else:
@@ -221,7 +229,7 @@ def _data(args: argparse.Namespace, http: httpx.Client) -> int:
     return 0
 
 
-def _maintenance(args: argparse.Namespace, http: httpx.Client) -> int:
+def _maintenance(args: argparse.Namespace, http: Client) -> int:
     enabled = args.state == "on"
     body = call(
         http,
@@ -236,7 +244,7 @@ def _maintenance(args: argparse.Namespace, http: httpx.Client) -> int:
     return 0
 
 
-def _rebalance(args: argparse.Namespace, http: httpx.Client) -> int:
+def _rebalance(args: argparse.Namespace, http: Client) -> int:
     response = call(http, "POST", "/rebalance", ok=(200, 202))
     body = response.json()
     if args.json:

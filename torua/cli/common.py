@@ -1,8 +1,11 @@
 """What every client command shares: the coordinator URL, the token, errors, output.
 
-A failed operation raises :class:`CommandError`; ``run_client_command`` turns
-it into one line on stderr and its exit status (1, or 2 for bad usage), so no
-command ever shows a traceback.
+Every request goes through :class:`torua.Client`, so the commands get its
+failover (``--coordinator`` may list several URLs, comma-separated) and its
+retries of 503 answers. A failed operation raises :class:`CommandError` or one
+of the client's errors; ``run_client_command`` turns either into one line on
+stderr and its exit status (1, or 2 for bad usage), so no command ever shows a
+traceback.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from urllib.parse import quote
 
 import httpx
 from rich.console import Console
+
+from torua.client import Client, ResponseError, Retry
 
 __all__ = [
     "DEFAULT_COORDINATOR",
@@ -34,8 +39,11 @@ __all__ = [
 
 DEFAULT_COORDINATOR = "http://127.0.0.1:8080"
 TIMEOUT = 30.0
+RETRY = Retry(total=15.0, when_unreachable=False)
+"""503 answers (a copy moving, a leader election) are retried for up to 15 s; a
+coordinator that nothing answers for is reported at once, as people expect."""
 
-ClientFactory = Callable[..., httpx.Client]
+ClientFactory = Callable[..., Client]
 
 
 class CommandError(Exception):
@@ -54,42 +62,33 @@ def base_url(args: argparse.Namespace) -> str:
     return url
 
 
-def open_client(
-    args: argparse.Namespace, *, timeout: float | httpx.Timeout = TIMEOUT
-) -> httpx.Client:
-    """An HTTP client for the coordinator, with ``Authorization`` when TORUA_TOKEN is set."""
-    headers = {"User-Agent": "torua-cli"}
-    if token := os.environ.get("TORUA_TOKEN", "").strip():
-        headers["Authorization"] = f"Bearer {token}"
+def open_client(args: argparse.Namespace, *, timeout: float | httpx.Timeout = TIMEOUT) -> Client:
+    """A client of the coordinator(s), with ``Authorization`` when TORUA_TOKEN is set."""
+    token = os.environ.get("TORUA_TOKEN", "").strip() or None
     try:
-        return httpx.Client(base_url=base_url(args), headers=headers, timeout=timeout)
-    except (httpx.InvalidURL, ValueError) as exc:
-        raise CommandError(f"bad coordinator URL {base_url(args)!r}: {exc}", status=2) from None
+        return Client(
+            base_url(args), token=token, timeout=timeout, retry=RETRY, user_agent="torua-cli"
+        )
+    except ValueError as exc:
+        raise CommandError(str(exc), status=2) from None
 
 
-def error_line(response: httpx.Response) -> str:
+def error_line(error: ResponseError) -> str:
     """The API's error as one readable sentence, with the status and code after it."""
-    code = ""
-    try:
-        body = response.json()
-        message = str(body.get("message") or body.get("error") or "")
-        code = str(body.get("error") or "")
-    except (ValueError, AttributeError):
-        message = response.text[:200]
-    message = message or response.reason_phrase or "request failed"
-    line = f"{message} (HTTP {response.status_code}{' ' + code if code else ''})"
-    if response.status_code == 401 and "TORUA_TOKEN" not in line:
+    line = str(error)
+    if error.status == 401 and "TORUA_TOKEN" not in line:
         line += "; set TORUA_TOKEN to the cluster's token"
     return line
 
 
 def call(
-    http: httpx.Client, method: str, path: str, *, ok: tuple[int, ...] = (200,), **kwargs: Any
+    http: Client, method: str, path: str, *, ok: tuple[int, ...] = (200,), **kwargs: Any
 ) -> httpx.Response:
-    """One request; any status outside ``ok`` becomes a CommandError."""
+    """One request; an error answer raises the client's error, any other status
+    outside ``ok`` a CommandError."""
     response = http.request(method, path, **kwargs)
     if response.status_code not in ok:
-        raise CommandError(error_line(response))
+        raise CommandError(f"unexpected answer {response.status_code} to {method} {path}")
     return response
 
 

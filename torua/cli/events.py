@@ -29,8 +29,9 @@ import httpx
 from rich.console import Console
 from rich.text import Text
 
-from torua.cli.common import CommandError, error_line, out_console, print_json
+from torua.cli.common import CommandError, out_console, print_json
 from torua.cli.render import CLUSTER_STYLE, HEALTH_STYLE
+from torua.client import Client, TransportError
 
 __all__ = ["SseEvent", "describe", "parse_sse", "watch"]
 
@@ -159,7 +160,7 @@ def _emit(event: SseEvent, as_json: bool, console: Console) -> None:
         console.print(_line(payload), soft_wrap=True, highlight=False)
 
 
-def watch(args: argparse.Namespace, http: httpx.Client) -> int:
+def watch(args: argparse.Namespace, http: Client) -> int:
     """Follow /events, reconnecting as EventSource does when a stream ends.
 
     The coordinator ends idle streams (its read timeout) and every stream when
@@ -176,9 +177,8 @@ def watch(args: argparse.Namespace, http: httpx.Client) -> int:
             with http.stream(
                 "GET", "/events", headers={"Accept": "text/event-stream"}, timeout=timeout
             ) as response:
-                if response.status_code != 200:
-                    response.read()
-                    raise CommandError(error_line(response))
+                if response.status_code != 200:  # errors (4xx, 5xx) raised already
+                    raise CommandError(f"unexpected answer {response.status_code} to /events")
                 unreachable_since, connected = None, True
                 for event in parse_sse(response.iter_lines()):
                     _emit(event, args.json, console)
@@ -189,7 +189,7 @@ def watch(args: argparse.Namespace, http: httpx.Client) -> int:
             return 0
         except (httpx.ReadTimeout, httpx.RemoteProtocolError):
             pass  # a stream that went quiet or away: connect again
-        except httpx.TransportError:
+        except (httpx.TransportError, TransportError):
             if not connected:
                 raise  # never reached it at all: the usual one-line "cannot reach" error
             now = time.monotonic()

@@ -26,12 +26,12 @@ from torua.cli.common import (
     ClientFactory,
     CommandError,
     call,
-    error_line,
     node_path,
     out_console,
     print_json,
     progress_console,
 )
+from torua.client import Client, ClientError
 
 __all__ = ["drain", "evacuate"]
 
@@ -57,7 +57,7 @@ def _copies(noun: int) -> str:
     return f"{noun} cop{'y' if noun == 1 else 'ies'}"
 
 
-def _held(http: httpx.Client, node_id: str) -> int | None:
+def _held(http: Client, node_id: str) -> int | None:
     """How many copies the node holds now, per ``GET /nodes``; None if unknown."""
     for node in call(http, "GET", "/nodes").json().get("nodes", []):
         if node.get("id") == node_id:
@@ -65,7 +65,7 @@ def _held(http: httpx.Client, node_id: str) -> int | None:
     return None
 
 
-def drain(args: argparse.Namespace, http: httpx.Client, open_client: ClientFactory) -> int:
+def drain(args: argparse.Namespace, http: Client, open_client: ClientFactory) -> int:
     """``POST /nodes/{id}/drain`` blocks until every copy moved; a thread waits for it
     while this one polls ``GET /nodes`` to move the bar."""
     node_id = args.node
@@ -77,7 +77,7 @@ def drain(args: argparse.Namespace, http: httpx.Client, open_client: ClientFacto
     def post() -> None:
         try:
             with open_client(args, timeout=httpx.Timeout(10.0, read=DRAIN_TIMEOUT)) as client:
-                outcome["response"] = client.post(node_path(node_id, "/drain"))
+                outcome["response"] = call(client, "POST", node_path(node_id, "/drain"))
         except Exception as exc:  # handed to the main thread, which reports it
             outcome["error"] = exc
 
@@ -90,7 +90,7 @@ def drain(args: argparse.Namespace, http: httpx.Client, open_client: ClientFacto
                 waiter.join(POLL)
                 try:
                     held = _held(http, node_id)
-                except (httpx.HTTPError, CommandError, ValueError):
+                except (httpx.HTTPError, ClientError, CommandError, ValueError):
                     continue  # the drain's own answer decides the outcome
                 if held is not None:
                     progress.update(task, completed=max(0, total - held))
@@ -103,8 +103,6 @@ def drain(args: argparse.Namespace, http: httpx.Client, open_client: ClientFacto
     if "error" in outcome:
         raise outcome["error"]
     response: httpx.Response = outcome["response"]
-    if response.status_code != 200:
-        raise CommandError(error_line(response))
     body = response.json()
     if args.json:
         print_json(body)
@@ -115,7 +113,7 @@ def drain(args: argparse.Namespace, http: httpx.Client, open_client: ClientFacto
     return 0
 
 
-def evacuate(args: argparse.Namespace, http: httpx.Client) -> int:
+def evacuate(args: argparse.Namespace, http: Client) -> int:
     """``POST /nodes/{id}/evacuate`` (202), then poll ``GET /nodes/{id}/evacuation``."""
     node_id = args.node
     state = call(http, "POST", node_path(node_id, "/evacuate"), ok=(200, 202)).json()
