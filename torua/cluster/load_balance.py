@@ -12,8 +12,9 @@ Rules, each for a reason:
 * Primaries first: a primary serves its shard's reads as well as its writes,
   so moving one sheds the most load per byte copied.
 * A move is taken only when both ends end below the busiest node's current
-  rate, so the maximum never gets worse, and a copy worth 0 requests/s never
-  moves (it would cost a fill and change nothing).
+  rate, so the maximum never gets worse, and only when it lowers that peak by
+  at least :data:`MIN_GAIN` of the mean: each move costs a full copy of the
+  shard's data, which a sliver of balance does not repay.
 * Targets must accept copies (healthy, not leaving) and have room; a shard
   that is still being filled or handed over (``busy``) is left alone, and no
   shard moves twice in one plan: each move is a full fill through the mover.
@@ -31,10 +32,13 @@ from collections.abc import Collection, Mapping
 
 from .table import Move, NodeState, ShardTable
 
-__all__ = ["TOLERANCE", "LOAD_REASON", "balance_load", "node_rates"]
+__all__ = ["LOAD_REASON", "MIN_GAIN", "TOLERANCE", "balance_load", "node_rates"]
 
 TOLERANCE = 0.25
 """The busiest node may serve this fraction more than the mean before copies move."""
+
+MIN_GAIN = 0.05
+"""A move must lower the busiest node's rate by this fraction of the mean, at least."""
 
 LOAD_REASON = "load"
 
@@ -76,7 +80,7 @@ def balance_load(
         busiest = max(accepting, key=lambda n: (load[n], n))
         if mean <= 0 or load[busiest] <= (1 + tolerance) * mean:
             break
-        move = _best_move(table, nodes, rates, load, busiest, moved)
+        move = _best_move(table, nodes, rates, load, busiest, moved, MIN_GAIN * mean)
         if move is None:
             break
         table.apply(move)
@@ -94,6 +98,7 @@ def _best_move(
     load: Mapping[str, float],
     busiest: str,
     moved: Collection[int],
+    min_gain: float,
 ) -> Move | None:
     """The copy on ``busiest`` whose move lowers the larger of the two ends most,
     a primary if any primary move helps; None when no move helps."""
@@ -104,16 +109,17 @@ def _best_move(
         if sid in moved or busiest not in shard.copies or busiest not in shard.in_sync:
             continue
         rate = rates.get((sid, busiest), 0.0)
-        if rate <= 0:
+        if rate <= 0 or rate < min_gain:
             continue
         is_primary = shard.primary == busiest
         for target, after in load.items():
-            if target in shard.copies or after + rate >= top:
+            peak = max(top - rate, after + rate)
+            if target in shard.copies or top - peak < min_gain or after + rate >= top:
                 continue
             if not nodes[target].has_room(table.load(target)):
                 continue
             # the lower peak of the two ends, then the emptier target
-            key = (not is_primary, max(top - rate, after + rate), after + rate, sid, target)
+            key = (not is_primary, peak, after + rate, sid, target)
             if best is None or key < best[0]:
                 best = key, Move(sid, busiest, target, is_primary, LOAD_REASON)
     return None if best is None else best[1]
