@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from importlib import resources
 from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
@@ -17,7 +18,7 @@ from quart import Quart, Response, jsonify
 
 from torua.cluster import Move, NodeState, ShardTable, reconcile
 from torua.cluster.load_balance import balance_load
-from torua.errors import BadRequest, Unavailable
+from torua.errors import BadRequest, Conflict, Unavailable
 from torua.http.errors import read_limited
 from torua.http.validate import Body, validate
 
@@ -53,10 +54,10 @@ def rebalance_moves(services: Services, body: RebalanceBody) -> list[Move]:
         return s.redistributor.rebalance("requested through the API")
     load = s.load
     if load is None or load.polls < 2:
-        raise Unavailable(
-            "request rates are not measured yet; try again after two load polls",
+        # Not an outage: the rates need two readings of the nodes' counters first.
+        raise Conflict(
+            "request rates are not measured yet: try again in a few seconds",
             code="load_unknown",
-            retry_after=2,
         )
     state = s.state
     max_moves = body.max_moves or state.max_moves
@@ -73,6 +74,16 @@ def rebalance_moves(services: Services, body: RebalanceBody) -> list[Move]:
 
 
 def install_load_routes(app: Quart, services: Services) -> None:
+    plots = resources.files("torua.coordinator").joinpath("static/plots.js").read_bytes()
+
+    @app.get("/dashboard/plots.js")
+    async def plots_script() -> Response:
+        """The dashboard's charts, a file of its own so the page's policy can allow it."""
+        response = Response(plots, status=200, content_type="text/javascript; charset=utf-8")
+        response.headers["Cache-Control"] = "no-cache"
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        return response
+
     @app.get("/load")
     async def load() -> Response:
         if services.load is None:
