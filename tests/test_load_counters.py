@@ -7,6 +7,7 @@ import json
 import trio
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.conftest import LocalCluster
 from tests.test_metrics import value
 from torua.config import CoordinatorSettings, HealthSettings
 from torua.coordinator.health import ProbeRecord
@@ -165,3 +166,30 @@ async def test_monitor_polls_on_schedule_and_a_hung_node_delays_no_other(
     assert len(n1["points"]) == 4
     shard0 = history["shards"][0]
     assert (shard0["rate"], shard0["keys"], shard0["bytes"]) == (30.0, 1, 7)
+
+
+async def test_shards_show_rates_and_a_balanced_cluster_rebalances_by_load_to_nothing(
+    cluster: LocalCluster,
+) -> None:
+    http = cluster.http
+    for i in range(40):
+        assert (await http.put(f"/data/k{i}", content=b"v")).status_code == 204
+    load = cluster.coordinator.services.load  # type: ignore[union-attr]
+    assert load is not None
+    with trio.fail_after(10):
+        while True:
+            shards = (await http.get("/shards")).json()["shards"]
+            if load.polls >= 2 and all(s["rate"] is not None for s in shards):
+                break
+            await trio.sleep(0.1)
+    assert all(s["rate"] >= 0 for s in shards)
+    before = await cluster.snapshot()
+    # R = 2 on two nodes: each holds every shard; nothing could move anywhere.
+    response = await http.post("/rebalance", json={"by": "load"})
+    assert response.status_code == 200
+    assert response.json()["moves"] == []
+    assert (await http.post("/rebalance")).json()["moves"] == []  # no body: copy counts
+    assert await cluster.snapshot() == before
+    history = (await http.get("/load")).json()
+    assert history["window_seconds"] == WINDOW
+    assert {n["id"] for n in history["nodes"]} == {"n1", "n2"}
