@@ -7,7 +7,7 @@ import json
 import trio
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import LocalCluster
+from tests.conftest import LocalCluster, local_cluster
 from tests.test_metrics import value
 from torua.config import CoordinatorSettings, HealthSettings
 from torua.coordinator.health import ProbeRecord
@@ -193,3 +193,15 @@ async def test_shards_show_rates_and_a_balanced_cluster_rebalances_by_load_to_no
     history = (await http.get("/load")).json()
     assert history["window_seconds"] == WINDOW
     assert {n["id"] for n in history["nodes"]} == {"n1", "n2"}
+
+
+async def test_the_plots_script_is_served_from_the_package_and_allowed_by_the_page() -> None:
+    async with local_cluster(nodes=0) as cluster:
+        page = await cluster.http.get("/")
+        assert '<script src="/dashboard/plots.js"></script>' in page.text
+        assert "'self'" in page.headers["content-security-policy"].split("script-src")[1]
+        script = await cluster.http.get("/dashboard/plots.js")
+        assert script.status_code == 200
+        assert script.headers["content-type"].startswith("text/javascript")
+        assert "fetch(path" in script.text and "/load" in script.text
+        assert "https://" not in script.text  # nothing from elsewhere

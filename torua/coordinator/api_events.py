@@ -140,7 +140,7 @@ def _dashboard() -> tuple[bytes, str]:
     )
     policy = (
         "default-src 'none'; connect-src 'self'; img-src 'self' data:; "
-        f"style-src 'unsafe-inline'; script-src 'self' {hashes}; "
+        f"style-src 'unsafe-inline'; script-src {hashes} 'self'; "
         "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
     )
     return page, policy
