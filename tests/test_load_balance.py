@@ -87,26 +87,27 @@ def test_max_moves_bounds_the_plan_and_enough_moves_reach_the_mean() -> None:
 
 @st.composite
 def scenarios(draw: st.DrawFn) -> tuple:
+    """Mostly healthy clusters with a few hot copies, so that most plans move something."""
     count = draw(st.integers(2, 6))
     ids = [f"n{i}" for i in range(count)]
-    caps = {n: draw(st.none() | st.integers(0, 8)) for n in ids}
-    r = draw(st.integers(1, 3))
+    caps = {n: draw(st.none() | st.none() | st.integers(0, 8)) for n in ids}
+    r = draw(st.integers(1, min(3, count - 1)))
     table = ShardTable(draw(st.integers(1, 12)), r)
     reconcile(table, {n: NodeState(n, live=True) for n in ids})  # caps may be exceeded later
+    often = st.sampled_from([True, True, True, False])
     nodes = {
-        n: NodeState(
-            n,
-            live=draw(st.booleans() | st.just(True)),
-            leaving=draw(st.booleans() if i else st.just(False)),
-            capacity=caps[n],
-        )
-        for i, n in enumerate(ids)
+        n: NodeState(n, live=draw(often), leaving=not draw(often), capacity=caps[n]) for n in ids
     }
     for shard in table.shards:  # some copies still being filled
         shard.in_sync -= set(draw(st.lists(st.sampled_from(shard.copies), max_size=1)))
-    rate = st.floats(0, 1000, allow_nan=False) | st.just(0.0)
-    rates = {(s.shard_id, n): draw(rate) for s in table.shards for n in s.copies}
-    busy = draw(st.sets(st.integers(0, table.num_shards - 1), max_size=3))
+    rate = st.sampled_from([0.0, 1.0, 2.0]) | st.floats(0, 1000, allow_nan=False)
+    hot, heat = draw(st.sampled_from(ids)), draw(st.sampled_from([1.0, 10.0]))
+    rates = {
+        (s.shard_id, n): draw(rate) * (heat if n == hot else 1.0)
+        for s in table.shards
+        for n in s.copies
+    }
+    busy = draw(st.sets(st.integers(0, table.num_shards - 1), max_size=2))
     return table, nodes, rates, busy, draw(st.integers(0, 6))
 
 
