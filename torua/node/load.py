@@ -2,8 +2,8 @@
 
 The store route counts every read and write that reached the store, with the
 value bytes it carried, in one method call on the request path: a dict lookup
-and integer additions, no lock (one Trio thread) and no allocation once the
-shard has been seen. Counters only grow while the process lives, so a reader
+and integer additions, no lock (one Trio thread) and no new container once
+the shard has been seen. Counters only grow while the process lives, so a reader
 turns two readings into a rate, and a shard that leaves this node needs no
 reset. A restart starts them at zero again; a reader sees a counter go down
 and starts its rate afresh (as Prometheus does with ``rate()``).
