@@ -29,6 +29,11 @@ BAD_REQUESTS = [
     ("GET", "/no/such/route", b"", 404),
     ("PATCH", "/nodes", b"", 405),
     ("PUT", "/data/", b"x", 400),
+    ("POST", "/rebalance", b'{"by": "speed"}', 400),
+    ("POST", "/rebalance", b'{"by": "load", "max_moves": 0}', 400),
+    ("POST", "/rebalance", b'{"by": "load", "extra": 1}', 400),
+    ("POST", "/rebalance", b"[]", 400),
+    ("POST", "/rebalance", b"{not json", 400),
 ]
 
 

@@ -316,6 +316,22 @@ def test_rebalance(cluster: Cluster) -> None:
     assert max(copies) - min(copies) <= 1
 
 
+def test_rebalance_by_load(cluster: Cluster) -> None:
+    deadline = time.monotonic() + 15
+    while True:  # the coordinator needs two readings of the counters for a rate
+        result = torua(cluster, "rebalance", "--by", "load", "--json")
+        if result.returncode == 0 or time.monotonic() > deadline:
+            break
+        assert b"not measured yet" in result.stderr, result.stderr
+        time.sleep(0.5)
+    body = json.loads(ok(result))
+    assert isinstance(body["moves"], list) and body["done"] is True
+    assert all(m["reason"] == "load" for m in body["moves"] if m["reason"] != "promote")
+    assert "req/s" in ok(torua(cluster, "shards"))
+    bad = torua(cluster, "rebalance", "--by", "speed")
+    assert bad.returncode == 2 and b"invalid choice" in bad.stderr
+
+
 def test_maintenance_on_then_off(cluster: Cluster) -> None:
     out = ok(torua(cluster, "maintenance", "on", "n1"))
     assert "n1" in out and "maintenance" in out

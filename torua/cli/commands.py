@@ -97,7 +97,13 @@ def add_client_commands(commands: Any) -> None:
     maintenance.add_argument("nodes", nargs="+", metavar="NODE")
     evacuate_cmd = client("evacuate", "move every copy off a node, with a progress bar")
     evacuate_cmd.add_argument("node")
-    client("rebalance", "even out shard copies across nodes")
+    rebalance_cmd = client("rebalance", "even out shard copies across nodes")
+    rebalance_cmd.add_argument(
+        "--by",
+        choices=("copies", "load"),
+        default="copies",
+        help="copies: even out copy counts (default); load: move copies off the busiest node",
+    )
     watch_cmd = client("watch", "follow live cluster events (Ctrl-C stops)")
     watch_cmd.add_argument(
         "--count",
@@ -245,7 +251,7 @@ def _maintenance(args: argparse.Namespace, http: Client) -> int:
 
 
 def _rebalance(args: argparse.Namespace, http: Client) -> int:
-    response = call(http, "POST", "/rebalance", ok=(200, 202))
+    response = call(http, "POST", "/rebalance", ok=(200, 202), json={"by": args.by})
     body = response.json()
     if args.json:
         print_json(body)

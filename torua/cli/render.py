@@ -178,6 +178,7 @@ def shards_table(data: dict[str, Any]) -> Table:
     table.add_column("replicas")
     table.add_column("in sync")
     table.add_column("state", no_wrap=True)
+    table.add_column("req/s", justify="right")
     for shard in shards:
         in_sync = shard.get("in_sync", [])
         sync_style = "green" if len(in_sync) >= replication else "yellow" if in_sync else "red"
@@ -187,6 +188,7 @@ def shards_table(data: dict[str, Any]) -> Table:
             ", ".join(shard.get("replicas", [])) or "-",
             Text(f"{', '.join(in_sync) or '-'} ({len(in_sync)}/{replication})", style=sync_style),
             styled(shard["state"], SHARD_STYLE),
+            "-" if shard.get("rate") is None else f"{shard['rate']:.1f}",
         )
     return table
 

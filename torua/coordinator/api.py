@@ -19,6 +19,7 @@ from quart_trio import QuartTrio
 from torua.cluster import Move
 from torua.config import NODE_ID_RE, normalize_url
 from torua.coordinator.api_events import install_event_routes
+from torua.coordinator.api_load import install_load_routes, rebalance_body, rebalance_moves
 from torua.coordinator.api_ops import install_operation_routes
 from torua.coordinator.assignments import AssignmentSync
 from torua.coordinator.bulk import BulkBody, run_bulk
@@ -26,6 +27,7 @@ from torua.coordinator.copy_actions import CopyActions
 from torua.coordinator.data_route import DataApi, checked_key
 from torua.coordinator.health import HealthMonitor
 from torua.coordinator.incarnations import Incarnations
+from torua.coordinator.load import LoadMonitor
 from torua.coordinator.metrics import install_coordinator_metrics
 from torua.coordinator.mover import Mover
 from torua.coordinator.node_client import NodeClient, NodeUnreachable
@@ -98,6 +100,7 @@ class Services:
     actions: CopyActions
     metrics: CollectorRegistry | None = None  # GET /metrics; holds the probe counters
     info: Callable[[], dict[str, Any]] | None = None  # leader and epoch for /cluster/info
+    load: LoadMonitor | None = None  # request rates and their history (GET /load)
 
 
 def move_json(move: Move) -> dict[str, Any]:
@@ -187,7 +190,7 @@ def create_coordinator_app(services: Services) -> QuartTrio:
 
     @app.get("/shards")
     async def shards() -> Response:
-        return jsonify(shards_view(state))
+        return jsonify(shards_view(state, s.load.shard_rate if s.load else None))
 
     @app.post("/shards/assign")
     async def assign() -> Response:
@@ -232,7 +235,7 @@ def create_coordinator_app(services: Services) -> QuartTrio:
 
     @app.post("/rebalance")
     async def rebalance() -> Response:
-        moves = s.redistributor.rebalance("requested through the API")
+        moves = rebalance_moves(s, await rebalance_body())
         touched = {n for m in moves for n in (m.source, m.target) if n}
         await s.sync.push(*touched)
         with trio.move_on_after(MOVE_WAIT) as waited:
@@ -283,6 +286,7 @@ def create_coordinator_app(services: Services) -> QuartTrio:
 
     install_operation_routes(app, s, s.operations)
     install_event_routes(app, s)  # GET /events (SSE) and GET / (the dashboard)
+    install_load_routes(app, s)  # GET /load, GET /dashboard/plots.js
 
     @app.get("/cluster/info")
     async def info_view() -> Response:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from torua.coordinator.api import AssignBody, BroadcastBody, RegisterBody
+from torua.coordinator.api_load import RebalanceBody
 from torua.coordinator.api_ops import MaintenanceBody
 from torua.coordinator.bulk import BulkBody
 from torua.coordinator.live_config import ConfigBody
@@ -19,7 +20,13 @@ COORDINATOR_DOCS: dict[tuple[str, str], Doc] = {
     ("DELETE", "/nodes/<node_id>"): Doc("remove a node that holds no copy", success=204),
     ("GET", "/shards"): Doc("the shard map"),
     ("POST", "/shards/assign"): Doc("move a shard's primary, data included", AssignBody),
-    ("POST", "/rebalance"): Doc("even out copies, data included"),
+    ("POST", "/rebalance"): Doc(
+        "even out copy counts (by: copies) or request rates (by: load), data included",
+        RebalanceBody,
+        optional_body=True,
+    ),
+    ("GET", "/load"): Doc("request rates per node and shard, with 15 minutes of history"),
+    ("GET", "/dashboard/plots.js"): Doc("the dashboard's charts", content_type="text/javascript"),
     ("GET", "/data/<path:key>"): Doc("read a value", raw_response=True),
     ("PUT", "/data/<path:key>"): Doc("write a value", raw_body=True, success=204),
     ("DELETE", "/data/<path:key>"): Doc("delete a key", success=204),

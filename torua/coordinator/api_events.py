@@ -56,7 +56,7 @@ def snapshot(services: Services) -> dict[str, Any]:
     return {
         "cluster": cluster_info(state, monitor),
         "nodes": [node_view(state, monitor, r) for r in state.registry.all()],
-        "shards": shards_view(state),
+        "shards": shards_view(state, services.load.shard_rate if services.load else None),
         "recent": [event_json(e) for e in services.bus.recent[-RECENT:]],
     }
 
@@ -140,7 +140,7 @@ def _dashboard() -> tuple[bytes, str]:
     )
     policy = (
         "default-src 'none'; connect-src 'self'; img-src 'self' data:; "
-        f"style-src 'unsafe-inline'; script-src {hashes}; "
+        f"style-src 'unsafe-inline'; script-src {hashes} 'self'; "
         "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
     )
     return page, policy

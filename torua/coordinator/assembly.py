@@ -20,9 +20,10 @@ import trio
 from torua.coordinator.api import Services
 from torua.coordinator.assignments import AssignmentSync
 from torua.coordinator.copy_actions import CopyActions
-from torua.coordinator.health import HealthMonitor
+from torua.coordinator.health import HealthMonitor, ProbeRecord
 from torua.coordinator.http_probe import RawHttpProbe
 from torua.coordinator.incarnations import Incarnations
+from torua.coordinator.load import LoadMonitor
 from torua.coordinator.metrics import probe_observer
 from torua.coordinator.mover import Mover
 from torua.coordinator.node_client import NodeClient
@@ -83,7 +84,14 @@ async def open_services(
         metrics = new_registry()
         probe = RawHttpProbe(clients.headers)
         nursery.start_soon(_close_at_exit, probe)
-        monitor = HealthMonitor(probe, bus.sender(), state.health, on_probe=probe_observer(metrics))
+        load = LoadMonitor(state, nodes)
+        count_probe = probe_observer(metrics)
+
+        def on_probe(node_id: str, record: ProbeRecord) -> None:
+            count_probe(node_id, record)
+            load.on_probe(node_id, record)
+
+        monitor = HealthMonitor(probe, bus.sender(), state.health, on_probe=on_probe)
         tracker = WriteTracker()
         actions = CopyActions(persister, sync, bus.publish_nowait, tracker)
         mover = Mover(state, nodes, sync, tracker, actions)
@@ -108,6 +116,7 @@ async def open_services(
             actions=actions,
             metrics=metrics,
             info=info,
+            load=load,
         )
         placement_events = bus.subscribe()
         await nursery.start(persister.run)
@@ -120,5 +129,6 @@ async def open_services(
             sync.mark(record.id)
         await nursery.start(sync.run)
         await nursery.start(mover.run)
+        await nursery.start(load.run)
         yield services
         nursery.cancel_scope.cancel(reason="leader services closed")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -66,7 +67,10 @@ def node_info(state: ClusterState, monitor: HealthLookup, record: NodeRecord) ->
     }
 
 
-def shards_view(state: ClusterState) -> dict[str, Any]:
+def shards_view(
+    state: ClusterState, rate: Callable[[int], float | None] | None = None
+) -> dict[str, Any]:
+    """``rate``: a shard's requests per second over its copies (None: not measured)."""
     table = state.table
     return {
         "num_shards": table.num_shards,
@@ -78,6 +82,7 @@ def shards_view(state: ClusterState) -> dict[str, Any]:
                 "replicas": shard.replicas,
                 "in_sync": [n for n in shard.copies if n in shard.in_sync],
                 "state": state.shard_state(shard.shard_id),
+                "rate": None if rate is None else rate(shard.shard_id),
             }
             for shard in table.shards
         ],

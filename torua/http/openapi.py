@@ -33,6 +33,7 @@ class Doc:
     summary: str
     body: type[BaseModel] | None = None
     raw_body: bool = False  # application/octet-stream request body
+    optional_body: bool = False  # the JSON body may be left out (its defaults apply)
     raw_response: bool = False  # application/octet-stream 200 response
     success: int = 200
     content_type: str | None = None  # a non-JSON success body (HTML, Prometheus text)
@@ -95,7 +96,7 @@ def build_openapi(
                 schemas.update(schema.pop("$defs", {}))
                 schemas[name] = schema
                 operation["requestBody"] = {
-                    "required": True,
+                    "required": not doc.optional_body,
                     "content": {
                         "application/json": {"schema": {"$ref": f"#/components/schemas/{name}"}}
                     },

@@ -68,7 +68,8 @@ def create_node_app(
         shards = []
         for shard_id in sorted(runtime.held):
             stats = store.stats(shard_id)
-            shards.append({"shard_id": shard_id, "keys": stats.keys, "bytes": stats.bytes})
+            load = runtime.load.counts(shard_id).to_json()
+            shards.append({"shard_id": shard_id, "keys": stats.keys, "bytes": stats.bytes} | load)
         return jsonify(
             {
                 "node_id": runtime.node_id,
@@ -140,7 +141,8 @@ def create_node_app(
     @app.get("/shard/<int:shard_id>/stats")
     async def stats(shard_id: int) -> Response:
         result = store.stats(held(runtime, shard_id))
-        return jsonify({"shard_id": shard_id, "keys": result.keys, "bytes": result.bytes})
+        load = runtime.load.counts(shard_id).to_json()
+        return jsonify({"shard_id": shard_id, "keys": result.keys, "bytes": result.bytes} | load)
 
     install_transfer_routes(app, runtime, store, lambda shard_id: writable(runtime, shard_id))
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from quart import Quart
 
@@ -32,7 +32,8 @@ class NodeCollector:
 
     def describe(self) -> Iterator[Metric]:
         """The families without samples: lets the registry refuse a duplicate name."""
-        return iter(_families())
+        yield from _families()
+        yield from _load_families(NodeRuntime(node_id="-"))
 
     def collect(self) -> Iterator[Metric]:
         info, held, keys, size, lease, epoch = _families()
@@ -47,6 +48,27 @@ class NodeCollector:
         lease.add_metric([], 1 if runtime.lease_valid() else 0)
         epoch.add_metric([], runtime.epoch)
         yield from (info, held, keys, size, lease, epoch)
+        yield from _load_families(runtime)
+
+
+def _load_families(runtime: NodeRuntime) -> tuple[CounterMetricFamily, ...]:
+    """Requests and value bytes per shard (torua.node.load), also for shards given away:
+    a counter that vanished and came back would look like a reset."""
+    requests = CounterMetricFamily(
+        "torua_node_shard_requests", "Store reads and writes per shard", labels=["shard", "op"]
+    )
+    moved = CounterMetricFamily(
+        "torua_node_shard_value_bytes",
+        "Value bytes read and written per shard",
+        labels=["shard", "direction"],
+    )
+    for shard_id in runtime.load.shards():
+        counts, shard = runtime.load.counts(shard_id), str(shard_id)
+        requests.add_metric([shard, "read"], counts.reads)
+        requests.add_metric([shard, "write"], counts.writes)
+        moved.add_metric([shard, "read"], counts.bytes_read)
+        moved.add_metric([shard, "written"], counts.bytes_written)
+    return requests, moved
 
 
 def _families() -> tuple[GaugeMetricFamily, ...]:

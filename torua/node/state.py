@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 import trio
 
+from torua.node.load import ShardLoad
+
 __all__ = ["NodeRuntime"]
 
 
@@ -34,6 +36,7 @@ class NodeRuntime:
     assignment_session: str = ""
     lease_expires_at: float = 0.0
     epoch: int = 0  # the newest leader epoch heard (torua.node.fencing)
+    load: ShardLoad = field(default_factory=ShardLoad)  # requests per shard (torua.node.load)
 
     def heard_from_coordinator(self) -> None:
         self.last_heard = trio.current_time()

@@ -86,6 +86,7 @@ class StoreApi:
         self._store = store
         self._token = token
         self._max_value = max_value
+        self._load = runtime.load
 
     def match(self, method: str, path: str) -> tuple[int, str] | None:
         if method not in _METHODS or not path.startswith("/shard/"):
@@ -114,6 +115,7 @@ class StoreApi:
 
     async def _get(self, shard_id: int, key: str) -> Reply:
         record = await self._store.get(shard_id, key)
+        self._load.read(shard_id, len(record.value) if record and record.value else 0)
         if record is None or record.value is None:
             # For a tombstone, also say which version deleted it.
             extra = [] if record is None else [(b"x-torua-version", str(record.version).encode())]
@@ -128,6 +130,7 @@ class StoreApi:
             current = await self._store.get(shard_id, key)
             version = next_version(current.version if current else self._store.max_version())
         applied, stored = await apply_write(self._store, shard_id, key, value, version)
+        self._load.write(shard_id, 0 if value is None else len(value))
         return Reply(
             204,
             b"",
