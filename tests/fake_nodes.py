@@ -96,6 +96,8 @@ class FakeNodeClient:
         node = self._node(addr)
         await self._enter(node, addr)
         node.exports.append((after, since))
+        if node.fail == "500":
+            return Reply(500, b"{}", {})
         keys = sorted(k for s, k in node.records if s == shard_id and (after is None or k > after))
         page = keys[:limit]
         rows = [(k, *node.records[(shard_id, k)]) for k in page]
@@ -108,6 +110,8 @@ class FakeNodeClient:
         if node.import_gate is not None:
             await node.import_gate.wait()
         await self._enter(node, addr)
+        if node.fail == "500":
+            return Reply(500, b"{}", {})
         rows = decode_frames(frames, max_records=10_000)
         node.imported += [(k, ver) for k, _, ver in rows]
         for key, value, version in rows:

@@ -18,7 +18,6 @@ in sync until the copy is whole.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 
@@ -26,21 +25,16 @@ import trio
 
 from torua.coordinator.assignments import AssignmentSync
 from torua.coordinator.copy_actions import CopyActions
-from torua.coordinator.node_client import NodeClient, NodeUnreachable, Reply
+from torua.coordinator.node_client import NodeClient, NodeUnreachable
+from torua.coordinator.page_copy import MoveAborted, copy_pages
 from torua.coordinator.state import ClusterState
 from torua.coordinator.write_tracker import WriteTracker
-from torua.errors import BadRequest
-from torua.http.records import NEXT_HEADER, decode_cursor
 
 __all__ = ["Mover"]
 
 log = logging.getLogger(__name__)
 
 RETRY_AFTER = 1.0
-
-
-class MoveAborted(Exception):
-    """The copy is no longer wanted, or a node failed; try again later if still needed."""
 
 
 class Mover:
@@ -159,27 +153,17 @@ class Mover:
     ) -> int:
         """Copy the source's records newer than ``since`` (all by default) into the target.
 
-        Pages travel as record frames, passed on unread: the bytes the source
-        exported are the bytes the target imports. ``since`` lets a copy that
-        already holds everything up to a version catch up on the rest only.
+        ``since`` lets a copy that already holds everything up to a version catch
+        up on the rest only, instead of taking the whole shard again.
         """
-        after: str | None = None
-        copied = 0
-        while True:
-            page = _ok(
-                await self._nodes.export_page(self._addr(source), shard_id, after, since=since)
-            )
-            if page.body:
-                check()
-                reply = _ok(await self._nodes.import_page(self._addr(target), shard_id, page.body))
-                copied += int(json.loads(reply.body).get("received", 0))
-            cursor = page.headers.get(NEXT_HEADER.lower())
-            if cursor is None:
-                return copied
-            try:
-                after = decode_cursor(cursor)
-            except BadRequest:
-                raise MoveAborted(f"{source} answered a bad export cursor {cursor!r}") from None
+        return await copy_pages(
+            self._nodes,
+            shard_id,
+            lambda: self._addr(source),
+            lambda: self._addr(target),
+            check,
+            since,
+        )
 
     async def _fill(self, shard_id: int, target: str) -> None:
         self._still_wanted(shard_id, target)
@@ -250,9 +234,3 @@ class Mover:
         reply = await self._nodes.drop(self._addr(node_id), shard_id)
         if reply.status not in (200, 409):
             log.info("drop of shard %d on %s: HTTP %d", shard_id, node_id, reply.status)
-
-
-def _ok(reply: Reply) -> Reply:
-    if reply.status != 200:
-        raise MoveAborted(f"HTTP {reply.status}: {reply.body[:200]!r}")
-    return reply
