@@ -139,7 +139,7 @@ def encode_cursor(key: str) -> str:
     return quote(key.encode("utf-8", "surrogatepass"), safe="")
 
 
-def decode_cursor(text: str) -> str:
+def decode_cursor(text: str | bytes) -> str:
     """The key :func:`encode_cursor` made; a 400 when it is not UTF-8."""
     try:
         return unquote_to_bytes(text).decode("utf-8", "surrogatepass")

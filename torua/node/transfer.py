@@ -32,6 +32,7 @@ from torua.http.records import (
     NEXT_HEADER,
     RECORDS_TYPE,
     Row,
+    decode_cursor,
     decode_frames,
     decode_sections,
     encode_cursor,
@@ -95,7 +96,7 @@ def install_transfer_routes(
     @app.get("/shard/<int:shard_id>/export")
     async def export_page(shard_id: int) -> Response:
         # Any copy may be read, held or not: a returning node's lost copy is merged this way.
-        after = request.args.get("after")
+        after = _after(request.query_string)
         limit = _bounded_int("limit", request.args.get("limit"), PAGE_ROWS, 1, MAX_RECORDS)
         since = _bounded_int("since", request.args.get("since"), 0, 0, MAX_VERSION)
         page = await store.export_page(shard_id, after=after, since=since, max_rows=limit)
@@ -185,6 +186,17 @@ def install_transfer_routes(
             raise Conflict(f"shard {shard_id} is still assigned here", code="shard_held")
         await store.drop_shard(shard_id)
         return jsonify({"shard_id": shard_id, "dropped": True})
+
+
+def _after(query: bytes) -> str | None:
+    """The ``after`` key, decoded here rather than by the framework, which replaces
+    bytes that are not UTF-8: a cursor must come back exactly as it was sent, or a
+    page repeats or skips keys (keys may hold anything the record frames carry)."""
+    for part in query.split(b"&"):
+        name, _, value = part.partition(b"=")
+        if name == b"after":
+            return decode_cursor(value.replace(b"+", b" "))
+    return None
 
 
 def _bounded_int(name: str, raw: str | None, default: int, low: int, high: int) -> int:
