@@ -21,11 +21,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from torua.bench import detection, failover, probelag, throughput
+from torua.bench import detection, failover, moves, probelag, throughput
 from torua.bench.report import kept_up, write_results
 from torua.bench.wrk import require_wrk
 
-SECTIONS = ("throughput", "detection", "probes", "failover")
+SECTIONS = ("throughput", "detection", "probes", "failover", "moves")
 BUSY_MACHINE = 0.25  # cores used by other jobs beyond which a run is flagged
 
 
@@ -226,6 +226,7 @@ def main(argv: list[str] | None = None) -> int:
         "failover",
         functools.partial(failover.run_failover, 3 if args.quick else 10, "10s", log=_log),
     )
+    section("moves", "moves", functools.partial(moves.run_moves, log=_log))
     json_path, md_path = write_results(results, out)
     _log(f"wrote {json_path} and {md_path} in {time.monotonic() - started:.0f} s")
     failed = [t["target"] for t in results["targets"] if t["result"] is False]

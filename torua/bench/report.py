@@ -301,6 +301,30 @@ def _failover_md(failover: dict[str, Any]) -> list[str]:
     )
 
 
+def _moves_md(move: dict[str, Any]) -> list[str]:
+    out = [
+        "## One shard move (durable, R = 1, drain into a new node)",
+        "",
+        f"{move['keys']} keys of 100 bytes; bytes as the nodes counted them on the export "
+        "and import routes; CPU seconds per process during the drain.",
+        "",
+    ]
+    return out + _table(
+        ["drain s", "copy s", "keys/s", "export MB", "import MB", "MB/s", "CPU s"],
+        [
+            [
+                move["drain_s"],
+                move["copy_s"],
+                move["keys_per_s"],
+                round(move["export_bytes"] / 1e6, 2),
+                round(move["import_bytes"] / 1e6, 2),
+                move["export_mb_per_s"],
+                ", ".join(f"{name} {cpu}" for name, cpu in move["cpu_s"].items()),
+            ]
+        ],
+    )
+
+
 def _markdown(results: dict[str, Any]) -> str:
     machine = results["machine"]
     out = [
@@ -327,6 +351,8 @@ def _markdown(results: dict[str, Any]) -> str:
         out += _probe_md(results["probe_lag"])
     if results.get("failover"):
         out += _failover_md(results["failover"])
+    if results.get("moves"):
+        out += _moves_md(results["moves"])
     if results["problems"]:
         out += ["## Problems seen", ""] + [f"- {p}" for p in results["problems"]] + [""]
     return "\n".join(out)

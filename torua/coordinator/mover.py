@@ -18,7 +18,6 @@ in sync until the copy is whole.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 
@@ -26,7 +25,8 @@ import trio
 
 from torua.coordinator.assignments import AssignmentSync
 from torua.coordinator.copy_actions import CopyActions
-from torua.coordinator.node_client import NodeClient, NodeUnreachable, Reply
+from torua.coordinator.node_client import NodeClient, NodeUnreachable
+from torua.coordinator.page_copy import MoveAborted, copy_pages
 from torua.coordinator.state import ClusterState
 from torua.coordinator.write_tracker import WriteTracker
 
@@ -35,10 +35,6 @@ __all__ = ["Mover"]
 log = logging.getLogger(__name__)
 
 RETRY_AFTER = 1.0
-
-
-class MoveAborted(Exception):
-    """The copy is no longer wanted, or a node failed; try again later if still needed."""
 
 
 class Mover:
@@ -153,19 +149,21 @@ class Mover:
             raise MoveAborted(f"{node_id} is not healthy")
 
     async def _copy_pages(
-        self, shard_id: int, source: str, target: str, check: Callable[[], None]
+        self, shard_id: int, source: str, target: str, check: Callable[[], None], since: int = 0
     ) -> int:
-        after: str | None = None
-        copied = 0
-        while True:
-            page = _ok(await self._nodes.export_page(self._addr(source), shard_id, after))
-            data = json.loads(page.body)
-            if not data["records"]:
-                return copied
-            check()
-            _ok(await self._nodes.import_page(self._addr(target), shard_id, data["records"]))
-            copied += len(data["records"])
-            after = data["next"]
+        """Copy the source's records newer than ``since`` (all by default) into the target.
+
+        ``since`` lets a copy that already holds everything up to a version catch
+        up on the rest only, instead of taking the whole shard again.
+        """
+        return await copy_pages(
+            self._nodes,
+            shard_id,
+            lambda: self._addr(source),
+            lambda: self._addr(target),
+            check,
+            since,
+        )
 
     async def _fill(self, shard_id: int, target: str) -> None:
         self._still_wanted(shard_id, target)
@@ -236,9 +234,3 @@ class Mover:
         reply = await self._nodes.drop(self._addr(node_id), shard_id)
         if reply.status not in (200, 409):
             log.info("drop of shard %d on %s: HTTP %d", shard_id, node_id, reply.status)
-
-
-def _ok(reply: Reply) -> Reply:
-    if reply.status != 200:
-        raise MoveAborted(f"HTTP {reply.status}: {reply.body[:200]!r}")
-    return reply

@@ -21,7 +21,12 @@ NODE_DOCS: dict[tuple[str, str], Doc] = {
     ("DELETE", "/shard/<int:shard_id>/store/<path:key>"): Doc("delete a key", success=204),
     ("GET", "/shard/<int:shard_id>/keys"): Doc("live keys of a held shard"),
     ("GET", "/shard/<int:shard_id>/stats"): Doc("key and byte counts of a held shard"),
-    ("GET", "/shard/<int:shard_id>/export"): Doc("a page of records, tombstones included"),
+    ("GET", "/shard/<int:shard_id>/export"): Doc(
+        "a page of records, tombstones included, in key order after ?after=KEY; "
+        "?since=V keeps only versions above V; ?limit=N rows (1 to 10000). Answers "
+        "binary record frames when the request accepts application/x-torua-records, "
+        "with the next page's start in X-Torua-Next (absent at the end); JSON otherwise"
+    ),
     ("POST", "/shard/<int:shard_id>/import"): Doc(
         "merge a page of records: this JSON, or a body of type "
         "application/x-torua-records (binary frames, see torua.http.records)",
