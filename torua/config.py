@@ -22,12 +22,14 @@ from torua.errors import ConfigError
 
 __all__ = [
     "CoordinatorSettings",
+    "DiskLimit",
     "HealthSettings",
     "NodeSettings",
     "format_duration",
     "is_loopback_host",
     "normalize_url",
     "parse_bool",
+    "parse_disk_limit",
     "parse_duration",
     "parse_listen",
     "parse_log_level",
@@ -107,6 +109,49 @@ def parse_int(text: str, *, setting: str, minimum: int | None = None) -> int:
     if minimum is not None and value < minimum:
         raise ConfigError(f"{setting}={text!r} must be at least {minimum}")
     return value
+
+
+_SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*(b|kb|mb|gb|tb)?$")
+_SIZE_UNITS = {"b": 1, "kb": 1024, "mb": 1024**2, "gb": 1024**3, "tb": 1024**4}
+
+
+@dataclass(frozen=True, slots=True)
+class DiskLimit:
+    """A disk watermark, in the two forms operators know from Elasticsearch:
+    ``90%`` is crossed when 90 % or more of the disk is used, ``10gb`` when less
+    than 10 GiB is free (an absolute size reads better on very large disks)."""
+
+    used_percent: float | None = None
+    free_bytes: int | None = None
+
+    def crossed(self, total: int, free: int) -> bool:
+        if self.used_percent is not None:
+            return total > 0 and (total - free) * 100 >= self.used_percent * total
+        return free < (self.free_bytes or 0)
+
+    def __str__(self) -> str:
+        if self.used_percent is not None:
+            return f"{self.used_percent:g}% used"
+        return f"less than {self.free_bytes} bytes free"
+
+
+def parse_disk_limit(text: str, *, setting: str) -> DiskLimit:
+    raw = text.strip().lower()
+    if raw.endswith("%"):
+        try:
+            percent = float(raw[:-1])
+        except ValueError:
+            percent = -1.0
+        if not 0 < percent <= 100:
+            raise ConfigError(f"{setting}={text!r} must be a percentage of disk used, 0-100%")
+        return DiskLimit(used_percent=percent)
+    match = _SIZE.match(raw)
+    if match is None:
+        raise ConfigError(
+            f"{setting}={text!r} is not a disk limit (use a percentage used such as 90%, "
+            "or a free size such as 10gb)"
+        )
+    return DiskLimit(free_bytes=int(float(match[1]) * _SIZE_UNITS[match[2] or "b"]))
 
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -300,9 +345,19 @@ class NodeSettings:
     insecure: bool = False
     register_backoff_max: float = 5.0
     server: ServerKind = DEFAULT_SERVER  # the HTTP server (TORUA_SERVER, --server)
+    # Self-checks (torua.node.checks): disk watermarks and how often to run them.
+    disk_warn: DiskLimit = DiskLimit(used_percent=85.0)
+    disk_critical: DiskLimit = DiskLimit(used_percent=95.0)
+    check_interval: float = 10.0
 
     def __post_init__(self) -> None:
         _check_server(self.server)
+        _check_disk_limits(self.disk_warn, self.disk_critical)
+        if not 0.05 <= self.check_interval <= 3600:
+            raise ConfigError(
+                f"TORUA_CHECK_INTERVAL={format_duration(self.check_interval)} "
+                "must be between 50ms and 1h"
+            )
         if not NODE_ID_RE.match(self.node_id):
             raise ConfigError(
                 f"NODE_ID={self.node_id!r} is not a node id (1-64 of A-Z a-z 0-9 . _ -)"
@@ -329,6 +384,21 @@ class NodeSettings:
             return self.addr
         host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
         return f"http://{host}:{bound_port if bound_port is not None else self.port}"
+
+
+def _check_disk_limits(warn: DiskLimit, critical: DiskLimit) -> None:
+    """Of the same form, critical must be the stricter one, or a disk would turn
+    critical before any warning gave the operator time to act."""
+    if warn.used_percent is not None and critical.used_percent is not None:
+        bad = critical.used_percent < warn.used_percent
+    elif warn.free_bytes is not None and critical.free_bytes is not None:
+        bad = critical.free_bytes > warn.free_bytes
+    else:
+        bad = False
+    if bad:
+        raise ConfigError(
+            f"TORUA_DISK_CRITICAL ({critical}) must be at or past TORUA_DISK_WARN ({warn})"
+        )
 
 
 def _check_server(server: str) -> None:

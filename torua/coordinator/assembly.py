@@ -91,7 +91,7 @@ async def open_services(
         versions = Versions(state, persister)
         sync = AssignmentSync(state, nodes)
         metrics = new_registry()
-        probe = RawHttpProbe(clients.headers)
+        probe = RawHttpProbe(clients.headers, checks=state.checks)
         nursery.start_soon(_close_at_exit, probe)
         monitor = HealthMonitor(probe, bus.sender(), state.health, on_probe=probe_observer(metrics))
         tracker = WriteTracker()

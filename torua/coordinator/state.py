@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from torua.cluster import NodeState, ShardTable, cluster_health
 from torua.cluster.copies import Copies
 from torua.config import CoordinatorSettings, HealthSettings
+from torua.coordinator.node_checks import NodeChecks
 from torua.coordinator.registry import NodeRecord, Registry
 
 __all__ = ["ClusterState"]
@@ -37,6 +38,8 @@ class ClusterState:
     health: HealthSettings = field(init=False)
     node_capacity: int | None = field(init=False)
     max_moves: int = field(init=False)
+    # The self-checks of each node's latest health answer (the probe keeps them).
+    checks: NodeChecks = field(default_factory=NodeChecks)
 
     def __post_init__(self) -> None:
         self.copies = Copies(ShardTable(self.settings.shards, self.settings.replication_factor))
@@ -83,10 +86,19 @@ class ClusterState:
                 id=r.id,
                 live=self.status_of(r.id) == "healthy",
                 leaving=r.mode != "active",
-                capacity=self.capacity_of(r),
+                capacity=self._room_for(r),
             )
             for r in self.registry.all()
         }
+
+    def _room_for(self, record: NodeRecord) -> int | None:
+        """A node whose disk check warns keeps what it holds and takes nothing new:
+        capped at its present load, placement neither adds to it nor sheds from it."""
+        capacity = self.capacity_of(record)
+        if not self.checks.disk_warns(record.addr):
+            return capacity
+        held = self.table.load(record.id)
+        return held if capacity is None else min(capacity, held)
 
     def cluster_state(self) -> str:
         health = cluster_health(self.table, self.node_states())
