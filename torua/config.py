@@ -24,6 +24,7 @@ __all__ = [
     "CoordinatorSettings",
     "DiskLimit",
     "HealthSettings",
+    "check_tombstone_grace",
     "NodeSettings",
     "format_duration",
     "is_loopback_host",
@@ -282,6 +283,9 @@ class CoordinatorSettings:
     node_capacity: int | None = None
     max_value: int = 16 * 1024 * 1024
     max_moves: int = 2
+    # How long a tombstone outlives its delete (TORUA_TOMBSTONE_GRACE); a copy away
+    # longer than this is rebuilt from scratch, never merged (docs/replication.md).
+    tombstone_grace: float = 86400.0
     data_dir: str = "./.torua"
     memory: bool = False
     token: str | None = None
@@ -319,6 +323,7 @@ class CoordinatorSettings:
             raise ConfigError(f"TORUA_MAX_VALUE={self.max_value} must be at least 1")
         if self.max_moves < 1:
             raise ConfigError(f"max_moves={self.max_moves} must be at least 1")
+        check_tombstone_grace(self.tombstone_grace)
         _check_exposure(self.host, self.token, self.insecure)
 
     @property
@@ -384,6 +389,13 @@ class NodeSettings:
             return self.addr
         host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
         return f"http://{host}:{bound_port if bound_port is not None else self.port}"
+
+
+def check_tombstone_grace(seconds: float) -> None:
+    if not 1.0 <= seconds <= 365 * 86400:
+        raise ConfigError(
+            f"TORUA_TOMBSTONE_GRACE={format_duration(seconds)} must be between 1s and 8760h"
+        )
 
 
 def _check_disk_limits(warn: DiskLimit, critical: DiskLimit) -> None:

@@ -134,6 +134,9 @@ def coordinator_settings(args: argparse.Namespace, env: Mapping[str, str]) -> Co
         ),
         leader_ttl=parse_duration(env.get("TORUA_LEADER_TTL", "10s"), setting="TORUA_LEADER_TTL"),
         etcd_prefix=env.get("TORUA_ETCD_PREFIX", "/torua/"),
+        tombstone_grace=parse_duration(
+            env.get("TORUA_TOMBSTONE_GRACE") or "24h", setting="TORUA_TOMBSTONE_GRACE"
+        ),
         **_shared(args, env),
     )
 

@@ -33,6 +33,7 @@ from torua.coordinator.probes import Probe, make_probe
 from torua.coordinator.redistributor import Redistributor
 from torua.coordinator.router import Router
 from torua.coordinator.state import ClusterState
+from torua.coordinator.tombstone_collector import TombstoneCollector
 from torua.coordinator.versions import Versions
 from torua.coordinator.write_tracker import WriteTracker
 from torua.events import EventBus
@@ -130,5 +131,6 @@ async def open_services(
             sync.mark(record.id)
         await nursery.start(sync.run)
         await nursery.start(mover.run)
+        await nursery.start(TombstoneCollector(state, nodes).run)
         yield services
         nursery.cancel_scope.cancel(reason="leader services closed")

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable
 
 import trio
@@ -172,6 +173,7 @@ class Mover:
         pushed = await self._sync.push(target)
         if pushed.get(target):
             raise MoveAborted(f"{target} did not take its assignment: {pushed[target]}")
+        await self._wipe_if_away_too_long(shard_id, target)
         epoch = self._tracker.bump(shard_id)
         await self._tracker.wait_older(shard_id, epoch)
         self._tracker.take_missed(shard_id, target)
@@ -201,6 +203,18 @@ class Mover:
             copied,
             trio.current_time() - started,
         )
+
+    async def _wipe_if_away_too_long(self, shard_id: int, target: str) -> None:
+        """Empty a copy not seen in sync within the tombstone grace before filling it:
+        merging what it holds could bring back keys whose tombstones were purged.
+        Before the fill's first write epoch, so every write it wipes is also in the
+        donor's pages (docs/replication.md, "Tombstone GC")."""
+        state = self._state
+        if state.in_sync_times.needs_full_fill(
+            state.copies, shard_id, target, time.time(), state.tombstone_grace
+        ):
+            path = f"/shard/{shard_id}/wipe"
+            _ok(await self._nodes.request("POST", self._addr(target), path, deadline=30.0))
 
     async def _merge(self, shard_id: int, returning: str) -> None:
         """A returning node's lost copy goes back into the shard (highest version wins)."""

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from torua.cluster import NodeState, ShardTable, cluster_health
 from torua.cluster.copies import Copies
+from torua.cluster.tombstone_gc import InSyncTimes
 from torua.config import CoordinatorSettings, HealthSettings
 from torua.coordinator.node_checks import NodeChecks
 from torua.coordinator.registry import NodeRecord, Registry
@@ -38,14 +39,19 @@ class ClusterState:
     health: HealthSettings = field(init=False)
     node_capacity: int | None = field(init=False)
     max_moves: int = field(init=False)
+    tombstone_grace: float = field(init=False)  # seconds; live through /cluster/config
     # The self-checks of each node's latest health answer (the probe keeps them).
     checks: NodeChecks = field(default_factory=NodeChecks)
+    # When each copy was last seen in sync: a copy away longer than the tombstone
+    # grace is filled from scratch (torua.cluster.tombstone_gc).
+    in_sync_times: InSyncTimes = field(default_factory=InSyncTimes)
 
     def __post_init__(self) -> None:
         self.copies = Copies(ShardTable(self.settings.shards, self.settings.replication_factor))
         self.health = self.settings.health
         self.node_capacity = self.settings.node_capacity
         self.max_moves = self.settings.max_moves
+        self.tombstone_grace = self.settings.tombstone_grace
 
     @property
     def table(self) -> ShardTable:

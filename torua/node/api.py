@@ -24,6 +24,7 @@ from torua.node.metrics import install_node_metrics
 from torua.node.state import NodeRuntime
 from torua.node.store import Store
 from torua.node.store_route import StoreApi, held, note_caller, writable
+from torua.node.tombstones import install_tombstone_routes
 from torua.node.transfer import install_transfer_routes
 
 __all__ = ["create_node_app"]
@@ -161,6 +162,7 @@ def create_node_app(
         return jsonify({"shard_id": shard_id, "keys": result.keys, "bytes": result.bytes})
 
     install_transfer_routes(app, runtime, store, lambda shard_id: writable(runtime, shard_id))
+    install_tombstone_routes(app, runtime, store)
 
     @app.route("/shard/", methods=["GET", "PUT", "DELETE"])
     @app.route("/shard/<path:rest>", methods=["GET", "PUT", "DELETE"])

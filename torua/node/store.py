@@ -9,7 +9,7 @@ through a writer thread; the memory store simply never blocks.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -65,6 +65,12 @@ class Store(Protocol):
 
     async def drop_shard(self, shard: int) -> None: ...
 
+    async def purge_tombstones(self, shard: int, older_than: float) -> int:
+        """Delete tombstones written more than ``older_than`` seconds ago (by this
+        store's clock); returns how many. Only safe once no copy of the shard can
+        come back without them (docs/replication.md, "Tombstone GC")."""
+        ...
+
     def max_version(self) -> int: ...
 
     async def close(self) -> None: ...
@@ -89,8 +95,10 @@ async def apply_write(
 class MemoryStore:
     """Dicts per shard; for ``--memory`` clusters, tests and demos."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
         self._shards: dict[int, dict[str, Record]] = {}
+        self._deleted_at: dict[int, dict[str, float]] = {}  # when each tombstone was written
+        self._clock = clock
         self._max_version = 0
 
     async def get(self, shard: int, key: str) -> Record | None:
@@ -103,6 +111,11 @@ class MemoryStore:
             return False
         table[key] = record
         self._max_version = max(self._max_version, record.version)
+        deleted = self._deleted_at.setdefault(shard, {})
+        if record.value is None:
+            deleted[key] = self._clock()
+        else:
+            deleted.pop(key, None)
         return True
 
     async def put(self, shard: int, key: str, value: bytes | None, version: int) -> bool:
@@ -141,9 +154,20 @@ class MemoryStore:
 
     async def drop_shard(self, shard: int) -> None:
         self._shards.pop(shard, None)
+        self._deleted_at.pop(shard, None)
+
+    async def purge_tombstones(self, shard: int, older_than: float) -> int:
+        cutoff = self._clock() - older_than
+        deleted = self._deleted_at.get(shard, {})
+        old = [key for key, at in deleted.items() if at < cutoff]
+        for key in old:
+            del deleted[key]
+            del self._shards[shard][key]
+        return len(old)
 
     def max_version(self) -> int:
         return self._max_version
 
     async def close(self) -> None:
         self._shards.clear()
+        self._deleted_at.clear()
