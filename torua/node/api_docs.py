@@ -10,7 +10,10 @@ from torua.node.transfer import GetManyBody, ImportBody
 __all__ = ["NODE_DOCS"]
 
 NODE_DOCS: dict[tuple[str, str], Doc] = {
-    ("GET", "/health"): Doc("liveness; never needs the token"),
+    ("GET", "/health"): Doc(
+        "liveness and self-checks (disk, store, event loop); 503 with status critical "
+        "while a check is critical; never needs the token"
+    ),
     ("GET", "/info"): Doc("the node and the copies it holds"),
     ("POST", "/control"): Doc(
         "assignment and config messages from the coordinator", ControlMessage
