@@ -179,6 +179,14 @@ def test_a_node_whose_disk_warns_keeps_its_copies_and_takes_no_new_ones() -> Non
 
 def test_checks_from_a_health_answer() -> None:
     checks = NodeChecks()
+    cleared: list[str] = []
+    checks.on_disk_clear = cleared.append
+    checks.note("a", _health_body("passing"))
+    checks.note("a", _health_body("warning"))
+    checks.note("a", _health_body("warning"))
+    assert cleared == []
+    checks.note("a", _health_body("passing"))
+    assert cleared == ["a"]  # once, on the change: placement may use the node again
     assert checks.note("a", b"not json") == []
     assert checks.note("a", b'{"status": "ok"}') == []
     found = checks.note("a", _health_body("critical"))

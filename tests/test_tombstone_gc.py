@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import trio.testing
 from torua.cluster.placement import reconcile
 from torua.cluster.tombstone_gc import InSyncTimes, purgeable
 from torua.config import CoordinatorSettings
+from torua.coordinator.mover import MoveAborted, Mover
 from torua.coordinator.node_client import Reply
 from torua.coordinator.state import ClusterState
 from torua.coordinator.tombstone_collector import TombstoneCollector
@@ -24,6 +26,8 @@ from torua.node.api import create_node_app
 from torua.node.sqlite_store import SqliteStore, open_sqlite_store
 from torua.node.state import NodeRuntime
 from torua.node.store import MemoryStore, Record
+
+from .fake_nodes import router_rig
 
 GRACE = 3600.0
 
@@ -113,9 +117,10 @@ class AppNodes:
         self.clients = {f"http://{n}": app.test_client() for n, app in apps.items()}
         self.calls: list[tuple[str, str]] = []
 
-    async def request(self, method: str, addr: str, path: str, **kw: Any) -> Reply:
-        self.calls.append((addr, path))
-        response = await self.clients[addr].open(path, method=method, json=kw.get("payload"))
+    async def purge_tombstones(self, addr: str, shards: list[int], older_than: float) -> Reply:
+        self.calls.append((addr, "/tombstones/purge"))
+        body = {"shards": shards, "older_than": older_than}
+        response = await self.clients[addr].post("/tombstones/purge", json=body)
         return Reply(response.status_code, await response.get_data(), {})
 
 
@@ -206,3 +211,35 @@ def test_the_grace_setting_is_validated() -> None:
     with pytest.raises(ConfigError, match="TORUA_TOMBSTONE_GRACE"):
         CoordinatorSettings(tombstone_grace=0.5)
     assert CoordinatorSettings().tombstone_grace == 86400.0
+
+
+@pytest.mark.parametrize("seen_lately", [True, False])
+async def test_the_mover_empties_a_copy_away_longer_than_the_grace_before_filling_it(
+    seen_lately: bool,
+) -> None:
+    async with router_rig(["a", "b"]) as rig:
+        shard = rig.state.table.shards[0]
+        if seen_lately:
+            rig.state.in_sync_times.note(rig.state.copies, time.time())
+        shard.in_sync.discard("b")
+        rig.nodes["a"].records[(0, "kept")] = (b"v", 5)
+        # b kept a value whose delete (and tombstone) a may have purged since.
+        rig.nodes["b"].records[(0, "doomed")] = (b"old", 1)
+        mover = Mover(rig.state, rig.client, rig.sync, rig.tracker, rig.actions)  # type: ignore[arg-type]
+        await mover._fill(0, "b")
+        assert shard.in_sync == {"a", "b"}
+        assert rig.nodes["b"].records[(0, "kept")] == (b"v", 5)
+        # Within the grace a fill merges (what b holds stays); past it, b starts empty.
+        assert ((0, "doomed") in rig.nodes["b"].records) == seen_lately
+
+
+async def test_the_mover_wipes_nothing_when_no_copy_could_give_the_data_back() -> None:
+    async with router_rig(["a", "b"]) as rig:
+        shard = rig.state.table.shards[0]
+        shard.in_sync.discard("b")
+        rig.state.health_status["a"] = "unhealthy"
+        rig.nodes["b"].records[(0, "only-here")] = (b"v", 1)
+        mover = Mover(rig.state, rig.client, rig.sync, rig.tracker, rig.actions)  # type: ignore[arg-type]
+        with pytest.raises(MoveAborted):
+            await mover._fill(0, "b")
+        assert rig.nodes["b"].records == {(0, "only-here"): (b"v", 1)}

@@ -132,5 +132,11 @@ async def open_services(
         await nursery.start(sync.run)
         await nursery.start(mover.run)
         await nursery.start(TombstoneCollector(state, nodes).run)
-        yield services
+        state.checks.on_disk_clear = lambda addr: redistributor.replan(
+            "reconcile", f"the disk check of {addr} passes again"
+        )
+        try:
+            yield services
+        finally:
+            state.checks.on_disk_clear = None
         nursery.cancel_scope.cancel(reason="leader services closed")

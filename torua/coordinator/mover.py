@@ -213,8 +213,10 @@ class Mover:
         if state.in_sync_times.needs_full_fill(
             state.copies, shard_id, target, time.time(), state.tombstone_grace
         ):
-            path = f"/shard/{shard_id}/wipe"
-            _ok(await self._nodes.request("POST", self._addr(target), path, deadline=30.0))
+            if not state.copies.fill_donors(shard_id, target, state.is_up):
+                # Wipe only what an authoritative copy can give back.
+                raise MoveAborted(f"no authoritative copy of shard {shard_id} to fill from")
+            _ok(await self._nodes.wipe(self._addr(target), shard_id))
 
     async def _merge(self, shard_id: int, returning: str) -> None:
         """A returning node's lost copy goes back into the shard (highest version wins)."""

@@ -10,6 +10,7 @@ starts afresh at its first probe there.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 __all__ = ["NodeChecks", "summary"]
@@ -20,14 +21,20 @@ STATES = ("passing", "warning", "critical")
 class NodeChecks:
     def __init__(self) -> None:
         self._by_addr: dict[str, list[dict[str, str]]] = {}
+        # Called with the address when a node's disk check passes again after a
+        # warning: shards left short while it took no copies may use it now.
+        self.on_disk_clear: Callable[[str], None] | None = None
 
     def note(self, addr: str, body: bytes) -> list[dict[str, str]]:
         """Keep the checks found in a health answer (none: a node without checks)."""
+        warned = self.disk_warns(addr)
         checks = _parse(body)
         if checks:
             self._by_addr[addr] = checks
         else:
             self._by_addr.pop(addr, None)
+        if warned and not self.disk_warns(addr) and self.on_disk_clear is not None:
+            self.on_disk_clear(addr)
         return checks
 
     def forget(self, addr: str) -> None:

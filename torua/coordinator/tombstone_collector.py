@@ -88,11 +88,8 @@ class TombstoneCollector:
         record = self._state.registry.get(node_id)
         if record is None:
             return
-        body = {"shards": shards, "older_than": grace}
         try:
-            reply = await self._nodes.request(
-                "POST", record.addr, "/tombstones/purge", payload=body, deadline=30.0
-            )
+            reply = await self._nodes.purge_tombstones(record.addr, shards, grace)
         except NodeUnreachable as exc:
             log.debug("tombstone purge on %s: %s", node_id, exc)
             return
