@@ -62,6 +62,17 @@ async def test_disk_states_follow_the_watermarks_as_the_disk_fills() -> None:
     assert "96.0% used" in checks.critical()[0].output
 
 
+async def test_space_reserved_for_root_counts_as_used() -> None:
+    def reserved(path: str) -> DiskUsage:
+        return DiskUsage(total=100 * GIB, used=50 * GIB, free=40 * GIB)  # 10 GiB reserved
+
+    checks = checks_for(FakeDisk(0), warn="55%")
+    checks._disk_usage = reserved
+    await checks.check_all()
+    [disk] = [r for r in checks.results() if r.name == "disk"]
+    assert disk.state == "warning" and "(60.0% used)" in disk.output
+
+
 async def test_free_size_watermarks() -> None:
     disk = FakeDisk(free=8 * GIB)
     checks = checks_for(disk, warn="10gb", critical="1gb")

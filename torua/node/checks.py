@@ -122,7 +122,9 @@ class SelfChecks:
             usage = self._disk_usage(self._data_dir)
         except OSError as exc:
             return CheckResult("disk", "critical", f"cannot read disk usage: {exc.strerror}")
-        percent = 100.0 * usage.used / usage.total if usage.total else 100.0
+        # "Used" is everything this node cannot write to (blocks reserved for root
+        # included), as the watermarks measure it.
+        percent = 100.0 * (usage.total - usage.free) / usage.total if usage.total else 100.0
         text = f"{_size(usage.free)} free of {_size(usage.total)} ({percent:.1f}% used)"
         if self._critical.crossed(usage.total, usage.free):
             return CheckResult("disk", "critical", f"{text}; critical at {self._critical}")
