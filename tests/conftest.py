@@ -56,6 +56,7 @@ class LocalCluster:
             # Probe bookkeeping moves on by itself; membership and placement must not.
             node.pop("last_health_check")
             node.pop("consecutive_failures")
+            node.pop("checks")  # the nodes' self-checks (timings) too
         shards = (await self.http.get("/shards")).json()
         for shard in shards["shards"]:
             shard.pop("rate")  # a measurement, like the probe bookkeeping

@@ -125,6 +125,13 @@ class FakeNodeClient:
             del node.records[key]
         return Reply(200, b"{}", {})
 
+    async def wipe(self, addr: str, shard_id: int) -> Reply:
+        node = self._node(addr)
+        await self._enter(node, addr)
+        for key in [k for k in node.records if k[0] == shard_id]:
+            del node.records[key]
+        return Reply(200, b"{}", {})
+
     async def control(self, addr: str, message: dict[str, Any], *, deadline: float) -> Reply:
         node = self._node(addr)
         await self._enter(node, addr)

@@ -308,3 +308,29 @@ async def test_sign_in_form_sets_the_cookie_the_dashboard_and_events_use() -> No
             # The only error allowed is the browser's note of the first 401.
             errors = [e for e in page.console_errors() if "status of 401" not in e]
             assert not errors, f"console errors: {errors}"
+
+
+async def test_dashboard_shows_a_node_whose_disk_check_warns(tmp_path: Path) -> None:
+    binary = find_browser()
+    if binary is None:
+        pytest.skip(f"no Chromium found (looked for {', '.join(BROWSERS)}); .ci/run installs it")
+    disk_warns = {"TORUA_DISK_WARN": "0.001%", "TORUA_DISK_CRITICAL": "100%"}
+    async with ProcessGroup() as group:
+        coordinator = await group.coordinator(CLUSTER_ENV)
+        await group.node("n1", coordinator.url, data_dir=tmp_path)
+        await group.node("n2", coordinator.url, disk_warns, data_dir=tmp_path)
+        async with open_chromium(binary) as page:
+            await page.open(coordinator.url + "/")
+            badges = """(() => [...document.querySelectorAll('[data-testid="check"]')].map(
+              (b) => [b.closest('tr').dataset.node, b.textContent, b.dataset.check, b.title]))()"""
+
+            async def badges_shown():
+                return await page.evaluate(badges) or None
+
+            await wait_until(badges_shown, within=15, what="a check badge on the page")
+            [(node, text, state, title)] = await page.evaluate(badges)
+            assert (node, text, state) == ("n2", "disk warning", "warning")
+            assert "warning at 0.001% used" in title
+            await page.screenshot("dashboard-disk-warning.png")
+            errors = page.console_errors()
+            assert not errors, f"console errors: {errors}"

@@ -38,6 +38,10 @@ CHILD_SETTINGS: list[tuple[str, str, str | dict[str, str] | None]] = [
     ("TORUA_LEADER_TTL", "1s", None),
     ("TORUA_ETCD_ENDPOINTS", "ftp://x", None),
     ("TORUA_LOG_LEVEL", "loud", "--log-level"),
+    ("TORUA_TOMBSTONE_GRACE", "soon", None),
+    ("TORUA_DISK_WARN", "full", None),
+    ("TORUA_DISK_CRITICAL", "150%", None),
+    ("TORUA_CHECK_INTERVAL", "0s", None),
     ("NODE_ADDR", "nowhere", "--addr"),
     ("NODE_ID", "bad id", "--id"),
     ("NODE_LISTEN", "no where", "--listen"),
@@ -59,6 +63,7 @@ COORDINATOR_READS = {
     "TORUA_LEADER_TTL",
     "TORUA_ETCD_ENDPOINTS",
     "TORUA_LOG_LEVEL",
+    "TORUA_TOMBSTONE_GRACE",
     "COORDINATOR_ADDR",
 }
 NODE_READS = {
@@ -67,6 +72,9 @@ NODE_READS = {
     "TORUA_MEMORY",
     "TORUA_INSECURE",
     "TORUA_LOG_LEVEL",
+    "TORUA_DISK_WARN",
+    "TORUA_DISK_CRITICAL",
+    "TORUA_CHECK_INTERVAL",
     "NODE_ADDR",
     "NODE_ID",
     "NODE_LISTEN",

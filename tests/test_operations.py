@@ -121,6 +121,10 @@ async def test_config_is_validated_applied_and_acknowledged_by_every_node() -> N
         assert cluster.coordinator.services.monitor.settings.interval == 0.3
         for node in cluster.nodes.values():
             assert node.runtime.interval == 0.3
+        assert config["tombstone_grace"] == "24h"
+        response = await http.put("/cluster/config", json={"tombstone_grace": "90m"})
+        assert response.json()["config"]["tombstone_grace"] == "1h30m"
+        assert cluster.coordinator.state.tombstone_grace == 5400.0
 
 
 async def test_a_bad_config_names_the_field_and_changes_nothing() -> None:
@@ -133,6 +137,8 @@ async def test_a_bad_config_names_the_field_and_changes_nothing() -> None:
             ({"health_check_failures": 0}, "health_check_failures"),
             ({"max_moves": 2, "surprise": 1}, "surprise"),
             ({"health_check_type": "udp"}, "health_check_type"),
+            ({"tombstone_grace": "100ms", "max_moves": 3}, "tombstone_grace"),
+            ({"tombstone_grace": None}, "tombstone_grace"),
         ]:
             response = await http.put("/cluster/config", json=bad)
             assert response.status_code == 400, bad

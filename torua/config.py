@@ -18,16 +18,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
+from torua.disk_limit import DiskLimit, parse_disk_limit
 from torua.errors import ConfigError
 
 __all__ = [
     "CoordinatorSettings",
+    "DiskLimit",
     "HealthSettings",
     "NodeSettings",
+    "check_tombstone_grace",
     "format_duration",
     "is_loopback_host",
     "normalize_url",
     "parse_bool",
+    "parse_disk_limit",
     "parse_duration",
     "parse_listen",
     "parse_log_level",
@@ -237,6 +241,9 @@ class CoordinatorSettings:
     node_capacity: int | None = None
     max_value: int = 16 * 1024 * 1024
     max_moves: int = 2
+    # How long a tombstone outlives its delete (TORUA_TOMBSTONE_GRACE); a copy away
+    # longer than this is rebuilt from scratch, never merged (docs/replication.md).
+    tombstone_grace: float = 86400.0
     data_dir: str = "./.torua"
     memory: bool = False
     token: str | None = None
@@ -281,6 +288,7 @@ class CoordinatorSettings:
             raise ConfigError(f"TORUA_MAX_VALUE={self.max_value} must be at least 1")
         if self.max_moves < 1:
             raise ConfigError(f"max_moves={self.max_moves} must be at least 1")
+        check_tombstone_grace(self.tombstone_grace)
         _check_exposure(self.host, self.token, self.insecure)
 
     @property
@@ -307,9 +315,19 @@ class NodeSettings:
     insecure: bool = False
     register_backoff_max: float = 5.0
     server: ServerKind = DEFAULT_SERVER  # the HTTP server (TORUA_SERVER, --server)
+    # Self-checks (torua.node.checks): disk watermarks and how often to run them.
+    disk_warn: DiskLimit = DiskLimit(used_percent=85.0)
+    disk_critical: DiskLimit = DiskLimit(used_percent=95.0)
+    check_interval: float = 10.0
 
     def __post_init__(self) -> None:
         _check_server(self.server)
+        _check_disk_limits(self.disk_warn, self.disk_critical)
+        if not 0.05 <= self.check_interval <= 3600:
+            raise ConfigError(
+                f"TORUA_CHECK_INTERVAL={format_duration(self.check_interval)} "
+                "must be between 50ms and 1h"
+            )
         if not NODE_ID_RE.match(self.node_id):
             raise ConfigError(
                 f"NODE_ID={self.node_id!r} is not a node id (1-64 of A-Z a-z 0-9 . _ -)"
@@ -336,6 +354,28 @@ class NodeSettings:
             return self.addr
         host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
         return f"http://{host}:{bound_port if bound_port is not None else self.port}"
+
+
+def check_tombstone_grace(seconds: float) -> None:
+    if not 1.0 <= seconds <= 365 * 86400:
+        raise ConfigError(
+            f"TORUA_TOMBSTONE_GRACE={format_duration(seconds)} must be between 1s and 8760h"
+        )
+
+
+def _check_disk_limits(warn: DiskLimit, critical: DiskLimit) -> None:
+    """Of the same form, critical must be the stricter one, or a disk would turn
+    critical before any warning gave the operator time to act."""
+    if warn.used_percent is not None and critical.used_percent is not None:
+        bad = critical.used_percent < warn.used_percent
+    elif warn.free_bytes is not None and critical.free_bytes is not None:
+        bad = critical.free_bytes > warn.free_bytes
+    else:
+        bad = False
+    if bad:
+        raise ConfigError(
+            f"TORUA_DISK_CRITICAL ({critical}) must be at or past TORUA_DISK_WARN ({warn})"
+        )
 
 
 def _check_server(server: str) -> None:

@@ -17,6 +17,7 @@ from torua.config import (
     NodeSettings,
     normalize_url,
     parse_bool,
+    parse_disk_limit,
     parse_duration,
     parse_int,
     parse_listen,
@@ -133,6 +134,9 @@ def coordinator_settings(args: argparse.Namespace, env: Mapping[str, str]) -> Co
         ),
         leader_ttl=parse_duration(env.get("TORUA_LEADER_TTL", "10s"), setting="TORUA_LEADER_TTL"),
         etcd_prefix=env.get("TORUA_ETCD_PREFIX", "/torua/"),
+        tombstone_grace=parse_duration(
+            env.get("TORUA_TOMBSTONE_GRACE") or "24h", setting="TORUA_TOMBSTONE_GRACE"
+        ),
         **_shared(args, env),
     )
 
@@ -157,5 +161,12 @@ def node_settings(args: argparse.Namespace, env: Mapping[str, str]) -> NodeSetti
             ).split(",")
         ),
         capacity=_capacity(args, env),
+        disk_warn=parse_disk_limit(env.get("TORUA_DISK_WARN") or "85%", setting="TORUA_DISK_WARN"),
+        disk_critical=parse_disk_limit(
+            env.get("TORUA_DISK_CRITICAL") or "95%", setting="TORUA_DISK_CRITICAL"
+        ),
+        check_interval=parse_duration(
+            env.get("TORUA_CHECK_INTERVAL") or "10s", setting="TORUA_CHECK_INTERVAL"
+        ),
         **_shared(args, env),
     )

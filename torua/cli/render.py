@@ -148,6 +148,10 @@ def nodes_table(nodes: list[dict[str, Any]]) -> Table:
         status = styled(node["status"], HEALTH_STYLE)
         if failures := node.get("consecutive_failures"):
             status.append(f" ({failures} failed)", style="red")
+        for check in node.get("checks") or ():
+            if check.get("state") in ("warning", "critical"):
+                color = "yellow" if check["state"] == "warning" else "red"
+                status.append(f"\n{check['name']} {check['state']}", style=color)
         copies = str(len(node.get("shards", [])))
         if node.get("capacity") is not None:
             copies += f"/{node['capacity']}"

@@ -33,6 +33,7 @@ from torua.coordinator.persistence import Persister, StateBackend
 from torua.coordinator.redistributor import Redistributor
 from torua.coordinator.router import Router
 from torua.coordinator.state import ClusterState
+from torua.coordinator.tombstone_collector import TombstoneCollector
 from torua.coordinator.versions import Versions
 from torua.coordinator.write_tracker import WriteTracker
 from torua.events import EventBus
@@ -82,7 +83,7 @@ async def open_services(
         versions = Versions(state, persister)
         sync = AssignmentSync(state, nodes)
         metrics = new_registry()
-        probe = RawHttpProbe(clients.headers)
+        probe = RawHttpProbe(clients.headers, checks=state.checks)
         nursery.start_soon(_close_at_exit, probe)
         load = LoadMonitor(state, nodes)
         count_probe = probe_observer(metrics)
@@ -130,5 +131,12 @@ async def open_services(
         await nursery.start(sync.run)
         await nursery.start(mover.run)
         await nursery.start(load.run)
-        yield services
+        await nursery.start(TombstoneCollector(state, nodes).run)
+        state.checks.on_disk_clear = lambda addr: redistributor.replan(
+            "reconcile", f"the disk check of {addr} passes again"
+        )
+        try:
+            yield services
+        finally:
+            state.checks.on_disk_clear = None
         nursery.cancel_scope.cancel(reason="leader services closed")

@@ -16,6 +16,7 @@ import ssl
 import trio
 
 from torua.config import HealthSettings
+from torua.coordinator.node_checks import NodeChecks, summary
 from torua.coordinator.node_conns import NodeConnections
 from torua.coordinator.probes import describe_error, probe_tcp
 from torua.http.wire import WireError
@@ -28,10 +29,17 @@ MAX_BODY = 1024 * 1024
 class RawHttpProbe:
     """A :data:`~torua.coordinator.probes.Probe` that keeps one connection per node."""
 
-    def __init__(self, headers: dict[str, str], *, ssl_context: ssl.SSLContext | None = None):
+    def __init__(
+        self,
+        headers: dict[str, str],
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        checks: NodeChecks | None = None,
+    ):
         self._conns = NodeConnections(
             headers, per_node=1, max_idle=1, max_body=MAX_BODY, ssl_context=ssl_context
         )
+        self._checks = checks  # where the nodes' self-checks found in answers are kept
 
     async def __call__(self, addr: str, settings: HealthSettings) -> str | None:
         if settings.kind == "tcp":
@@ -40,10 +48,17 @@ class RawHttpProbe:
             response = await self._conns.request(addr, "GET", settings.path)
         except (OSError, trio.BrokenResourceError, WireError) as exc:
             return describe_error(exc)
+        if self._checks is not None:
+            found = self._checks.note(addr, response.body)
+            critical = [c for c in found if c["state"] == "critical"]
+            if response.status != 200 and critical:
+                return f"critical: {summary(critical)}"
         return None if response.status == 200 else f"HTTP {response.status}"
 
     def forget(self, addr: str) -> None:
         self._conns.forget(addr)
+        if self._checks is not None:
+            self._checks.forget(addr)
 
     def close(self) -> None:
         self._conns.close()

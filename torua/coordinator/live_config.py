@@ -15,7 +15,12 @@ from typing import Any, Literal
 import trio
 from pydantic import Field
 
-from torua.config import HealthSettings, format_duration, parse_duration
+from torua.config import (
+    HealthSettings,
+    check_tombstone_grace,
+    format_duration,
+    parse_duration,
+)
 from torua.coordinator.health import HealthMonitor
 from torua.coordinator.node_client import NodeClient, NodeUnreachable
 from torua.coordinator.state import ClusterState
@@ -37,6 +42,7 @@ class ConfigBody(Body):
     health_check_path: str | None = Field(default=None, pattern=r"^/[^\s]*$", max_length=200)
     node_capacity: int | None = Field(default=None, ge=0)
     max_moves: int | None = Field(default=None, ge=1, le=64)
+    tombstone_grace: str | None = Field(default=None, max_length=32, pattern=DURATION)
 
 
 def config_view(state: ClusterState) -> dict[str, Any]:
@@ -50,6 +56,7 @@ def config_view(state: ClusterState) -> dict[str, Any]:
         "health_check_path": health.path,
         "node_capacity": state.node_capacity,
         "max_moves": state.max_moves,
+        "tombstone_grace": format_duration(state.tombstone_grace),
     }
 
 
@@ -58,6 +65,15 @@ def _duration(name: str, text: str) -> float:
         return parse_duration(text, setting=name)
     except ConfigError as exc:
         raise BadRequest(str(exc), code="invalid_field") from None
+
+
+def tombstone_grace(text: str) -> float:
+    seconds = _duration("tombstone_grace", text)
+    try:
+        check_tombstone_grace(seconds)
+    except ConfigError as exc:
+        raise BadRequest(f"tombstone_grace: {exc}", code="invalid_field") from None
+    return seconds
 
 
 def plan_config(state: ClusterState, body: ConfigBody) -> tuple[HealthSettings, int | None, int]:
@@ -84,6 +100,7 @@ def plan_config(state: ClusterState, body: ConfigBody) -> tuple[HealthSettings, 
         "health_check_type",
         "health_check_path",
         "max_moves",
+        "tombstone_grace",
     ):
         if field in given and getattr(body, field) is None:
             raise BadRequest(f"{field}: may not be null", code="invalid_field")
@@ -121,7 +138,11 @@ async def send_to_nodes(
 def apply_config(state: ClusterState, monitor: HealthMonitor, body: ConfigBody) -> bool:
     """Validate then apply; True when node capacities changed (placement must rerun)."""
     health, capacity, max_moves = plan_config(state, body)
+    if body.tombstone_grace is not None:
+        tombstone_grace(body.tombstone_grace)  # validated before anything changes
     capacity_changed = capacity != state.node_capacity
     state.health, state.node_capacity, state.max_moves = health, capacity, max_moves
+    if body.tombstone_grace is not None:
+        state.tombstone_grace = tombstone_grace(body.tombstone_grace)
     monitor.update_settings(health)
     return capacity_changed

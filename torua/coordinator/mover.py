@@ -19,6 +19,7 @@ in sync until the copy is whole.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 
 import trio
@@ -26,7 +27,7 @@ import trio
 from torua.coordinator.assignments import AssignmentSync
 from torua.coordinator.copy_actions import CopyActions
 from torua.coordinator.node_client import NodeClient, NodeUnreachable
-from torua.coordinator.page_copy import MoveAborted, copy_pages
+from torua.coordinator.page_copy import MoveAborted, copy_pages, ok_or_abort
 from torua.coordinator.state import ClusterState
 from torua.coordinator.write_tracker import WriteTracker
 
@@ -170,6 +171,7 @@ class Mover:
         pushed = await self._sync.push(target)
         if pushed.get(target):
             raise MoveAborted(f"{target} did not take its assignment: {pushed[target]}")
+        await self._wipe_if_away_too_long(shard_id, target)
         epoch = self._tracker.bump(shard_id)
         await self._tracker.wait_older(shard_id, epoch)
         self._tracker.take_missed(shard_id, target)
@@ -199,6 +201,20 @@ class Mover:
             copied,
             trio.current_time() - started,
         )
+
+    async def _wipe_if_away_too_long(self, shard_id: int, target: str) -> None:
+        """Empty a copy not seen in sync within the tombstone grace before filling it:
+        merging what it holds could bring back keys whose tombstones were purged.
+        Before the fill's first write epoch, so every write it wipes is also in the
+        donor's pages (docs/replication.md, "Tombstone GC")."""
+        state = self._state
+        if state.in_sync_times.needs_full_fill(
+            state.copies, shard_id, target, time.time(), state.tombstone_grace
+        ):
+            if not state.copies.fill_donors(shard_id, target, state.is_up):
+                # Wipe only what an authoritative copy can give back.
+                raise MoveAborted(f"no authoritative copy of shard {shard_id} to fill from")
+            ok_or_abort(await self._nodes.wipe(self._addr(target), shard_id))
 
     async def _merge(self, shard_id: int, returning: str) -> None:
         """A returning node's lost copy goes back into the shard (highest version wins)."""

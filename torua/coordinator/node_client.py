@@ -164,3 +164,13 @@ class NodeClient:
 
     async def control(self, addr: str, message: dict[str, Any], *, deadline: float) -> Reply:
         return await self.request("POST", addr, "/control", payload=message, deadline=deadline)
+
+    async def wipe(self, addr: str, shard_id: int) -> Reply:
+        """Empty a held copy before a fill from scratch (tombstone GC)."""
+        return await self.request("POST", addr, f"/shard/{shard_id}/wipe", deadline=30.0)
+
+    async def purge_tombstones(self, addr: str, shards: list[int], older_than: float) -> Reply:
+        body = {"shards": shards, "older_than": older_than}
+        return await self.request(
+            "POST", addr, "/tombstones/purge", payload=body, deadline=30.0, idempotent=True
+        )

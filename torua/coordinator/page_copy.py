@@ -19,7 +19,7 @@ from torua.coordinator.node_client import NodeClient, NodeUnreachable, Reply
 from torua.errors import BadRequest
 from torua.http.records import NEXT_HEADER, decode_cursor
 
-__all__ = ["PAGE_ROWS", "MoveAborted", "copy_pages"]
+__all__ = ["PAGE_ROWS", "MoveAborted", "copy_pages", "ok_or_abort"]
 
 # Rows per page: one page is one write transaction on the target, which the node's
 # other writes queue behind, so pages stay small rather than few.
@@ -52,7 +52,7 @@ async def copy_pages(
         async with send:
             after: str | None = None
             while True:
-                page = _ok(
+                page = ok_or_abort(
                     await nodes.export_page(source(), shard_id, after, since=since, limit=PAGE_ROWS)
                 )
                 if page.body:
@@ -71,7 +71,7 @@ async def copy_pages(
             async with receive:
                 async for frames in receive:
                     check()
-                    reply = _ok(await nodes.import_page(target(), shard_id, frames))
+                    reply = ok_or_abort(await nodes.import_page(target(), shard_id, frames))
                     copied += int(json.loads(reply.body).get("received", 0))
     except BaseExceptionGroup as group:
         # One side failed and the other was cancelled for it: raise that failure alone.
@@ -85,7 +85,8 @@ async def copy_pages(
     return copied
 
 
-def _ok(reply: Reply) -> Reply:
+def ok_or_abort(reply: Reply) -> Reply:
+    """``reply`` if the node answered 200; else the move stops here."""
     if reply.status != 200:
         raise MoveAborted(f"HTTP {reply.status}: {reply.body[:200]!r}")
     return reply

@@ -72,6 +72,7 @@ def snapshot(state: ClusterState) -> dict[str, Any]:
             },
             "node_capacity": state.node_capacity,
             "max_moves": state.max_moves,
+            "tombstone_grace": state.tombstone_grace,
         },
     }
 
@@ -109,6 +110,7 @@ def restore(state: ClusterState, data: dict[str, Any], *, origin: str = "saved s
         state.health = HealthSettings(**config["health"])
         state.node_capacity = config["node_capacity"]
         state.max_moves = config["max_moves"]
+        state.tombstone_grace = config.get("tombstone_grace", state.tombstone_grace)
 
 
 def load_state(state: ClusterState, directory: Path) -> bool:

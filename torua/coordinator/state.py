@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 
 from torua.cluster import NodeState, ShardTable, cluster_health
 from torua.cluster.copies import Copies
+from torua.cluster.tombstone_gc import InSyncTimes
 from torua.config import CoordinatorSettings, HealthSettings
+from torua.coordinator.node_checks import NodeChecks
 from torua.coordinator.registry import NodeRecord, Registry
 
 __all__ = ["ClusterState"]
@@ -37,12 +39,19 @@ class ClusterState:
     health: HealthSettings = field(init=False)
     node_capacity: int | None = field(init=False)
     max_moves: int = field(init=False)
+    tombstone_grace: float = field(init=False)  # seconds; live through /cluster/config
+    # The self-checks of each node's latest health answer (the probe keeps them).
+    checks: NodeChecks = field(default_factory=NodeChecks)
+    # When each copy was last seen in sync: a copy away longer than the tombstone
+    # grace is filled from scratch (torua.cluster.tombstone_gc).
+    in_sync_times: InSyncTimes = field(default_factory=InSyncTimes)
 
     def __post_init__(self) -> None:
         self.copies = Copies(ShardTable(self.settings.shards, self.settings.replication_factor))
         self.health = self.settings.health
         self.node_capacity = self.settings.node_capacity
         self.max_moves = self.settings.max_moves
+        self.tombstone_grace = self.settings.tombstone_grace
 
     @property
     def table(self) -> ShardTable:
@@ -83,10 +92,19 @@ class ClusterState:
                 id=r.id,
                 live=self.status_of(r.id) == "healthy",
                 leaving=r.mode != "active",
-                capacity=self.capacity_of(r),
+                capacity=self._room_for(r),
             )
             for r in self.registry.all()
         }
+
+    def _room_for(self, record: NodeRecord) -> int | None:
+        """A node whose disk check warns keeps what it holds and takes nothing new:
+        capped at its present load, placement neither adds to it nor sheds from it."""
+        capacity = self.capacity_of(record)
+        if not self.checks.disk_warns(record.addr):
+            return capacity
+        held = self.table.load(record.id)
+        return held if capacity is None else min(capacity, held)
 
     def cluster_state(self) -> str:
         health = cluster_health(self.table, self.node_states())

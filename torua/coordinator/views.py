@@ -47,6 +47,7 @@ def node_view(state: ClusterState, monitor: HealthLookup, record: NodeRecord) ->
         "shards": state.table.copies_on(record.id),
         "primary_shards": state.table.primaries_on(record.id),
         "capacity": state.capacity_of(record),
+        "checks": state.checks.of(record.addr),
     }
 
 

@@ -19,10 +19,12 @@ from torua.http.auth import install_token_check
 from torua.http.errors import install_error_handlers
 from torua.http.quart_exchange import QuartRequest, install_data_routes, quart_reply
 from torua.http.validate import Body, parse_body
+from torua.node.checks import SelfChecks
 from torua.node.metrics import install_node_metrics
 from torua.node.state import NodeRuntime
 from torua.node.store import Store
 from torua.node.store_route import StoreApi, held, note_caller, writable
+from torua.node.tombstones import install_tombstone_routes
 from torua.node.transfer import install_transfer_routes
 
 __all__ = ["create_node_app"]
@@ -44,7 +46,12 @@ class ControlMessage(Body):
 
 
 def create_node_app(
-    runtime: NodeRuntime, store: Store, *, max_value: int, token: str | None = None
+    runtime: NodeRuntime,
+    store: Store,
+    *,
+    max_value: int,
+    token: str | None = None,
+    checks: SelfChecks | None = None,
 ) -> QuartTrio:
     app = QuartTrio("torua.node")
     app.config["MAX_CONTENT_LENGTH"] = None  # read_limited enforces limits per route
@@ -61,7 +68,19 @@ def create_node_app(
 
     @app.get("/health")
     async def health() -> Response:
-        return jsonify({"status": "ok", "node_id": runtime.node_id})
+        if checks is None:
+            return jsonify({"status": "ok", "node_id": runtime.node_id})
+        # 503 only for a critical check: a warning keeps the node serving.
+        critical = bool(checks.critical())
+        response = jsonify(
+            {
+                "status": "critical" if critical else "ok",
+                "node_id": runtime.node_id,
+                "checks": [r.to_json() for r in checks.results()],
+            }
+        )
+        response.status_code = 503 if critical else 200
+        return response
 
     @app.get("/info")
     async def info() -> Response:
@@ -145,6 +164,7 @@ def create_node_app(
         return jsonify({"shard_id": shard_id, "keys": result.keys, "bytes": result.bytes} | load)
 
     install_transfer_routes(app, runtime, store, lambda shard_id: writable(runtime, shard_id))
+    install_tombstone_routes(app, runtime, store)
 
     @app.route("/shard/", methods=["GET", "PUT", "DELETE"])
     @app.route("/shard/<path:rest>", methods=["GET", "PUT", "DELETE"])

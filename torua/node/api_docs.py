@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from torua.http.openapi import Doc
 from torua.node.api import ControlMessage
+from torua.node.tombstones import PurgeBody
 from torua.node.transfer import GetManyBody, ImportBody
 
 __all__ = ["NODE_DOCS"]
 
 NODE_DOCS: dict[tuple[str, str], Doc] = {
-    ("GET", "/health"): Doc("liveness; never needs the token"),
+    ("GET", "/health"): Doc(
+        "liveness and self-checks (disk, store, event loop); 503 with status critical "
+        "while a check is critical; never needs the token"
+    ),
     ("GET", "/info"): Doc("the node and the copies it holds"),
     ("POST", "/control"): Doc(
         "assignment and config messages from the coordinator", ControlMessage
@@ -43,6 +47,10 @@ NODE_DOCS: dict[tuple[str, str], Doc] = {
         GetManyBody,
     ),
     ("POST", "/shard/<int:shard_id>/drop"): Doc("drop the data of a copy no longer held"),
+    ("POST", "/tombstones/purge"): Doc(
+        "purge held shards' tombstones older than older_than seconds (node clock)", PurgeBody
+    ),
+    ("POST", "/shard/<int:shard_id>/wipe"): Doc("empty a held copy before a full fill"),
     ("GET", "/metrics"): Doc("Prometheus text format", content_type="text/plain"),
     ("GET", "/openapi.json"): Doc("this document"),
 }

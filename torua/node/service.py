@@ -18,6 +18,7 @@ from torua.http.openapi import install_openapi
 from torua.http.server import serve_then_cancel
 from torua.node.api import create_node_app
 from torua.node.api_docs import NODE_DOCS
+from torua.node.checks import SelfChecks
 from torua.node.registration import keep_registered
 from torua.node.state import NodeRuntime
 from torua.node.store import MemoryStore, Store
@@ -37,6 +38,7 @@ class Node:
         self.runtime = NodeRuntime(node_id=settings.node_id, durable=not settings.memory)
         self.port: int | None = None
         self._stopping = trio.Event()
+        self.checks: SelfChecks | None = None
 
     @property
     def url(self) -> str:
@@ -99,8 +101,21 @@ class Node:
             await self._run(task_status)
 
     async def _run(self, task_status: trio.TaskStatus[str]) -> None:
+        settings = self.settings
+        self.checks = checks = SelfChecks(
+            self.store,
+            # A store handed in from outside may live anywhere: no disk to watch.
+            data_dir=None if settings.memory or self._given_store else store_directory(settings),
+            warn=settings.disk_warn,
+            critical=settings.disk_critical,
+            interval=settings.check_interval,
+        )
         app = create_node_app(
-            self.runtime, self.store, max_value=self.settings.max_value, token=self.settings.token
+            self.runtime,
+            self.store,
+            max_value=settings.max_value,
+            token=settings.token,
+            checks=checks,
         )
         install_openapi(app, f"Torua node {self.settings.node_id}", __version__, NODE_DOCS)
         headers = {}
@@ -110,6 +125,7 @@ class Node:
             httpx.AsyncClient(headers=headers, timeout=10.0) as client,
             trio.open_nursery() as nursery,
         ):
+            await nursery.start(checks.run)
             self.port = await nursery.start(
                 partial(
                     serve_then_cancel,

@@ -32,6 +32,7 @@ import os
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -50,7 +51,7 @@ _T = TypeVar("_T")
 DB_FILE = "store.sqlite3"
 MAX_VERSION = 2**63 - 1  # SQLite INTEGER is a signed 64-bit number
 _MAX_BATCH = 1024  # operations per group commit: bounds one transaction's latency
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: tombstones carry the time they were written (deleted_at)
 
 # Triggers keep shard_stats in kv's transactions: stats() is one lookup, not a
 # scan (counting a 100k-key shard blocked the loop for 39 ms).
@@ -60,6 +61,7 @@ CREATE TABLE IF NOT EXISTS kv (
     key     TEXT    NOT NULL,
     value   BLOB,               -- NULL is a tombstone
     version INTEGER NOT NULL,
+    deleted_at REAL,            -- a tombstone's wall-clock time of writing, for its GC
     PRIMARY KEY (shard, key)
 );
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -85,10 +87,17 @@ END;
 """
 
 _UPSERT = """
-INSERT INTO kv (shard, key, value, version) VALUES (?, ?, ?, ?)
-ON CONFLICT (shard, key) DO UPDATE SET value = excluded.value, version = excluded.version
+INSERT INTO kv (shard, key, value, version, deleted_at) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (shard, key) DO UPDATE
+SET value = excluded.value, version = excluded.version, deleted_at = excluded.deleted_at
 WHERE excluded.version > kv.version
 """
+
+# Only tombstones are indexed, so a purge reads just them, never a shard's live rows.
+_TOMBSTONE_INDEX = """
+CREATE INDEX IF NOT EXISTS kv_tombstones ON kv (shard, deleted_at) WHERE value IS NULL
+"""
+_PURGE = "DELETE FROM kv WHERE shard = ? AND value IS NULL AND deleted_at < ?"
 
 _BUMP_MAX = "UPDATE meta SET value = max(value, ?) WHERE name = 'max_version'"
 
@@ -108,16 +117,23 @@ class _Op:
 
     shard: int
     rows: list[tuple[str, bytes | None, int]] | None  # None means: drop the shard
+    purge_before: float | None = None  # set: purge tombstones written before this time
     done: trio.Event = field(default_factory=trio.Event)
     result: int = 0
     error: BaseException | None = None
 
     def apply(self, conn: sqlite3.Connection) -> int:
+        if self.purge_before is not None:
+            return conn.execute(_PURGE, (self.shard, self.purge_before)).rowcount
         if self.rows is None:
             conn.execute("DELETE FROM kv WHERE shard = ?", (self.shard,))
             conn.execute("DELETE FROM shard_stats WHERE shard = ?", (self.shard,))
             return 0
-        cursor = conn.executemany(_UPSERT, ((self.shard, *row) for row in self.rows))
+        now = time.time()
+        cursor = conn.executemany(
+            _UPSERT,
+            ((self.shard, k, v, ver, now if v is None else None) for k, v, ver in self.rows),
+        )
         return cursor.rowcount  # an upsert whose WHERE refused it changes nothing
 
     def top_version(self) -> int:
@@ -275,6 +291,9 @@ class SqliteStore:
     async def drop_shard(self, shard: int) -> None:
         await self._submit(_Op(shard, None))
 
+    async def purge_tombstones(self, shard: int, older_than: float) -> int:
+        return await self._submit(_Op(shard, [], purge_before=time.time() - older_than))
+
     async def _submit(self, op: _Op) -> int:
         if self._closed:
             raise RuntimeError(f"store {self.path} is closed")
@@ -396,9 +415,22 @@ def _open_writer(path: str, synchronous: str) -> sqlite3.Connection:
             raise ConfigError(f"{path}: SQLite refused WAL mode (got {mode!r})")
         conn.execute(f"PRAGMA synchronous = {synchronous}")
         (found,) = conn.execute("PRAGMA user_version").fetchone()
-        if found not in (0, SCHEMA_VERSION):
+        if found not in (0, 1, SCHEMA_VERSION):
             raise ConfigError(f"{path} has store schema {found}; this Torua reads {SCHEMA_VERSION}")
-        conn.executescript(f"BEGIN; {_SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
+        # Schema 1 had no tombstone times: its tombstones count as written now (the
+        # safe side: they are purged one grace period after the upgrade, not before).
+        upgrade = (
+            ""
+            if found != 1
+            else (
+                "ALTER TABLE kv ADD COLUMN deleted_at REAL; "
+                f"UPDATE kv SET deleted_at = {time.time()!r} WHERE value IS NULL;"
+            )
+        )
+        conn.executescript(
+            f"BEGIN; {_SCHEMA} {upgrade} {_TOMBSTONE_INDEX}; "
+            f"PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+        )
     except BaseException:
         conn.close()
         raise

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import bisect
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -106,6 +106,12 @@ class Store(Protocol):
 
     async def drop_shard(self, shard: int) -> None: ...
 
+    async def purge_tombstones(self, shard: int, older_than: float) -> int:
+        """Delete tombstones written more than ``older_than`` seconds ago (by this
+        store's clock); returns how many. Only safe once no copy of the shard can
+        come back without them (docs/replication.md, "Tombstone GC")."""
+        ...
+
     def max_version(self) -> int: ...
 
     async def close(self) -> None: ...
@@ -141,10 +147,12 @@ async def apply_write(
 class MemoryStore:
     """Dicts per shard; for ``--memory`` clusters, tests and demos."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
         self._shards: dict[int, dict[str, Record]] = {}
         # Each shard's keys, sorted: a page starts with a bisection, not a sort of the shard.
         self._order: dict[int, list[str]] = {}
+        self._deleted_at: dict[int, dict[str, float]] = {}  # when each tombstone was written
+        self._clock = clock
         self._max_version = 0
 
     async def get(self, shard: int, key: str) -> Record | None:
@@ -159,6 +167,11 @@ class MemoryStore:
             bisect.insort(self._order.setdefault(shard, []), key)
         table[key] = record
         self._max_version = max(self._max_version, record.version)
+        deleted = self._deleted_at.setdefault(shard, {})
+        if record.value is None:
+            deleted[key] = self._clock()
+        else:
+            deleted.pop(key, None)
         return True
 
     async def put(self, shard: int, key: str, value: bytes | None, version: int) -> bool:
@@ -217,6 +230,20 @@ class MemoryStore:
     async def drop_shard(self, shard: int) -> None:
         self._shards.pop(shard, None)
         self._order.pop(shard, None)
+        self._deleted_at.pop(shard, None)
+
+    async def purge_tombstones(self, shard: int, older_than: float) -> int:
+        cutoff = self._clock() - older_than
+        deleted = self._deleted_at.get(shard, {})
+        old = [key for key, at in deleted.items() if at < cutoff]
+        for key in old:
+            del deleted[key]
+            del self._shards[shard][key]
+            order = self._order.get(shard, [])
+            at = bisect.bisect_left(order, key)
+            if at < len(order) and order[at] == key:
+                del order[at]
+        return len(old)
 
     def max_version(self) -> int:
         return self._max_version
@@ -224,3 +251,4 @@ class MemoryStore:
     async def close(self) -> None:
         self._shards.clear()
         self._order.clear()
+        self._deleted_at.clear()
