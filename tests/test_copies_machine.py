@@ -5,9 +5,13 @@ happens to the data when they go. It drives the coordinator's real copy state
 machine (:class:`torua.cluster.copies.Copies`) and the real placement rules
 with every event the services feed it (placement decided, write outcome per
 copy, fill done, merge done, handovers done, node lost its data, node
-removed), and keeps beside it a model of the data: which write ids each node
+removed, node away within its delay, delay expired), and keeps beside it a
+model of the data: which write ids each node
 physically holds for each shard (data stays on a dead node and comes back
-with it) and which write ids were acknowledged. The invariants are the
+with it) and which write ids were acknowledged. Write ids are the writes'
+versions, so a fill copies only the donor's writes above the point the
+machine names (:meth:`Copies.catch_up_from`): a delta catch-up that starts too
+late shows up as an in-sync copy lacking an acknowledged write. The invariants are the
 promises: no acknowledged write is lost, no acknowledged write reads as a 404,
 and a shard served by a live copy stays served.
 
@@ -117,6 +121,7 @@ class CopiesMachine(RuleBasedStateMachine):
             "live": old.live,
             "leaving": old.leaving,
             "capacity": old.capacity,
+            "held": old.held,
         }
         fields.update(changes)
         self.nodes[node] = NodeState(node, **fields)  # type: ignore[arg-type]
@@ -181,7 +186,19 @@ class CopiesMachine(RuleBasedStateMachine):
         self.event("reconcile")
 
     def do_recover(self, node: str) -> None:
-        self._set(node, live=True)
+        self._set(node, live=True, held=False)
+        self.event("reconcile")
+
+    def do_go_away(self, node: str) -> None:
+        """A planned restart, or a failure within the replica delay: the node is
+        down and its copies stay where they are."""
+        self._set(node, live=False, held=True)
+        self.killed.add(node)
+        self.event("reconcile")
+
+    def do_expire(self, node: str) -> None:
+        """The node's delay passed while it was still away: the usual rebuild."""
+        self._set(node, held=False)
         self.event("reconcile")
 
     def removable(self) -> list[str]:
@@ -245,7 +262,9 @@ class CopiesMachine(RuleBasedStateMachine):
         self.missed.update((shard_id, n) for n in filling if n in failing)
         asleep = [n for n in shard.copies if n not in shard.in_sync and not self.is_up(n)]
         self.missed.update((shard_id, n) for n in asleep)
-        ok, behind = self.copies.write_done(shard_id, sent, filling, set(failing), self.is_up)
+        ok, behind = self.copies.write_done(
+            shard_id, sent, filling, set(failing), self.is_up, lowest=write
+        )
         if not ok:
             return None  # no authoritative copy took it: an error, not acknowledged
         self.copies.write_missed(shard_id, behind)
@@ -294,7 +313,9 @@ class CopiesMachine(RuleBasedStateMachine):
         donors = self.copies.fill_donors(shard_id, node, self.is_up)
         if not donors:
             return False
-        self.fills[(shard_id, node)] = (donors[0], frozenset(self.held(donors[0], shard_id)))
+        since = self.copies.catch_up_from(shard_id, node)
+        delta = {w for w in self.held(donors[0], shard_id) if w > since}
+        self.fills[(shard_id, node)] = (donors[0], frozenset(delta))
         return True
 
     def do_finish_fill(self, shard_id: int, node: str) -> bool:
@@ -400,7 +421,10 @@ class CopiesMachine(RuleBasedStateMachine):
                 assert any(write in self.held(n, sid) for n in holders), (
                     f"shard {sid}: acknowledged write {write} is on no authoritative copy"
                 )
-            if self.acked[sid] and self.pending is None:
+            # A copy on a node that is away but expected back keeps its place:
+            # the shard waits for it (or for its delay to pass) instead.
+            waiting = any(self.nodes[n].held for n in holders)
+            if self.acked[sid] and self.pending is None and not waiting:
                 assert served, f"shard {sid} has acknowledged writes but nothing serves it"
         # 5. A lost copy is on a registered node (checked in 1) that is dead, or
         # live with its merge to run; every write it excuses is still on one.
@@ -454,6 +478,16 @@ class CopiesMachine(RuleBasedStateMachine):
     @rule(data=st.data())
     def recover(self, data: st.DataObject) -> None:
         self.do_recover(self.pick(data, self.nodes_where(lambda s: not s.live)))
+
+    @precondition(lambda self: self.nodes_where(lambda s: s.live))
+    @rule(data=st.data())
+    def go_away(self, data: st.DataObject) -> None:
+        self.do_go_away(self.pick(data, self.nodes_where(lambda s: s.live)))
+
+    @precondition(lambda self: self.nodes_where(lambda s: s.held and not s.live))
+    @rule(data=st.data())
+    def expire(self, data: st.DataObject) -> None:
+        self.do_expire(self.pick(data, self.nodes_where(lambda s: s.held and not s.live)))
 
     @precondition(lambda self: self.removable())
     @rule(data=st.data())
