@@ -227,6 +227,9 @@ class HealthSettings:
         return cls(**kwargs)  # type: ignore[arg-type]
 
 
+MAX_DELAY = 24 * 3600.0  # the longest replica or allocation delay
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CoordinatorSettings:
     host: str = "127.0.0.1"
@@ -237,6 +240,9 @@ class CoordinatorSettings:
     node_capacity: int | None = None
     max_value: int = 16 * 1024 * 1024
     max_moves: int = 2
+    # How long a failed node's copies wait for it before they are rebuilt elsewhere
+    # (0: at once). Only shards with two or more copies wait.
+    replica_delay: float = 0.0
     data_dir: str = "./.torua"
     memory: bool = False
     token: str | None = None
@@ -274,6 +280,11 @@ class CoordinatorSettings:
             raise ConfigError(f"TORUA_MAX_VALUE={self.max_value} must be at least 1")
         if self.max_moves < 1:
             raise ConfigError(f"max_moves={self.max_moves} must be at least 1")
+        if not 0 <= self.replica_delay <= MAX_DELAY:
+            raise ConfigError(
+                f"TORUA_REPLICA_DELAY={format_duration(self.replica_delay)} must be between "
+                "0s and 24h"
+            )
         _check_exposure(self.host, self.token, self.insecure)
 
     @property

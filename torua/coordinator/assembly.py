@@ -29,6 +29,7 @@ from torua.coordinator.mover import Mover
 from torua.coordinator.node_client import NodeClient
 from torua.coordinator.operations import Operations
 from torua.coordinator.persistence import Persister, StateBackend
+from torua.coordinator.planned import PlannedShutdowns
 from torua.coordinator.probes import Probe, make_probe
 from torua.coordinator.redistributor import Redistributor
 from torua.coordinator.router import Router
@@ -102,6 +103,8 @@ async def open_services(
         redistributor = Redistributor(
             state, actions, mover=mover, tracker=tracker, persister=persister
         )
+        operations = Operations(state, redistributor, mover, persister, bus.publish_nowait)
+        operations.planned = PlannedShutdowns(state, redistributor, operations, persister)
         services = Services(
             state=state,
             monitor=monitor,
@@ -112,7 +115,7 @@ async def open_services(
             bus=bus,
             mover=mover,
             persister=persister,
-            operations=Operations(state, redistributor, mover, persister, bus.publish_nowait),
+            operations=operations,
             stopping=stopping,
             incarnations=incarnations,
             actions=actions,
@@ -130,5 +133,6 @@ async def open_services(
             sync.mark(record.id)
         await nursery.start(sync.run)
         await nursery.start(mover.run)
+        await nursery.start(operations.planned.run)
         yield services
         nursery.cancel_scope.cancel(reason="leader services closed")

@@ -15,7 +15,7 @@ from typing import Any, Literal
 import trio
 from pydantic import Field
 
-from torua.config import HealthSettings, format_duration, parse_duration
+from torua.config import MAX_DELAY, HealthSettings, format_duration, parse_duration
 from torua.coordinator.health import HealthMonitor
 from torua.coordinator.node_client import NodeClient, NodeUnreachable
 from torua.coordinator.state import ClusterState
@@ -37,6 +37,7 @@ class ConfigBody(Body):
     health_check_path: str | None = Field(default=None, pattern=r"^/[^\s]*$", max_length=200)
     node_capacity: int | None = Field(default=None, ge=0)
     max_moves: int | None = Field(default=None, ge=1, le=64)
+    replica_delay: str | None = Field(default=None, max_length=32, pattern=DURATION)
 
 
 def config_view(state: ClusterState) -> dict[str, Any]:
@@ -50,6 +51,7 @@ def config_view(state: ClusterState) -> dict[str, Any]:
         "health_check_path": health.path,
         "node_capacity": state.node_capacity,
         "max_moves": state.max_moves,
+        "replica_delay": format_duration(state.replica_delay),
     }
 
 
@@ -60,7 +62,9 @@ def _duration(name: str, text: str) -> float:
         raise BadRequest(str(exc), code="invalid_field") from None
 
 
-def plan_config(state: ClusterState, body: ConfigBody) -> tuple[HealthSettings, int | None, int]:
+def plan_config(
+    state: ClusterState, body: ConfigBody
+) -> tuple[HealthSettings, int | None, int, float]:
     """The settings a PUT asks for, fully validated; nothing is applied here."""
     given = body.model_fields_set
     changes: dict[str, Any] = {}
@@ -84,6 +88,7 @@ def plan_config(state: ClusterState, body: ConfigBody) -> tuple[HealthSettings, 
         "health_check_type",
         "health_check_path",
         "max_moves",
+        "replica_delay",
     ):
         if field in given and getattr(body, field) is None:
             raise BadRequest(f"{field}: may not be null", code="invalid_field")
@@ -93,7 +98,12 @@ def plan_config(state: ClusterState, body: ConfigBody) -> tuple[HealthSettings, 
         raise BadRequest(f"health_check_timeout/interval: {exc}", code="invalid_field") from None
     capacity = body.node_capacity if "node_capacity" in given else state.node_capacity
     max_moves = body.max_moves if body.max_moves is not None else state.max_moves
-    return health, capacity, max_moves
+    delay = state.replica_delay
+    if body.replica_delay is not None:
+        delay = _duration("replica_delay", body.replica_delay)
+        if delay > MAX_DELAY:
+            raise BadRequest("replica_delay: at most 24h", code="invalid_field")
+    return health, capacity, max_moves, delay
 
 
 async def send_to_nodes(
@@ -120,8 +130,9 @@ async def send_to_nodes(
 
 def apply_config(state: ClusterState, monitor: HealthMonitor, body: ConfigBody) -> bool:
     """Validate then apply; True when node capacities changed (placement must rerun)."""
-    health, capacity, max_moves = plan_config(state, body)
+    health, capacity, max_moves, delay = plan_config(state, body)
     capacity_changed = capacity != state.node_capacity
     state.health, state.node_capacity, state.max_moves = health, capacity, max_moves
+    state.replica_delay = delay  # holds already running keep their deadline
     monitor.update_settings(health)
     return capacity_changed

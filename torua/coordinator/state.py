@@ -14,6 +14,7 @@ from torua.cluster import NodeState, ShardTable, cluster_health
 from torua.cluster.copies import Copies
 from torua.config import CoordinatorSettings, HealthSettings
 from torua.coordinator.registry import NodeRecord, Registry
+from torua.coordinator.shutdowns import Shutdowns
 
 __all__ = ["ClusterState"]
 
@@ -37,12 +38,16 @@ class ClusterState:
     health: HealthSettings = field(init=False)
     node_capacity: int | None = field(init=False)
     max_moves: int = field(init=False)
+    replica_delay: float = field(init=False)
+    # Nodes expected back (planned restarts, failures within the replica delay).
+    shutdowns: Shutdowns = field(default_factory=Shutdowns)
 
     def __post_init__(self) -> None:
         self.copies = Copies(ShardTable(self.settings.shards, self.settings.replication_factor))
         self.health = self.settings.health
         self.node_capacity = self.settings.node_capacity
         self.max_moves = self.settings.max_moves
+        self.replica_delay = self.settings.replica_delay
 
     @property
     def table(self) -> ShardTable:
@@ -77,16 +82,19 @@ class ClusterState:
         return record.capacity if record.capacity is not None else self.node_capacity
 
     def node_states(self) -> dict[str, NodeState]:
-        """The placement view: only healthy, active nodes may take copies."""
-        return {
-            r.id: NodeState(
+        """The placement view: only healthy, active nodes may take copies; an active
+        node that is away within its delay keeps its copies (``held``)."""
+        states = {}
+        for r in self.registry.all():
+            live = self.status_of(r.id) == "healthy" and not self.shutdowns.gone(r.id)
+            states[r.id] = NodeState(
                 id=r.id,
-                live=self.status_of(r.id) == "healthy",
+                live=live,
                 leaving=r.mode != "active",
                 capacity=self.capacity_of(r),
+                held=not live and r.mode == "active" and self.shutdowns.holds(r.id),
             )
-            for r in self.registry.all()
-        }
+        return states
 
     def cluster_state(self) -> str:
         health = cluster_health(self.table, self.node_states())
@@ -97,8 +105,13 @@ class ClusterState:
         return health
 
     def is_up(self, node_id: str) -> bool:
-        """May serve requests: registered and not known to be unhealthy."""
-        return node_id in self.registry and self.status_of(node_id) != "unhealthy"
+        """May serve requests: registered, not known to be unhealthy, and not gone
+        for a restart it has not registered back from."""
+        return (
+            node_id in self.registry
+            and self.status_of(node_id) != "unhealthy"
+            and not self.shutdowns.gone(node_id)
+        )
 
     def readable_copies(self, shard_id: int) -> list[str]:
         """Authoritative live copies, primary first, then retiring ones."""
