@@ -26,6 +26,7 @@ from torua.coordinator.router import Router
 from torua.coordinator.state import ClusterState
 from torua.coordinator.versions import Versions
 from torua.coordinator.write_tracker import WriteTracker
+from torua.http.records import decode_frames, encode_cursor, encode_frames
 
 
 @dataclass
@@ -37,6 +38,8 @@ class FakeNode:
     import_gate: trio.Event | None = None  # imports only
     incarnation: str = "i1"
     calls: int = 0
+    exports: list[tuple[str | None, int]] = field(default_factory=list)  # (after, since) asked
+    imported: list[tuple[str, int]] = field(default_factory=list)  # (key, version) received
 
 
 class FakeNodeClient:
@@ -88,32 +91,29 @@ class FakeNodeClient:
         return Reply(204, b"", headers)
 
     async def export_page(
-        self, addr: str, shard_id: int, after: str | None, limit: int = 1000
+        self, addr: str, shard_id: int, after: str | None, *, since: int = 0, limit: int = 1000
     ) -> Reply:
         node = self._node(addr)
         await self._enter(node, addr)
-        rows = sorted(
-            (k, v)
-            for (s, k), v in node.records.items()
-            if s == shard_id and (after is None or k > after)
-        )[:limit]
-        records = [
-            {"key": k, "value": None if v is None else v.decode(), "version": ver}
-            for k, (v, ver) in rows
-        ]
-        body = {"records": records, "next": rows[-1][0] if rows else None}
-        return Reply(200, json.dumps(body).encode(), {})
+        node.exports.append((after, since))
+        keys = sorted(k for s, k in node.records if s == shard_id and (after is None or k > after))
+        page = keys[:limit]
+        rows = [(k, *node.records[(shard_id, k)]) for k in page]
+        frames = encode_frames((k, v, ver) for k, v, ver in rows if ver > since)
+        headers = {"x-torua-next": encode_cursor(page[-1])} if len(keys) > limit else {}
+        return Reply(200, frames, headers)
 
-    async def import_page(self, addr: str, shard_id: int, records: list[Any]) -> Reply:
+    async def import_page(self, addr: str, shard_id: int, frames: bytes) -> Reply:
         node = self._node(addr)
         if node.import_gate is not None:
             await node.import_gate.wait()
         await self._enter(node, addr)
-        for r in records:
-            value = None if r["value"] is None else r["value"].encode()
-            if r["version"] > node.records.get((shard_id, r["key"]), (None, 0))[1]:
-                node.records[(shard_id, r["key"])] = (value, r["version"])
-        return Reply(200, b"{}", {})
+        rows = decode_frames(frames, max_records=10_000)
+        node.imported += [(k, ver) for k, _, ver in rows]
+        for key, value, version in rows:
+            if version > node.records.get((shard_id, key), (None, 0))[1]:
+                node.records[(shard_id, key)] = (value, version)
+        return Reply(200, json.dumps({"received": len(rows)}).encode(), {})
 
     async def drop(self, addr: str, shard_id: int) -> Reply:
         node = self._node(addr)

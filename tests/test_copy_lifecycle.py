@@ -219,3 +219,23 @@ async def test_a_write_no_copy_could_take_saves_nothing_and_settles_nothing() ->
             assert err.value.status == 503
         assert not rig.state.copies.is_unsettled(0, "k")
         assert len(rig.backend.saved) == saves, "each refused write saved the state"
+
+
+async def test_a_copy_since_a_version_transfers_only_the_newer_records() -> None:
+    async with router_rig(["a", "b"]) as rig:
+        source, target = rig.nodes["a"], rig.nodes["b"]
+        for i in range(2500):  # three export pages
+            source.records[(0, f"k{i:04}")] = (b"old", 10)
+        source.records[(0, "k0001")] = (None, 20)  # a delete after the cut travels too
+        source.records[(0, "k2499")] = (b"new", 21)
+        source.records[(1, "k0002")] = (b"other shard", 30)
+        target.records[(0, "k2499")] = (b"old", 10)
+        mover = Mover(rig.state, rig.client, rig.sync, rig.tracker, rig.actions)  # type: ignore[arg-type]
+        copied = await mover._copy_pages(0, "a", "b", lambda: None, since=10)
+        assert copied == 2
+        assert sorted(target.imported) == [("k0001", 20), ("k2499", 21)]
+        assert target.records == {(0, "k0001"): (None, 20), (0, "k2499"): (b"new", 21)}
+        assert [since for _, since in source.exports] == [10, 10, 10]
+        assert await mover._copy_pages(0, "a", "b", lambda: None, since=21) == 0
+        everything = await mover._copy_pages(0, "a", "b", lambda: None)
+        assert everything == 2500 and len(target.records) == 2500

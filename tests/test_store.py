@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from torua.config import NodeSettings
 from torua.errors import ConfigError
 from torua.node.sqlite_store import SqliteStore, open_sqlite_store
-from torua.node.store import MemoryStore, Record, ShardStats, Store
+from torua.node.store import SCAN_FACTOR, MemoryStore, Page, Record, ShardStats, Store
 from torua.node.stores import open_store
 
 
@@ -57,12 +57,12 @@ async def test_tombstones_hide_keys_keep_versions_and_beat_older_puts(store: Sto
     await store.put(0, "gone", b"12345", 1)
     await store.put(0, "kept", b"xy", 1)
     assert await store.put(0, "gone", None, 2) is True
-    assert store.keys(0) == ["kept"]
+    assert await store.keys(0) == ["kept"]
     assert store.stats(0) == ShardStats(keys=1, bytes=2)
     assert await store.put(0, "gone", b"late", 1) is False  # a delayed older write
     assert await store.get(0, "gone") == Record(None, 2)
     assert await store.put(0, "gone", b"again", 3) is True
-    assert store.keys(0) == ["gone", "kept"]
+    assert await store.keys(0) == ["gone", "kept"]
 
 
 async def test_put_many_merges_highest_version_wins_both_ways(store: Store) -> None:
@@ -78,7 +78,7 @@ async def test_put_many_merges_highest_version_wins_both_ways(store: Store) -> N
             ("d", Record(b"d1", 1)),
         ],
     )
-    one, two = store.export(1), store.export(2)
+    one, two = await store.export(1), await store.export(2)
     assert await store.put_many(1, two) == 2  # b and d; a and c are older there
     assert await store.put_many(2, one) == 2  # a and c; b is older, d absent
     expected = {
@@ -87,16 +87,16 @@ async def test_put_many_merges_highest_version_wins_both_ways(store: Store) -> N
         "c": Record(None, 3),
         "d": Record(b"d1", 1),
     }
-    assert dict(store.export(1)) == dict(store.export(2)) == expected
+    assert dict(await store.export(1)) == dict(await store.export(2)) == expected
     assert await store.put_many(1, []) == 0
 
 
 async def test_keys_and_stats_count_live_values_only(store: Store) -> None:
-    assert store.keys(3) == [] and store.stats(3) == ShardStats(keys=0, bytes=0)
+    assert await store.keys(3) == [] and store.stats(3) == ShardStats(keys=0, bytes=0)
     for key, value in [("b", b"22"), ("a", b"1"), ("c", b"333")]:
         await store.put(3, key, value, 1)
     await store.put(4, "other", b"x" * 100, 1)
-    assert store.keys(3) == ["a", "b", "c"]
+    assert await store.keys(3) == ["a", "b", "c"]
     assert store.stats(3) == ShardStats(keys=3, bytes=6)
     await store.put(3, "a", b"1111", 2)  # grows by 3
     await store.put(3, "c", None, 2)  # a tombstone takes its bytes away
@@ -110,17 +110,63 @@ async def test_keys_and_stats_count_live_values_only(store: Store) -> None:
 async def test_export_includes_tombstones_and_pages_cover_everything(store: Store) -> None:
     rows = {f"k{i:03}": Record(None if i % 3 == 0 else bytes(i), i + 1) for i in range(50)}
     assert await store.put_many(5, rows.items()) == 50
-    assert dict(store.export(5)) == rows
+    assert dict(await store.export(5)) == rows
     seen: list[tuple[str, Record]] = []
-    after: str | None = None
-    while page := store.export_page(5, after=after, max_rows=7):
-        assert len(page) <= 7
-        seen.extend(page)
-        after = page[-1][0]
+    page = await store.export_page(5, max_rows=7)
+    while True:
+        assert 1 <= len(page.rows) <= 7
+        seen.extend(page.rows)
+        if page.next is None:
+            break
+        assert page.next == page.rows[-1][0]
+        page = await store.export_page(5, after=page.next, max_rows=7)
     assert seen == sorted(rows.items())
     # k000 is a tombstone (no bytes), so the page goes on to k001 and stops there.
-    assert [key for key, _ in store.export_page(5, max_bytes=1)] == ["k000", "k001"]
-    assert store.export_page(6) == []
+    one_value = await store.export_page(5, max_bytes=1)
+    assert [key for key, _ in one_value.rows] == ["k000", "k001"] and one_value.next == "k001"
+    assert await store.export_page(6) == Page([], None)
+
+
+async def test_export_since_keeps_only_newer_records_tombstones_included(store: Store) -> None:
+    await store.put_many(2, [(f"k{i:02}", Record(b"old", 10 + i)) for i in range(20)])
+    await store.put(2, "k03", None, 100)  # a delete after the cut: must travel
+    await store.put(2, "k07", b"new", 101)
+    await store.put(2, "k15", b"newer", 102)
+    await store.put(2, "k16", None, 29)  # a delete before the cut (k16 was 26): stays behind
+    await store.put(9, "k03", b"other shard", 500)
+    expected = [
+        ("k03", Record(None, 100)),
+        ("k07", Record(b"new", 101)),
+        ("k15", Record(b"newer", 102)),
+    ]
+    assert await store.export(2, since=29) == expected
+    assert await store.export(2, since=101) == expected[2:]
+    assert await store.export(2, since=102) == []
+    assert len(await store.export(2, since=0)) == 20
+
+
+async def test_export_since_pages_stay_bounded_and_cover_every_newer_record(store: Store) -> None:
+    count = SCAN_FACTOR * 3 * 4  # several pages' worth of examined rows
+    await store.put_many(1, [(f"k{i:04}", Record(b"v", 1)) for i in range(count)])
+    newer = [f"k{i:04}" for i in range(0, count, 37)]
+    for key in newer:
+        await store.put(1, key, None, 2)
+    found: list[str] = []
+    pages = 0
+    after: str | None = None
+    while True:
+        page = await store.export_page(1, after=after, since=1, max_rows=3)
+        pages += 1
+        assert len(page.rows) <= 3 and all(r.version == 2 for _, r in page.rows)
+        found += [key for key, _ in page.rows]
+        if page.next is None:
+            break
+        assert after is None or page.next > after  # every page moves on
+        after = page.next
+    assert found == newer
+    # Each page examined at most SCAN_FACTOR * 3 rows, so even pages without a
+    # newer record had to be asked for: the whole shard never went in one page.
+    assert pages >= count // (SCAN_FACTOR * 3)
 
 
 async def test_drop_shard_removes_only_that_shard(store: Store) -> None:
@@ -128,7 +174,7 @@ async def test_drop_shard_removes_only_that_shard(store: Store) -> None:
     await store.put(7, "b", None, 41)
     await store.put(8, "a", b"2", 3)
     await store.drop_shard(7)
-    assert store.export(7) == [] and store.keys(7) == []
+    assert await store.export(7) == [] and await store.keys(7) == []
     assert store.stats(7) == ShardStats(keys=0, bytes=0)
     assert await store.get(8, "a") == Record(b"2", 3)
     assert store.max_version() == 41  # versions never go backwards
@@ -154,9 +200,9 @@ async def test_sqlite_store_keeps_everything_across_reopen(tmp_path: Path) -> No
         await first.drop_shard(2)
     async with open_sqlite_store(tmp_path) as second:
         assert second.max_version() == 250
-        assert dict(second.export(0)) == {"a": Record(b"alpha", 100), "b": Record(None, 250)}
+        assert dict(await second.export(0)) == {"a": Record(b"alpha", 100), "b": Record(None, 250)}
         assert second.stats(0) == ShardStats(keys=1, bytes=5)
-        assert second.export(2) == []
+        assert await second.export(2) == []
 
 
 async def test_concurrent_puts_all_commit_in_few_transactions(tmp_path: Path) -> None:
@@ -206,7 +252,7 @@ async def test_bad_versions_and_values_are_refused_before_queueing(tmp_path: Pat
             await s.put_many(0, [("k", Record(b"v", -1))])
         with pytest.raises(TypeError, match="bytes"):
             await s.put(0, "k", "text", 1)  # type: ignore[arg-type]
-        assert s.export(0) == []
+        assert await s.export(0) == []
 
 
 async def test_no_thread_outlives_the_store_even_when_close_is_cancelled(
@@ -285,7 +331,7 @@ def test_any_delivery_order_converges_to_the_highest_versions(writes, data) -> N
         for key, record in order[:split]:  # some arrive one by one...
             await store.put(0, key, record.value, record.version)
         await store.put_many(0, order[split:])  # ...the rest as a merge
-        return dict(store.export(0))
+        return dict(await store.export(0))
 
     async def both() -> None:
         memory = MemoryStore()
@@ -293,6 +339,8 @@ def test_any_delivery_order_converges_to_the_highest_versions(writes, data) -> N
         with tempfile.TemporaryDirectory() as directory:
             async with open_sqlite_store(os.path.join(directory, "n")) as durable:
                 assert await scenario(durable) == model
-                assert durable.keys(0) == sorted(k for k, r in model.items() if r.value is not None)
+                assert await durable.keys(0) == sorted(
+                    k for k, r in model.items() if r.value is not None
+                )
 
     trio.run(both)

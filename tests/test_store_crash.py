@@ -93,7 +93,9 @@ async def test_acknowledged_writes_survive_sigkill(tmp_path: Path) -> None:
         acks = await run_and_kill(tmp_path, base)
         async with open_sqlite_store(tmp_path) as store:
             stored = {
-                (shard, key): record for shard in range(3) for key, record in store.export(shard)
+                (shard, key): record
+                for shard in range(3)
+                for key, record in await store.export(shard)
             }
             check(acks, stored)
             assert store.max_version() >= max(version for *_, version, _ in acks) > highest

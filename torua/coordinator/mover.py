@@ -29,6 +29,8 @@ from torua.coordinator.copy_actions import CopyActions
 from torua.coordinator.node_client import NodeClient, NodeUnreachable, Reply
 from torua.coordinator.state import ClusterState
 from torua.coordinator.write_tracker import WriteTracker
+from torua.errors import BadRequest
+from torua.http.records import NEXT_HEADER, decode_cursor
 
 __all__ = ["Mover"]
 
@@ -153,19 +155,31 @@ class Mover:
             raise MoveAborted(f"{node_id} is not healthy")
 
     async def _copy_pages(
-        self, shard_id: int, source: str, target: str, check: Callable[[], None]
+        self, shard_id: int, source: str, target: str, check: Callable[[], None], since: int = 0
     ) -> int:
+        """Copy the source's records newer than ``since`` (all by default) into the target.
+
+        Pages travel as record frames, passed on unread: the bytes the source
+        exported are the bytes the target imports. ``since`` lets a copy that
+        already holds everything up to a version catch up on the rest only.
+        """
         after: str | None = None
         copied = 0
         while True:
-            page = _ok(await self._nodes.export_page(self._addr(source), shard_id, after))
-            data = json.loads(page.body)
-            if not data["records"]:
+            page = _ok(
+                await self._nodes.export_page(self._addr(source), shard_id, after, since=since)
+            )
+            if page.body:
+                check()
+                reply = _ok(await self._nodes.import_page(self._addr(target), shard_id, page.body))
+                copied += int(json.loads(reply.body).get("received", 0))
+            cursor = page.headers.get(NEXT_HEADER.lower())
+            if cursor is None:
                 return copied
-            check()
-            _ok(await self._nodes.import_page(self._addr(target), shard_id, data["records"]))
-            copied += len(data["records"])
-            after = data["next"]
+            try:
+                after = decode_cursor(cursor)
+            except BadRequest:
+                raise MoveAborted(f"{source} answered a bad export cursor {cursor!r}") from None
 
     async def _fill(self, shard_id: int, target: str) -> None:
         self._still_wanted(shard_id, target)

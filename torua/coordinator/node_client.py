@@ -21,7 +21,7 @@ import trio
 from torua.config import normalize_url
 from torua.coordinator.client_pool import ClientPool
 from torua.coordinator.node_conns import header_lines
-from torua.http.records import RECORDS_TYPE
+from torua.http.records import RECORDS_TYPE, encode_cursor
 from torua.http.wire import WireError
 
 __all__ = ["NodeClient", "NodeUnreachable", "Reply", "key_path"]
@@ -119,14 +119,33 @@ class NodeClient:
         )
 
     async def export_page(
-        self, addr: str, shard_id: int, after: str | None, limit: int = 1000
+        self, addr: str, shard_id: int, after: str | None, *, since: int = 0, limit: int = 1000
     ) -> Reply:
-        query = f"?limit={limit}" + ("" if after is None else "&after=" + quote(after, safe=""))
-        return await self.request("GET", addr, f"/shard/{shard_id}/export{query}", deadline=60.0)
-
-    async def import_page(self, addr: str, shard_id: int, records: list[Any]) -> Reply:
+        """A page of the shard's records newer than ``since``, as frames; where the next
+        page starts is in the ``X-Torua-Next`` header (absent at the end)."""
+        query = f"?limit={limit}"
+        if after is not None:
+            query += "&after=" + encode_cursor(after)
+        if since:
+            query += f"&since={since}"
         return await self.request(
-            "POST", addr, f"/shard/{shard_id}/import", payload={"records": records}, deadline=60.0
+            "GET",
+            addr,
+            f"/shard/{shard_id}/export{query}",
+            headers={"Accept": RECORDS_TYPE},
+            deadline=60.0,
+        )
+
+    async def import_page(self, addr: str, shard_id: int, frames: bytes) -> Reply:
+        """Merge frames (an export page as it came) into the node's copy of the shard."""
+        return await self.request(
+            "POST",
+            addr,
+            f"/shard/{shard_id}/import",
+            content=frames,
+            headers={"Content-Type": RECORDS_TYPE},
+            deadline=60.0,
+            idempotent=True,  # a versioned merge: applying it twice changes nothing
         )
 
     async def import_sections(self, addr: str, sections: bytes) -> Reply:

@@ -13,8 +13,16 @@ A body of type :data:`RECORDS_TYPE` is a sequence of records, each::
     key          UTF-8 bytes
     value        bytes
 
-The node's JSON forms of the same routes stay (the mover uses them); a frame
-body that breaks these rules is a 400, as malformed JSON is.
+The node's JSON forms of the same routes stay (for tools and older callers);
+a frame body that breaks these rules is a 400, as malformed JSON is.
+
+Moves use frames both ways: ``GET /shard/{id}/export`` with ``Accept:`` this
+type answers a page of frames, and the coordinator posts that body unchanged
+to the new copy's ``/shard/{id}/import``, so values are never decoded on the
+way. Where the next page starts travels in the :data:`NEXT_HEADER` response
+header (the key to pass as ``after``, percent-encoded UTF-8); its absence
+means the shard has no rows left. A page may hold no frames and still name a
+next key: with ``since``, it examined rows none of which was newer.
 
 Several shards' frames go to one node in one request as *sections*, each::
 
@@ -27,20 +35,25 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable
+from urllib.parse import quote, unquote_to_bytes
 
 from torua.errors import BadRequest
 
 __all__ = [
     "MAX_KEY_BYTES",
+    "NEXT_HEADER",
     "RECORDS_TYPE",
     "Row",
+    "decode_cursor",
     "decode_frames",
     "decode_sections",
+    "encode_cursor",
     "encode_frames",
     "encode_sections",
 ]
 
 RECORDS_TYPE = "application/x-torua-records"
+NEXT_HEADER = "X-Torua-Next"
 MAX_KEY_BYTES = 16 * 1024  # the JSON form allows 4,096 characters
 TOMBSTONE = 0xFFFFFFFF
 _HEAD = struct.Struct(">HqI")
@@ -119,6 +132,19 @@ def decode_sections(data: bytes, *, max_records: int) -> list[tuple[int, list[Ro
         pos += length
         sections.append((shard_id, rows))
     return sections
+
+
+def encode_cursor(key: str) -> str:
+    """A key as a header or query value: every byte but unreserved ones escaped."""
+    return quote(key.encode("utf-8", "surrogatepass"), safe="")
+
+
+def decode_cursor(text: str) -> str:
+    """The key :func:`encode_cursor` made; a 400 when it is not UTF-8."""
+    try:
+        return unquote_to_bytes(text).decode("utf-8", "surrogatepass")
+    except UnicodeDecodeError:
+        raise _bad("a cursor is percent-encoded UTF-8") from None
 
 
 def _bad(why: str) -> BadRequest:

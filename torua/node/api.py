@@ -135,7 +135,7 @@ def create_node_app(
 
     @app.get("/shard/<int:shard_id>/keys")
     async def keys(shard_id: int) -> Response:
-        return jsonify({"shard_id": shard_id, "keys": store.keys(held(runtime, shard_id))})
+        return jsonify({"shard_id": shard_id, "keys": await store.keys(held(runtime, shard_id))})
 
     @app.get("/shard/<int:shard_id>/stats")
     async def stats(shard_id: int) -> Response:

@@ -1,9 +1,12 @@
 """The durable node store: SQLite in WAL mode, one writer thread, group commit.
 
 Measured on this stack: a read on the Trio thread costs ~12 µs, a hop to a
-thread ~130 µs. So reads run on the Trio thread through their own read-only
-connection (WAL: readers run beside the writer and see only committed rows),
-and only writes cross to ONE writer thread owning the write connection. It
+thread ~130 µs. So single-key reads run on the Trio thread through their own
+read-only connection (WAL: readers run beside the writer and see only committed
+rows). Listings of a shard (keys, export pages) examine thousands of rows, so
+they run on a worker thread through a third, read-only connection, one page at
+a time: a shard move never stalls the node's loop. Writes cross to ONE writer
+thread owning the write connection. It
 takes everything queued, applies it in one transaction, commits once and
 wakes all the waiting tasks with one ``run_sync_soon``: under load a commit
 and a loop wake-up serve many writes. ``put()`` returns after its commit.
@@ -29,18 +32,20 @@ import os
 import queue
 import sqlite3
 import threading
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import trio
 
 from torua.errors import ConfigError
-from torua.node.store import Record, ShardStats
+from torua.node.store import KEY_PAGE, SCAN_FACTOR, Page, Record, ShardStats, export_all
 
 __all__ = ["DB_FILE", "SqliteStore", "open_sqlite_store"]
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 DB_FILE = "store.sqlite3"
 MAX_VERSION = 2**63 - 1  # SQLite INTEGER is a signed 64-bit number
@@ -86,6 +91,15 @@ WHERE excluded.version > kv.version
 """
 
 _BUMP_MAX = "UPDATE meta SET value = max(value, ?) WHERE name = 'max_version'"
+
+# The value is read only for rows newer than ``since``: older ones cost no value I/O.
+_SCAN = """
+SELECT key, version, CASE WHEN version > ? THEN value END FROM kv
+WHERE shard = ? AND key > ? ORDER BY key LIMIT ?
+"""
+_LIVE_KEYS = (
+    "SELECT key FROM kv WHERE shard = ? AND key > ? AND value IS NOT NULL ORDER BY key LIMIT ?"
+)
 
 
 @dataclass(slots=True, eq=False)
@@ -147,12 +161,15 @@ class SqliteStore:
         self._thread: threading.Thread | None = None
         self._token: trio.lowlevel.TrioToken | None = None
         self._writer_gone = trio.Event()
+        self._scan_lock = trio.Lock()
         self._closed = False
         self._lock_fd = _lock_directory(self.directory)
         try:
             self._writer = _open_writer(self.path, "FULL" if fsync else "NORMAL")
             self._reader = _connect(self.path)
             self._reader.execute("PRAGMA query_only = ON")
+            self._scanner = _connect(self.path)  # used by one worker thread at a time
+            self._scanner.execute("PRAGMA query_only = ON")
             sql = "SELECT value FROM meta WHERE name = 'max_version'"
             (self._max_version,) = self._reader.execute(sql).fetchall()[0]
         except BaseException:
@@ -174,47 +191,62 @@ class SqliteStore:
         )
         return None if row is None else Record(row[0], row[1])
 
-    def keys(self, shard: int) -> list[str]:
-        sql = "SELECT key FROM kv WHERE shard = ? AND value IS NOT NULL ORDER BY key"
-        return [key for (key,) in self._reader.execute(sql, (shard,)).fetchall()]
+    async def keys(self, shard: int) -> list[str]:
+        found: list[str] = []
+        while True:
+            after = found[-1] if found else ""
+            page = await self._scan(self._live_keys, shard, after)
+            found += page
+            if len(page) < KEY_PAGE:
+                return found
+
+    def _live_keys(self, shard: int, after: str) -> list[str]:
+        rows = self._scanner.execute(_LIVE_KEYS, (shard, after, KEY_PAGE)).fetchall()
+        return [key for (key,) in rows]
 
     def stats(self, shard: int) -> ShardStats:
         row = self._read_one("SELECT keys, bytes FROM shard_stats WHERE shard = ?", (shard,))
         return ShardStats(keys=0, bytes=0) if row is None else ShardStats(keys=row[0], bytes=row[1])
 
-    def export(self, shard: int) -> list[tuple[str, Record]]:
-        return self.export_page(shard, max_rows=2**62, max_bytes=2**62)
+    async def export(self, shard: int, *, since: int = 0) -> list[tuple[str, Record]]:
+        return await export_all(self, shard, since=since)
 
-    def export_page(
+    async def export_page(
         self,
         shard: int,
         *,
         after: str | None = None,
+        since: int = 0,
         max_rows: int = 1000,
         max_bytes: int = 4 * 1024 * 1024,
-    ) -> list[tuple[str, Record]]:
-        """Rows (tombstones included) with keys after ``after``, in key order.
+    ) -> Page:
+        """See :meth:`torua.node.store.Store.export_page`; read on a worker thread."""
+        return await self._scan(self._page, shard, after or "", since, max_rows, max_bytes)
 
-        A page stops at ``max_rows`` or once ``max_bytes`` of values are in it
-        (always at least one row), so moving a large shard never holds the
-        whole shard in memory or blocks the loop for long. An empty page means
-        the end; pass the last key of a page as the next ``after``.
-        """
-        cursor = self._reader.execute(
-            "SELECT key, value, version FROM kv WHERE shard = ? AND key > ? ORDER BY key",
-            (shard, "" if after is None else after),
-        )
-        page: list[tuple[str, Record]] = []
-        size = 0
+    def _page(self, shard: int, after: str, since: int, max_rows: int, max_bytes: int) -> Page:
+        limit = SCAN_FACTOR * max_rows
+        cursor = self._scanner.execute(_SCAN, (since, shard, after, limit))
+        rows: list[tuple[str, Record]] = []
+        size = examined = 0
+        key = after
         try:
-            for key, value, version in cursor:
-                page.append((key, Record(value, version)))
-                size += len(value or b"")
-                if len(page) >= max_rows or size >= max_bytes:
-                    break
+            for key, version, value in cursor:
+                examined += 1
+                if version > since:
+                    rows.append((key, Record(value, version)))
+                    size += len(value or b"")
+                    if len(rows) >= max_rows or size >= max_bytes:
+                        return Page(rows, key)
         finally:
             cursor.close()  # resets the statement: ends the read transaction
-        return page
+        return Page(rows, key if examined == limit else None)
+
+    async def _scan(self, read: Callable[..., _T], *args: object) -> _T:
+        """Run ``read`` on a worker thread; one at a time, as they share a connection."""
+        async with self._scan_lock:
+            if self._closed:
+                raise RuntimeError(f"store {self.path} is closed")
+            return await trio.to_thread.run_sync(read, *args)
 
     def max_version(self) -> int:
         return self._max_version
@@ -269,6 +301,8 @@ class SqliteStore:
         if self._closed:
             return
         self._closed = True
+        with trio.CancelScope(shield=True):
+            await self._scan_lock.acquire()  # a listing still on its thread ends first
         if self._thread is not None:
             self._queue.put(_STOP)
             with trio.CancelScope(shield=True):
@@ -277,7 +311,8 @@ class SqliteStore:
         self._release_files()
 
     def _release_files(self) -> None:
-        for conn in (getattr(self, "_reader", None), getattr(self, "_writer", None)):
+        connections = ("_reader", "_scanner", "_writer")
+        for conn in (getattr(self, name, None) for name in connections):
             if conn is not None:
                 conn.close()
         os.close(self._lock_fd)  # releases the flock

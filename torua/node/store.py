@@ -3,23 +3,56 @@
 Every value carries a version and a delete leaves a tombstone, so two copies of
 a shard can be compared and merged (highest version wins) when a shard moves or
 a node returns. The interface is async because the durable store commits
-through a writer thread; the memory store simply never blocks.
+through a writer thread and reads whole-shard listings on worker threads.
+
+Listings of a shard (``keys``, ``export``, ``export_page``) go page by page
+in key order, each page bounded in rows, bytes and rows examined, so moving
+or listing a large shard never holds the event loop for the whole shard.
 """
 
 from __future__ import annotations
 
+import bisect
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
-__all__ = ["MemoryStore", "Record", "ShardStats", "Store", "apply_write", "next_version"]
+import trio
+
+__all__ = [
+    "KEY_PAGE",
+    "MemoryStore",
+    "Page",
+    "Record",
+    "ShardStats",
+    "Store",
+    "apply_write",
+    "export_all",
+    "next_version",
+]
+
+KEY_PAGE = 10_000  # keys per page when listing a shard's keys
+SCAN_FACTOR = 16  # a page examines at most this many rows per row it may return
 
 
 @dataclass(frozen=True, slots=True)
 class Record:
     value: bytes | None  # None is a tombstone
     version: int
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of a shard's records and where the next page starts.
+
+    ``next`` is the key to pass as ``after`` for the following page, ``None``
+    once the shard has no rows left. A page filtered by ``since`` may be empty
+    and still have a ``next``: it examined rows without finding newer ones.
+    """
+
+    rows: list[tuple[str, Record]]
+    next: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,24 +75,32 @@ class Store(Protocol):
 
     async def put_many(self, shard: int, records: Iterable[tuple[str, Record]]) -> int: ...
 
-    def keys(self, shard: int) -> list[str]: ...
+    async def keys(self, shard: int) -> list[str]:
+        """Live keys (no tombstones) in key order, read in pages of :data:`KEY_PAGE`."""
+        ...
 
     def stats(self, shard: int) -> ShardStats: ...
 
-    def export(self, shard: int) -> list[tuple[str, Record]]: ...
+    async def export(self, shard: int, *, since: int = 0) -> list[tuple[str, Record]]:
+        """Every record newer than ``since`` (tombstones included), page by page."""
+        ...
 
-    def export_page(
+    async def export_page(
         self,
         shard: int,
         *,
         after: str | None = None,
+        since: int = 0,
         max_rows: int = 1000,
         max_bytes: int = 4 * 1024 * 1024,
-    ) -> list[tuple[str, Record]]:
-        """Rows after key ``after`` in key order, tombstones included; ``[]`` at the end.
+    ) -> Page:
+        """Records after key ``after`` whose version is above ``since``, in key order.
 
-        Stops at ``max_rows`` rows or once ``max_bytes`` of values are in the
-        page (always at least one row), so a large shard moves in bounded steps.
+        Tombstones are included: a copy catching up must learn of deletes too.
+        A page stops at ``max_rows`` rows, once ``max_bytes`` of values are in
+        it (always at least one row), or after examining ``SCAN_FACTOR *
+        max_rows`` rows, so a large shard moves in bounded steps even when
+        few of its records are newer than ``since``.
         """
         ...
 
@@ -68,6 +109,17 @@ class Store(Protocol):
     def max_version(self) -> int: ...
 
     async def close(self) -> None: ...
+
+
+async def export_all(store: Store, shard: int, *, since: int = 0) -> list[tuple[str, Record]]:
+    """Every page of a shard's export joined: for tools and tests, not for moves."""
+    rows: list[tuple[str, Record]] = []
+    page = await store.export_page(shard, since=since)
+    rows += page.rows
+    while page.next is not None:
+        page = await store.export_page(shard, after=page.next, since=since)
+        rows += page.rows
+    return rows
 
 
 async def apply_write(
@@ -91,6 +143,8 @@ class MemoryStore:
 
     def __init__(self) -> None:
         self._shards: dict[int, dict[str, Record]] = {}
+        # Each shard's keys, sorted: a page starts with a bisection, not a sort of the shard.
+        self._order: dict[int, list[str]] = {}
         self._max_version = 0
 
     async def get(self, shard: int, key: str) -> Record | None:
@@ -101,6 +155,8 @@ class MemoryStore:
         current = table.get(key)
         if current is not None and current.version >= record.version:
             return False
+        if current is None:
+            bisect.insort(self._order.setdefault(shard, []), key)
         table[key] = record
         self._max_version = max(self._max_version, record.version)
         return True
@@ -111,39 +167,60 @@ class MemoryStore:
     async def put_many(self, shard: int, records: Iterable[tuple[str, Record]]) -> int:
         return sum(self._apply(shard, key, record) for key, record in records)
 
-    def keys(self, shard: int) -> list[str]:
-        return sorted(k for k, r in self._shards.get(shard, {}).items() if r.value is not None)
+    async def keys(self, shard: int) -> list[str]:
+        found: list[str] = []
+        order = self._order.get(shard, [])
+        start = 0
+        while start < len(order):
+            # Writes between pages may insert keys: each page restarts from the last key.
+            table = self._shards.get(shard, {})
+            chunk = order[start : start + KEY_PAGE]
+            found += [k for k in chunk if table[k].value is not None]
+            await trio.lowlevel.checkpoint()
+            order = self._order.get(shard, [])
+            start = bisect.bisect_right(order, chunk[-1])
+        return found
 
     def stats(self, shard: int) -> ShardStats:
         live = [r.value for r in self._shards.get(shard, {}).values() if r.value is not None]
         return ShardStats(keys=len(live), bytes=sum(len(v) for v in live))
 
-    def export(self, shard: int) -> list[tuple[str, Record]]:
-        return list(self._shards.get(shard, {}).items())
+    async def export(self, shard: int, *, since: int = 0) -> list[tuple[str, Record]]:
+        return await export_all(self, shard, since=since)
 
-    def export_page(
+    async def export_page(
         self,
         shard: int,
         *,
         after: str | None = None,
+        since: int = 0,
         max_rows: int = 1000,
         max_bytes: int = 4 * 1024 * 1024,
-    ) -> list[tuple[str, Record]]:
+    ) -> Page:
+        await trio.lowlevel.checkpoint()
         table = self._shards.get(shard, {})
-        page: list[tuple[str, Record]] = []
+        order = self._order.get(shard, [])
+        start = 0 if after is None else bisect.bisect_right(order, after)
+        stop = min(len(order), start + SCAN_FACTOR * max_rows)
+        rows: list[tuple[str, Record]] = []
         size = 0
-        for key in sorted(k for k in table if after is None or k > after):
-            page.append((key, table[key]))
-            size += len(table[key].value or b"")
-            if len(page) >= max_rows or size >= max_bytes:
-                break
-        return page
+        for i in range(start, stop):
+            record = table[order[i]]
+            if record.version > since:
+                rows.append((order[i], record))
+                size += len(record.value or b"")
+                if len(rows) >= max_rows or size >= max_bytes:
+                    stop = i + 1
+                    break
+        return Page(rows, order[stop - 1] if stop < len(order) else None)
 
     async def drop_shard(self, shard: int) -> None:
         self._shards.pop(shard, None)
+        self._order.pop(shard, None)
 
     def max_version(self) -> int:
         return self._max_version
 
     async def close(self) -> None:
         self._shards.clear()
+        self._order.clear()

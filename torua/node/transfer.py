@@ -5,9 +5,11 @@ The coordinator drives every move through these: it pages a donor's records
 merge keeps the highest version, so writes that reach the new copy directly
 while it is being filled are never overwritten by older exported data.
 
-``import`` and ``get_many`` also speak binary record frames
-(:mod:`torua.http.records`): the coordinator's bulk API sends and reads them,
-so values cross this hop as bytes, not base64 inside JSON. ``POST
+``export``, ``import`` and ``get_many`` also speak binary record frames
+(:mod:`torua.http.records`): the mover and the coordinator's bulk API send and
+read them, so values cross this hop as bytes, not base64 inside JSON.
+``export?since=V`` answers only records (tombstones included) whose version is
+above V: a copy that was away catches up on what it missed, not the shard. ``POST
 /shards/import`` takes several shards' frames at once (one request per node
 for a whole bulk request, not one per shard) and answers per shard, so one
 shard the node does not hold fails only that shard.
@@ -26,7 +28,15 @@ from quart import Quart, Response, jsonify, request
 
 from torua.errors import ApiError, BadRequest, Conflict, NotFound
 from torua.http.errors import read_limited
-from torua.http.records import RECORDS_TYPE, Row, decode_frames, decode_sections, encode_frames
+from torua.http.records import (
+    NEXT_HEADER,
+    RECORDS_TYPE,
+    Row,
+    decode_frames,
+    decode_sections,
+    encode_cursor,
+    encode_frames,
+)
 from torua.http.validate import Body, parse_body
 from torua.node.state import NodeRuntime
 from torua.node.store import Record, Store
@@ -35,6 +45,7 @@ __all__ = ["decode_records", "encode_records", "install_transfer_routes"]
 
 PAGE_ROWS = 1000
 MAX_RECORDS = 10_000
+MAX_VERSION = 2**63 - 1
 IMPORT_BYTES = 64 * 1024 * 1024
 
 
@@ -85,15 +96,24 @@ def install_transfer_routes(
     async def export_page(shard_id: int) -> Response:
         # Any copy may be read, held or not: a returning node's lost copy is merged this way.
         after = request.args.get("after")
-        limit = request.args.get("limit", str(PAGE_ROWS))
-        if not limit.isdigit() or not 1 <= int(limit) <= 10_000:
-            raise BadRequest("limit: 1 to 10000", code="invalid_field")
-        rows = store.export_page(shard_id, after=after, max_rows=int(limit))
+        limit = _bounded_int("limit", request.args.get("limit"), PAGE_ROWS, 1, MAX_RECORDS)
+        since = _bounded_int("since", request.args.get("since"), 0, 0, MAX_VERSION)
+        page = await store.export_page(shard_id, after=after, since=since, max_rows=limit)
+        if request.headers.get("Accept") == RECORDS_TYPE:
+            frames = encode_frames((key, r.value, r.version) for key, r in page.rows)
+            response = Response(frames, content_type=RECORDS_TYPE)
+            if page.next is not None:
+                response.headers[NEXT_HEADER] = encode_cursor(page.next)
+            return response
+        # ``next`` stays the last key of a non-empty page even at the end (callers that
+        # stop at an empty page keep working); ``end`` says there is nothing after it.
+        last = page.next or (page.rows[-1][0] if page.rows else None)
         return jsonify(
             {
                 "shard_id": shard_id,
-                "records": encode_records(rows),
-                "next": rows[-1][0] if rows else None,
+                "records": encode_records(page.rows),
+                "next": last,
+                "end": page.next is None,
             }
         )
 
@@ -165,6 +185,14 @@ def install_transfer_routes(
             raise Conflict(f"shard {shard_id} is still assigned here", code="shard_held")
         await store.drop_shard(shard_id)
         return jsonify({"shard_id": shard_id, "dropped": True})
+
+
+def _bounded_int(name: str, raw: str | None, default: int, low: int, high: int) -> int:
+    if raw is None:
+        return default
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 19 and low <= int(raw) <= high):
+        raise BadRequest(f"{name}: an integer from {low} to {high}", code="invalid_field")
+    return int(raw)
 
 
 async def newest_above(store: Store, shard_id: int, rows: list[Row]) -> int:
