@@ -63,6 +63,10 @@ class Mover:
         self._running: dict[tuple[str, int, str], trio.CancelScope] = {}
         self._progress = trio.Event()
         self.completed = 0
+        # What fills moved, full and delta (for /metrics: a planned restart should
+        # move a small fraction of what a full fill would).
+        self.fill_bytes = {"full": 0, "delta": 0}
+        self.fill_records = {"full": 0, "delta": 0}
 
     def kick(self) -> None:
         """Something changed: look for work, and let waiters re-check (a rollback
@@ -105,7 +109,12 @@ class Mover:
         return record.addr
 
     def _healthy(self, node_id: str) -> bool:
-        return node_id in self._state.registry and self._state.status_of(node_id) == "healthy"
+        state = self._state
+        return (
+            node_id in state.registry
+            and state.status_of(node_id) == "healthy"
+            and not state.shutdowns.gone(node_id)  # stopping for a restart
+        )
 
     def _work(self) -> list[tuple[str, int, str]]:
         table = self._state.table
@@ -155,7 +164,13 @@ class Mover:
             raise MoveAborted(f"{node_id} is not healthy")
 
     async def _copy_pages(
-        self, shard_id: int, source: str, target: str, check: Callable[[], None], since: int = 0
+        self,
+        shard_id: int,
+        source: str,
+        target: str,
+        check: Callable[[], None],
+        since: int = 0,
+        kind: str | None = None,
     ) -> int:
         """Copy the source's records newer than ``since`` (all by default) into the target.
 
@@ -172,7 +187,11 @@ class Mover:
             if page.body:
                 check()
                 reply = _ok(await self._nodes.import_page(self._addr(target), shard_id, page.body))
-                copied += int(json.loads(reply.body).get("received", 0))
+                received = int(json.loads(reply.body).get("received", 0))
+                copied += received
+                if kind is not None:
+                    self.fill_bytes[kind] += len(page.body)
+                    self.fill_records[kind] += received
             cursor = page.headers.get(NEXT_HEADER.lower())
             if cursor is None:
                 return copied
@@ -194,8 +213,17 @@ class Mover:
             raise MoveAborted(f"no authoritative copy of shard {shard_id} to fill from")
         donor = donors[0]
         started = trio.current_time()
+        # Read only now: every write that began before the bump has finished and
+        # lowered it if it missed the copy; later ones reach the copy directly.
+        since = self._state.copies.catch_up_from(shard_id, target)
+        kind = "delta" if since else "full"
         copied = await self._copy_pages(
-            shard_id, donor, target, lambda: self._still_wanted(shard_id, target)
+            shard_id,
+            donor,
+            target,
+            lambda: self._still_wanted(shard_id, target),
+            since=since,
+            kind=kind,
         )
         # Writes still in flight may yet fail on the target: wait for them to end
         # before judging it complete (later ones see it in sync and drop it if they
@@ -208,11 +236,13 @@ class Mover:
         await self._actions.durably(self._state.copies.fill_done(shard_id, target, donor))
         self.completed += 1
         log.info(
-            "shard %d: copy on %s filled from %s (%d records, %.2fs)",
+            "shard %d: copy on %s filled from %s (%s: %d records above version %d, %.2fs)",
             shard_id,
             target,
             donor,
+            kind,
             copied,
+            since,
             trio.current_time() - started,
         )
 
