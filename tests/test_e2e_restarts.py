@@ -10,16 +10,20 @@ from __future__ import annotations
 
 import re
 import signal
+import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 import trio
 
 from .checker import AckedWrites
-from .procs import ProcessGroup, get_json, wait_until
-from .test_e2e_durability import green, start_cluster
+from .procs import ProcessGroup, get_json, stop_up, wait_until
+from .test_e2e_durability import _token, green, start_cluster
+from .test_examples import free_port_run
 
 pytestmark = pytest.mark.e2e
 
@@ -184,3 +188,71 @@ async def _moved_off(http: httpx.AsyncClient, node: str) -> bool:
 async def _readable(http: httpx.AsyncClient) -> bool:
     shards = (await http.get("/shards")).json()["shards"]
     return all(len(s["in_sync"]) == 2 for s in shards)
+
+
+def _node_pids(up_pid: int) -> dict[str, int]:
+    """up's node children by id (from their command lines)."""
+    pids = {}
+    for child in psutil.Process(up_pid).children():
+        argv = child.cmdline()
+        if "node" in argv and "--id" in argv:
+            pids[argv[argv.index("--id") + 1]] = child.pid
+    return pids
+
+
+async def test_rolling_restart_of_an_up_cluster_under_a_writer(tmp_path: Path) -> None:
+    port = free_port_run(4)
+    argv = ["up", "--nodes", "3", "--port", str(port), "--data-dir", str(tmp_path)]
+    async with ProcessGroup() as group:
+        up = await group.start("up", argv, FAST, ready_within=60)
+        token = await wait_until(partial(_token, up.output), within=5, what="token line")
+        headers = {"Authorization": f"Bearer {token}"}
+        before = _node_pids(up.pid)
+        assert sorted(before) == ["n1", "n2", "n3"]
+        async with httpx.AsyncClient(base_url=up.url, timeout=10, headers=headers) as http:
+            await wait_until(lambda: green(http), within=30, what="green cluster")
+            checker, stop = AckedWrites(), trio.Event()
+            most_away, timeline = 0, []
+            started = time.monotonic()
+
+            async def watch_away() -> None:
+                nonlocal most_away
+                while not stop.is_set():
+                    nodes = (await http.get("/nodes")).json()["nodes"]
+                    away = sorted(
+                        n["id"]
+                        for n in nodes
+                        if n["status"] != "healthy" or n["shutdown"] in ("away", "returning")
+                    )
+                    most_away = max(most_away, len(away))
+                    state = (await http.get("/cluster/info")).json()["cluster_state"]
+                    moment = (state, ",".join(away) or "-")
+                    if not timeline or timeline[-1][1:] != moment:
+                        timeline.append((round(time.monotonic() - started, 1), *moment))
+                    await trio.sleep(0.1)
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(lambda: checker.run_writer(http, 200, stop=stop))
+                nursery.start_soon(watch_away)
+                cli = await trio.run_process(
+                    [sys.executable, "-m", "torua", "rolling-restart", "--coordinator", up.url],
+                    env={**group.env, "TORUA_TOKEN": token},
+                    capture_stdout=True,
+                    capture_stderr=True,
+                    check=False,
+                )
+                stop.set()
+            output = cli.stdout.decode()
+            assert cli.returncode == 0, cli.stderr.decode()
+            assert "rolling restart done: n1, n2, n3" in output
+            after = _node_pids(up.pid)
+            assert sorted(after) == ["n1", "n2", "n3"]
+            assert all(after[n] != before[n] for n in before), "a node was not restarted"
+            assert most_away == 1, f"{most_away} nodes were away at once"
+            assert await green(http)
+            assert await checker.lost(http) == []
+            print("\nrolling restart timeline (seconds, cluster state, nodes away):")
+            for moment in timeline:
+                print(f"  {moment[0]:6.1f}  {moment[1]:<6}  {moment[2]}")
+            print(f"{_done(checker)} writes acknowledged, {checker.failures} failed")
+        await stop_up(up)

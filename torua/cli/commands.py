@@ -37,6 +37,7 @@ from torua.cli.render import (
     shards_table,
     status_table,
 )
+from torua.cli.rolling import add_rolling_arguments, rolling
 
 __all__ = ["CLIENT_COMMANDS", "add_client_commands", "run_client_command"]
 
@@ -52,6 +53,7 @@ CLIENT_COMMANDS = (
     "evacuate",
     "rebalance",
     "watch",
+    "rolling-restart",
 )
 MAX_KEY_BYTES = 1024
 
@@ -96,6 +98,7 @@ def add_client_commands(commands: Any) -> None:
     evacuate_cmd = client("evacuate", "move every copy off a node, with a progress bar")
     evacuate_cmd.add_argument("node")
     client("rebalance", "even out shard copies across nodes")
+    add_rolling_arguments(client("rolling-restart", "restart every node in turn, keeping copies"))
     watch_cmd = client("watch", "follow live cluster events (Ctrl-C stops)")
     watch_cmd.add_argument(
         "--count",
@@ -157,6 +160,8 @@ def _dispatch(args: argparse.Namespace, http: httpx.Client) -> int:
         return evacuate(args, http)
     if command == "watch":
         return watch(args, http)
+    if command == "rolling-restart":
+        return rolling(args)
     if command == "maintenance":
         return _maintenance(args, http)
     if command == "rebalance":
