@@ -332,6 +332,7 @@ class Router:
             )
         if behind:
             await self._drop_from_in_sync(shard_id, behind, failed)
+        await self._actions.durably(copies.since_saves(shard_id))
         if stale:
             raise StaleVersion(f"shard {shard_id}: {sorted(stale)} hold a newer version")
 
