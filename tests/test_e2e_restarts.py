@@ -200,9 +200,13 @@ def _node_pids(up_pid: int) -> dict[str, int]:
     return pids
 
 
-async def test_rolling_restart_of_an_up_cluster_under_a_writer(tmp_path: Path) -> None:
+@pytest.mark.parametrize("store", ["durable", "memory"])
+async def test_rolling_restart_of_an_up_cluster_under_a_writer(tmp_path: Path, store: str) -> None:
+    """Durable nodes catch up by delta; in-memory ones come back empty (a new
+    incarnation) and are filled in full: either way nothing acknowledged is lost."""
     port = free_port_run(4)
-    argv = ["up", "--nodes", "3", "--port", str(port), "--data-dir", str(tmp_path)]
+    keep = ["--data-dir", str(tmp_path)] if store == "durable" else ["--memory"]
+    argv = ["up", "--nodes", "3", "--port", str(port), *keep]
     async with ProcessGroup() as group:
         up = await group.start("up", argv, FAST, ready_within=60)
         token = await wait_until(partial(_token, up.output), within=5, what="token line")
@@ -256,3 +260,24 @@ async def test_rolling_restart_of_an_up_cluster_under_a_writer(tmp_path: Path) -
                 print(f"  {moment[0]:6.1f}  {moment[1]:<6}  {moment[2]}")
             print(f"{_done(checker)} writes acknowledged, {checker.failures} failed")
         await stop_up(up)
+
+
+@pytest.mark.parametrize(
+    ("extra", "status", "says"),
+    [
+        (["--command", "systemctl restart torua"], 2, "--command must contain {node}"),
+        ([], 1, "no `up` cluster found"),
+    ],
+)
+async def test_rolling_restart_usage_errors_are_one_line(
+    extra: list[str], status: int, says: str
+) -> None:
+    url = f"http://127.0.0.1:{free_port_run(1)}"
+    cli = await trio.run_process(
+        [sys.executable, "-m", "torua", "rolling-restart", "--coordinator", url, *extra],
+        capture_stdout=True,
+        capture_stderr=True,
+        check=False,
+    )
+    lines = cli.stderr.decode().strip().splitlines()
+    assert cli.returncode == status and len(lines) == 1 and says in lines[0], lines

@@ -160,8 +160,8 @@ async def run_up(settings: UpSettings) -> int:
                     print(f"\n{signal.Signals(signum).name}: stopping the cluster", flush=True)
                     stop.set()
 
+        status: int | None = None  # 0 once the cluster is ready
         await nursery.start(watch_signals)
-        status: int | None = None
         # Starting up can be interrupted too: a signal cancels this scope at once.
         with startup, _StartFailed.caught():
             nursery.start_soon(_cancel_when_set, stop, startup)
