@@ -7,11 +7,15 @@ import json
 import pytest
 import trio
 
-from torua.config import CoordinatorSettings
+from torua.config import CoordinatorSettings, HealthSettings
 from torua.coordinator.persistence import restore, snapshot
 from torua.coordinator.state import ClusterState
 
 from .conftest import local_cluster
+
+# Slower than the shared default: writes here must not meet a lapsed lease on a
+# busy machine (the lease is 3 intervals plus the timeout).
+CALM = HealthSettings(interval=0.5, timeout=0.4, failures=3, successes=1)
 
 
 async def _wait(predicate, within: float = 10.0) -> None:
@@ -68,7 +72,7 @@ async def test_replica_delay_is_a_live_setting() -> None:
 
 
 async def test_restarting_node_keeps_its_copies_and_catches_up_by_delta() -> None:
-    async with local_cluster(3) as cluster:
+    async with local_cluster(3, health=CALM) as cluster:
         http = cluster.http
         for i in range(200):
             assert (await http.put(f"/data/k{i}", content=b"before")).status_code == 204
@@ -120,7 +124,7 @@ async def _green(http) -> bool:
 
 
 async def test_remove_notice_moves_every_copy_off() -> None:
-    async with local_cluster(3) as cluster:
+    async with local_cluster(3, health=CALM) as cluster:
         http = cluster.http
         for i in range(50):
             assert (await http.put(f"/data/r{i}", content=b"v")).status_code == 204

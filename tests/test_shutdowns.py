@@ -8,7 +8,12 @@ than the operator allowed, and a hold never ends if the clock went back far).
 
 from __future__ import annotations
 
+import trio
+
+from torua.config import CoordinatorSettings
+from torua.coordinator.planned import PlannedShutdowns
 from torua.coordinator.shutdowns import Shutdowns
+from torua.coordinator.state import ClusterState
 
 
 class Clocks:
@@ -141,3 +146,36 @@ def test_a_second_restart_with_the_same_notice_starts_over() -> None:
     clocks.advance(10)
     assert shutdowns.left("n2", replica_delay=0, copies=2)
     assert shutdowns.status("n2") == "away"
+
+
+class _Replanner:
+    def __init__(self) -> None:
+        self.calls: list[tuple[float, str]] = []
+
+    def replan(self, rule: str, why: str) -> None:
+        self.calls.append((trio.current_time(), why))
+
+
+class _Persister:
+    def mark(self) -> None:
+        return None
+
+
+async def test_the_delay_timer_replans_exactly_when_a_hold_ends(autojump_clock: object) -> None:
+    state = ClusterState(CoordinatorSettings(shards=2))
+    state.shutdowns = Shutdowns(wall=lambda: 1e9 + trio.current_time(), mono=trio.current_time)
+    replanner = _Replanner()
+    planned = PlannedShutdowns(state, replanner, None, _Persister())  # type: ignore[arg-type]
+    async with trio.open_nursery() as nursery:
+        await nursery.start(planned.run)
+        start = trio.current_time()
+        state.shutdowns.left("n1", replica_delay=45, copies=2)
+        await trio.sleep(30)
+        state.shutdowns.left("n2", replica_delay=5, copies=2)  # ends first, at 35
+        await trio.sleep(14.5)
+        assert [round(t - start, 6) for t, _ in replanner.calls] == [35]
+        await trio.sleep(1)
+        assert [round(t - start, 6) for t, _ in replanner.calls] == [35, 45]
+        assert "n1" in replanner.calls[1][1]
+        assert state.shutdowns.next_wait() is None
+        nursery.cancel_scope.cancel()
