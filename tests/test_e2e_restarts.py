@@ -9,6 +9,7 @@ for the report (``pytest -s``).
 from __future__ import annotations
 
 import re
+import shutil
 import signal
 import sys
 import time
@@ -96,12 +97,13 @@ async def test_planned_restart_moves_no_copy_and_catches_up_by_delta(tmp_path: P
                     lambda: _acked(checker, target), within=20, what="writes while n2 is away"
                 )
                 assert await copies(http) == before, "a copy moved while n2 was away"
+                restarted = time.monotonic()
                 nodes["n2"] = await group.node("n2", coordinator.url, FAST, data_dir=tmp_path)
                 await wait_until(
                     lambda: _is(shutdown_status(http, "n2"), "complete"), within=30, what="back"
                 )
                 await wait_until(lambda: green(http), within=60, what="green after the restart")
-                seconds = time.monotonic() - started
+                seconds, back = time.monotonic() - started, time.monotonic() - restarted
                 stop.set()
             assert await copies(http) == before, "a copy moved during the restart"
             filled = await fill_bytes(http)
@@ -110,7 +112,8 @@ async def test_planned_restart_moves_no_copy_and_catches_up_by_delta(tmp_path: P
             print(
                 f"\nplanned restart of n2 ({held_keys} keys, {held_bytes} bytes held): "
                 f"delta catch-up moved {delta:.0f} bytes, full fills {full:.0f} bytes, "
-                f"{seconds:.1f}s from stop to green; {_done(checker)} writes acknowledged, "
+                f"{seconds:.1f}s from stop to green, {back:.1f}s from start to green; "
+                f"{_done(checker)} writes acknowledged, "
                 f"{checker.failures} failed"
             )
             assert full == 0, "a copy was filled from scratch"
@@ -118,6 +121,26 @@ async def test_planned_restart_moves_no_copy_and_catches_up_by_delta(tmp_path: P
             assert await checker.lost(http) == []
             assert (await http.delete("/nodes/n2/shutdown")).status_code == 204
             assert (await http.get("/nodes/n2/shutdown")).status_code == 404
+
+            # For comparison, and for the rule that a copy that lost its data is
+            # never caught up by delta: the same restart with n2's data wiped.
+            await http.put("/nodes/n2/shutdown", json={"type": "restart"})
+            assert await group.stop(nodes["n2"], signum=signal.SIGTERM) == 0
+            shutil.rmtree(tmp_path / "n2")
+            started = time.monotonic()
+            nodes["n2"] = await group.node("n2", coordinator.url, FAST, data_dir=tmp_path)
+            await wait_until(lambda: green(http), within=60, what="green after the wipe")
+            wiped = time.monotonic() - started
+            again = await fill_bytes(http)
+            full = again.get("full", 0) - filled.get("full", 0)
+            assert again.get("delta", 0) == filled.get("delta", 0)
+            assert full >= held_bytes * 0.9
+            print(
+                f"the same restart with its data wiped: full fills {full:.0f} bytes, "
+                f"{wiped:.1f}s from start to green"
+            )
+            assert await checker.lost(http) == []
+            assert await copies(http) == before
 
 
 def _done(checker: AckedWrites) -> int:
