@@ -65,6 +65,8 @@ class CopiesMachine(RuleBasedStateMachine):
         self.pending: str | None = None
         self.joined = 0
         self.writes = 0
+        # Versions taken by writes not sent yet: they land later than newer ones.
+        self.reserved: list[int] = []
         self.killed: set[str] = set()  # nodes the current step killed
         self.served: dict[int, set[str]] = {}  # live authoritative copies before the step
 
@@ -248,14 +250,21 @@ class CopiesMachine(RuleBasedStateMachine):
         assert self.table.shards[shard_id].primary == node
         return True
 
-    def do_write(self, shard_id: int, failing: frozenset[str] = frozenset()) -> int | None:
-        """Router.write: the write id if acknowledged; None for a 503 or an error."""
+    def do_write(
+        self, shard_id: int, failing: frozenset[str] = frozenset(), version: int | None = None
+    ) -> int | None:
+        """Router.write: the write id if acknowledged; None for a 503 or an error.
+        ``version``: one reserved earlier (the write took it, then was delayed)."""
         shard = self.table.shards[shard_id]
+        if version is not None:
+            self.reserved.remove(version)
         sent, filling = self.copies.write_targets(shard_id, self.is_up)
         if not sent:
             return None  # 503: nothing acknowledged, nothing sent
-        self.writes += 1
-        write = self.writes
+        if version is None:
+            self.writes += 1
+            version = self.writes
+        write = version
         for node in sent + filling:
             if node not in failing:
                 self.store(node, shard_id).add(write)
@@ -300,6 +309,12 @@ class CopiesMachine(RuleBasedStateMachine):
             self.excused[shard_id] -= gone_writes
             self.acked[shard_id] -= gone_writes
         self.event("reconcile")
+
+    def do_reserve(self) -> int:
+        """A write takes its version and is held up before it is sent."""
+        self.writes += 1
+        self.reserved.append(self.writes)
+        return self.writes
 
     def fill_wanted(self, shard_id: int, node: str) -> bool:
         """Mover._still_wanted."""
@@ -532,7 +547,13 @@ class CopiesMachine(RuleBasedStateMachine):
         failing: frozenset[str] = frozenset()
         if reachable:
             failing = data.draw(st.just(failing) | st.frozensets(st.sampled_from(reachable)))
-        self.do_write(shard_id, failing)
+        version = data.draw(st.sampled_from([None, *self.reserved]))
+        self.do_write(shard_id, failing, version)
+
+    @precondition(lambda self: len(self.reserved) < 3)
+    @rule()
+    def reserve(self) -> None:
+        self.do_reserve()
 
     @precondition(lambda self: self.fillable())
     @rule(data=st.data())
@@ -751,3 +772,19 @@ def test_move_whose_target_fails_mid_fill_is_undone() -> None:
     assert r.m.table.shards[0].copies == ["n3"]
     assert r.m.table.shards[0].in_sync == {"n3"} and not r.m.retiring
     assert r.m.read(0, write) == "found"
+
+
+def test_delta_catch_up_includes_a_write_older_than_the_one_that_dropped_the_copy() -> None:
+    """A write took its version, was held up, and landed after a newer write had
+    taken the away copy out of the in-sync set: the copy's delta must start below
+    the older one, or it rejoins without it."""
+    r = Replay(1, 2, 2)
+    r.fill(0, "n2")
+    r.reserve()  # version 1, not sent yet
+    r.go_away("n2")
+    assert r.write(0) == 2  # drops n2 (its point: 1)
+    late = r.write(0, frozenset(), 1)  # the held-up write lands now, on n1 only
+    assert late == 1
+    r.recover("n2")
+    assert r.fill(0, "n2")
+    assert 1 in r.m.held("n2", 0), "the delta skipped a write older than its point"
