@@ -206,7 +206,8 @@ class _Plan:
 
     def held(self, node: str) -> bool:
         state = self.nodes.get(node)
-        return state is not None and state.held and not state.live
+        # A leaving node's copies go anyway: being away changes nothing for them.
+        return state is not None and state.held and not state.live and not state.leaving
 
     def room(self, node: str) -> bool:
         return self.usable(node) and self.nodes[node].has_room(self.load[node])
