@@ -5,9 +5,13 @@ happens to the data when they go. It drives the coordinator's real copy state
 machine (:class:`torua.cluster.copies.Copies`) and the real placement rules
 with every event the services feed it (placement decided, write outcome per
 copy, fill done, merge done, handovers done, node lost its data, node
-removed), and keeps beside it a model of the data: which write ids each node
+removed, node away within its delay, delay expired), and keeps beside it a
+model of the data: which write ids each node
 physically holds for each shard (data stays on a dead node and comes back
-with it) and which write ids were acknowledged. The invariants are the
+with it) and which write ids were acknowledged. Write ids are the writes'
+versions, so a fill copies only the donor's writes above the point the
+machine names (:meth:`Copies.catch_up_from`): a delta catch-up that starts too
+late shows up as an in-sync copy lacking an acknowledged write. The invariants are the
 promises: no acknowledged write is lost, no acknowledged write reads as a 404,
 and a shard served by a live copy stays served.
 
@@ -61,6 +65,8 @@ class CopiesMachine(RuleBasedStateMachine):
         self.pending: str | None = None
         self.joined = 0
         self.writes = 0
+        # Versions taken by writes not sent yet: they land later than newer ones.
+        self.reserved: list[int] = []
         self.killed: set[str] = set()  # nodes the current step killed
         self.served: dict[int, set[str]] = {}  # live authoritative copies before the step
 
@@ -117,6 +123,7 @@ class CopiesMachine(RuleBasedStateMachine):
             "live": old.live,
             "leaving": old.leaving,
             "capacity": old.capacity,
+            "held": old.held,
         }
         fields.update(changes)
         self.nodes[node] = NodeState(node, **fields)  # type: ignore[arg-type]
@@ -181,7 +188,19 @@ class CopiesMachine(RuleBasedStateMachine):
         self.event("reconcile")
 
     def do_recover(self, node: str) -> None:
-        self._set(node, live=True)
+        self._set(node, live=True, held=False)
+        self.event("reconcile")
+
+    def do_go_away(self, node: str) -> None:
+        """A planned restart, or a failure within the replica delay: the node is
+        down and its copies stay where they are."""
+        self._set(node, live=False, held=True)
+        self.killed.add(node)
+        self.event("reconcile")
+
+    def do_expire(self, node: str) -> None:
+        """The node's delay passed while it was still away: the usual rebuild."""
+        self._set(node, held=False)
         self.event("reconcile")
 
     def removable(self) -> list[str]:
@@ -231,21 +250,30 @@ class CopiesMachine(RuleBasedStateMachine):
         assert self.table.shards[shard_id].primary == node
         return True
 
-    def do_write(self, shard_id: int, failing: frozenset[str] = frozenset()) -> int | None:
-        """Router.write: the write id if acknowledged; None for a 503 or an error."""
+    def do_write(
+        self, shard_id: int, failing: frozenset[str] = frozenset(), version: int | None = None
+    ) -> int | None:
+        """Router.write: the write id if acknowledged; None for a 503 or an error.
+        ``version``: one reserved earlier (the write took it, then was delayed)."""
         shard = self.table.shards[shard_id]
+        if version is not None:
+            self.reserved.remove(version)
         sent, filling = self.copies.write_targets(shard_id, self.is_up)
         if not sent:
             return None  # 503: nothing acknowledged, nothing sent
-        self.writes += 1
-        write = self.writes
+        if version is None:
+            self.writes += 1
+            version = self.writes
+        write = version
         for node in sent + filling:
             if node not in failing:
                 self.store(node, shard_id).add(write)
         self.missed.update((shard_id, n) for n in filling if n in failing)
         asleep = [n for n in shard.copies if n not in shard.in_sync and not self.is_up(n)]
         self.missed.update((shard_id, n) for n in asleep)
-        ok, behind = self.copies.write_done(shard_id, sent, filling, set(failing), self.is_up)
+        ok, behind = self.copies.write_done(
+            shard_id, sent, filling, set(failing), self.is_up, lowest=write
+        )
         if not ok:
             return None  # no authoritative copy took it: an error, not acknowledged
         self.copies.write_missed(shard_id, behind)
@@ -282,6 +310,12 @@ class CopiesMachine(RuleBasedStateMachine):
             self.acked[shard_id] -= gone_writes
         self.event("reconcile")
 
+    def do_reserve(self) -> int:
+        """A write takes its version and is held up before it is sent."""
+        self.writes += 1
+        self.reserved.append(self.writes)
+        return self.writes
+
     def fill_wanted(self, shard_id: int, node: str) -> bool:
         """Mover._still_wanted."""
         return self.copies.wants_fill(shard_id, node) and self.is_up(node)
@@ -294,7 +328,9 @@ class CopiesMachine(RuleBasedStateMachine):
         donors = self.copies.fill_donors(shard_id, node, self.is_up)
         if not donors:
             return False
-        self.fills[(shard_id, node)] = (donors[0], frozenset(self.held(donors[0], shard_id)))
+        since = self.copies.catch_up_from(shard_id, node)
+        delta = {w for w in self.held(donors[0], shard_id) if w > since}
+        self.fills[(shard_id, node)] = (donors[0], frozenset(delta))
         return True
 
     def do_finish_fill(self, shard_id: int, node: str) -> bool:
@@ -400,7 +436,10 @@ class CopiesMachine(RuleBasedStateMachine):
                 assert any(write in self.held(n, sid) for n in holders), (
                     f"shard {sid}: acknowledged write {write} is on no authoritative copy"
                 )
-            if self.acked[sid] and self.pending is None:
+            # A copy on a node that is away but expected back keeps its place:
+            # the shard waits for it (or for its delay to pass) instead.
+            waiting = any(self.nodes[n].held for n in holders)
+            if self.acked[sid] and self.pending is None and not waiting:
                 assert served, f"shard {sid} has acknowledged writes but nothing serves it"
         # 5. A lost copy is on a registered node (checked in 1) that is dead, or
         # live with its merge to run; every write it excuses is still on one.
@@ -455,6 +494,16 @@ class CopiesMachine(RuleBasedStateMachine):
     def recover(self, data: st.DataObject) -> None:
         self.do_recover(self.pick(data, self.nodes_where(lambda s: not s.live)))
 
+    @precondition(lambda self: self.nodes_where(lambda s: s.live))
+    @rule(data=st.data())
+    def go_away(self, data: st.DataObject) -> None:
+        self.do_go_away(self.pick(data, self.nodes_where(lambda s: s.live)))
+
+    @precondition(lambda self: self.nodes_where(lambda s: s.held and not s.live))
+    @rule(data=st.data())
+    def expire(self, data: st.DataObject) -> None:
+        self.do_expire(self.pick(data, self.nodes_where(lambda s: s.held and not s.live)))
+
     @precondition(lambda self: self.removable())
     @rule(data=st.data())
     def remove(self, data: st.DataObject) -> None:
@@ -498,7 +547,13 @@ class CopiesMachine(RuleBasedStateMachine):
         failing: frozenset[str] = frozenset()
         if reachable:
             failing = data.draw(st.just(failing) | st.frozensets(st.sampled_from(reachable)))
-        self.do_write(shard_id, failing)
+        version = data.draw(st.sampled_from([None, *self.reserved]))
+        self.do_write(shard_id, failing, version)
+
+    @precondition(lambda self: len(self.reserved) < 3)
+    @rule()
+    def reserve(self) -> None:
+        self.do_reserve()
 
     @precondition(lambda self: self.fillable())
     @rule(data=st.data())
@@ -717,3 +772,19 @@ def test_move_whose_target_fails_mid_fill_is_undone() -> None:
     assert r.m.table.shards[0].copies == ["n3"]
     assert r.m.table.shards[0].in_sync == {"n3"} and not r.m.retiring
     assert r.m.read(0, write) == "found"
+
+
+def test_delta_catch_up_includes_a_write_older_than_the_one_that_dropped_the_copy() -> None:
+    """A write took its version, was held up, and landed after a newer write had
+    taken the away copy out of the in-sync set: the copy's delta must start below
+    the older one, or it rejoins without it."""
+    r = Replay(1, 2, 2)
+    r.fill(0, "n2")
+    r.reserve()  # version 1, not sent yet
+    r.go_away("n2")
+    assert r.write(0) == 2  # drops n2 (its point: 1)
+    late = r.write(0, frozenset(), 1)  # the held-up write lands now, on n1 only
+    assert late == 1
+    r.recover("n2")
+    assert r.fill(0, "n2")
+    assert 1 in r.m.held("n2", 0), "the delta skipped a write older than its point"

@@ -231,6 +231,9 @@ class HealthSettings:
         return cls(**kwargs)  # type: ignore[arg-type]
 
 
+MAX_DELAY = 24 * 3600.0  # the longest replica or allocation delay
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CoordinatorSettings:
     host: str = "127.0.0.1"
@@ -244,6 +247,9 @@ class CoordinatorSettings:
     # How long a tombstone outlives its delete (TORUA_TOMBSTONE_GRACE); a copy away
     # longer than this is rebuilt from scratch, never merged (docs/replication.md).
     tombstone_grace: float = 86400.0
+    # How long a failed node's copies wait for it before they are rebuilt elsewhere
+    # (0: at once). Only shards with two or more copies wait.
+    replica_delay: float = 0.0
     data_dir: str = "./.torua"
     memory: bool = False
     token: str | None = None
@@ -289,6 +295,11 @@ class CoordinatorSettings:
         if self.max_moves < 1:
             raise ConfigError(f"max_moves={self.max_moves} must be at least 1")
         check_tombstone_grace(self.tombstone_grace)
+        if not 0 <= self.replica_delay <= MAX_DELAY:
+            raise ConfigError(
+                f"TORUA_REPLICA_DELAY={format_duration(self.replica_delay)} must be between "
+                "0s and 24h"
+            )
         _check_exposure(self.host, self.token, self.insecure)
 
     @property

@@ -133,6 +133,9 @@ def coordinator_settings(args: argparse.Namespace, env: Mapping[str, str]) -> Co
             if e.strip()
         ),
         leader_ttl=parse_duration(env.get("TORUA_LEADER_TTL", "10s"), setting="TORUA_LEADER_TTL"),
+        replica_delay=parse_duration(
+            env.get("TORUA_REPLICA_DELAY", "0s"), setting="TORUA_REPLICA_DELAY"
+        ),
         etcd_prefix=env.get("TORUA_ETCD_PREFIX", "/torua/"),
         tombstone_grace=parse_duration(
             env.get("TORUA_TOMBSTONE_GRACE") or "24h", setting="TORUA_TOMBSTONE_GRACE"

@@ -20,6 +20,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,6 +29,7 @@ import httpx
 import trio
 
 from torua.ha.local_etcd import MISSING_ETCD, etcd_argv, find_etcd, free_port, wait_healthy
+from torua.rolling import Restart, RollingRestartFailed, rolling_restart, up_file, write_up_file
 from torua.up_settings import (
     UpSettings,
     check_children,
@@ -69,12 +71,15 @@ async def _wait_ready(
         await trio.sleep(0.1)
 
 
-async def _stop(process: trio.Process, name: str, grace: float = 10.0) -> None:
+async def _stop(
+    process: trio.Process, name: str, grace: float = 10.0, signum: int = signal.SIGINT
+) -> None:
     """SIGINT: stop without draining. The whole cluster is stopping, so there is
-    nowhere to drain to; every copy stays on disk for the next ``up``."""
+    nowhere to drain to; every copy stays on disk for the next ``up``. (A node
+    restarted on its own gets SIGTERM: it tells the coordinator it stops.)"""
     if process.returncode is not None:
         return
-    process.send_signal(signal.SIGINT)
+    process.send_signal(signum)
     with trio.move_on_after(grace):
         await process.wait()
         return
@@ -104,6 +109,8 @@ async def run_up(settings: UpSettings) -> int:
     url = coordinator_urls[0]
     python = [sys.executable, "-m", "torua"]
     children: list[tuple[str, trio.Process]] = []
+    node_argvs: dict[str, list[str]] = {}
+    marker = up_file(url)
     scratch_dir = tempfile.TemporaryDirectory(prefix="torua-up-")  # etcd's home with --memory
     scratch = Path(scratch_dir.name)
 
@@ -137,15 +144,29 @@ async def run_up(settings: UpSettings) -> int:
             children.append((name, process))
             return process
 
+        async def restart_node(name: str) -> None:
+            """SIGTERM (the node says it stops, and keeps its copies), then start it again."""
+            index = next(i for i, (n, _) in enumerate(children) if n == name)
+            await _stop(children[index][1], name, signum=signal.SIGTERM)
+            process: trio.Process = await nursery.start(run_child, name, node_argvs[name])
+            children[index] = (name, process)
+
+        rolling = RollingState(marker, url, token)
+
         async def watch_signals(task_status: trio.TaskStatus[None]) -> None:
-            with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            signums = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+            with trio.open_signal_receiver(*signums) as signals:
                 task_status.started()
                 async for signum in signals:
+                    if signum == signal.SIGHUP:
+                        if status == 0 and not rolling.running:
+                            nursery.start_soon(rolling.run, restart_node)
+                        continue
                     print(f"\n{signal.Signals(signum).name}: stopping the cluster", flush=True)
                     stop.set()
 
+        status: int | None = None  # 0 once the cluster is ready
         await nursery.start(watch_signals)
-        status: int | None = None
         # Starting up can be interrupted too: a signal cancels this scope at once.
         with startup, _StartFailed.caught():
             nursery.start_soon(_cancel_when_set, stop, startup)
@@ -165,7 +186,8 @@ async def run_up(settings: UpSettings) -> int:
                     while not await _answers(probe, f"{url}/health"):  # noqa: ASYNC110
                         await trio.sleep(0.05)
             for i, port in enumerate(node_ports, start=1):
-                await start(f"n{i}", node_argv(settings, i, port, coordinator_urls))
+                node_argvs[f"n{i}"] = node_argv(settings, i, port, coordinator_urls)
+                await start(f"n{i}", node_argvs[f"n{i}"])
             headers = {"Authorization": f"Bearer {token}"}
             async with httpx.AsyncClient(headers=headers, timeout=5.0) as client:
                 with trio.move_on_after(settings.ready_timeout) as waiting:
@@ -177,16 +199,60 @@ async def run_up(settings: UpSettings) -> int:
                 )
             else:
                 _print_ready(coordinator_urls, token, node_ports, info)
+                rolling.write()
                 status = 0
         if status is None:
             status = _exit_status(exited)
         if status == 0:
             await stop.wait()
+        rolling.scope.cancel(reason="the cluster stops")
         for name, process in reversed(children):
             await _stop(process, name)
         nursery.cancel_scope.cancel()
+    marker.unlink(missing_ok=True)
     scratch_dir.cleanup()
     return status
+
+
+class RollingState:
+    """``up``'s rolling restarts (on SIGHUP), with their progress in the up file
+    that ``torua rolling-restart`` reads."""
+
+    def __init__(self, marker: Path, url: str, token: str) -> None:
+        self.marker, self.url, self.token = marker, url, token
+        self.running = False
+        self.scope = trio.CancelScope()
+        self.last: dict[str, object] | None = None
+
+    def write(self) -> None:
+        write_up_file(
+            self.marker, {"pid": os.getpid(), "coordinator": self.url, "rolling": self.last}
+        )
+
+    async def run(self, restart: Restart) -> None:
+        self.running = True
+        self.last = {"state": "running", "started": time.time(), "restarted": [], "error": None}
+        self.write()
+        print("SIGHUP: rolling restart of the nodes", flush=True)
+
+        def report(line: str) -> None:
+            print(f"rolling restart: {line}", flush=True)
+
+        headers = {"Authorization": f"Bearer {self.token}"}
+        try:
+            with self.scope:
+                async with httpx.AsyncClient(
+                    base_url=self.url, headers=headers, timeout=10.0
+                ) as http:
+                    done = await rolling_restart(http, restart, report=report)
+                self.last.update(state="done", restarted=done)
+        except (RollingRestartFailed, httpx.HTTPError) as exc:
+            self.last.update(state="failed", error=str(exc) or type(exc).__name__)
+            print(f"rolling restart failed: {self.last['error']}", flush=True)
+        finally:
+            self.running = False
+            self.scope = trio.CancelScope()
+            self.write()
 
 
 def _exit_status(exited: list[tuple[str, int]]) -> int:

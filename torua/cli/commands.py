@@ -37,6 +37,7 @@ from torua.cli.render import (
     shards_table,
     status_table,
 )
+from torua.cli.rolling import add_rolling_arguments, rolling
 from torua.client import Client, ResponseError, Timeout, TransportError
 
 __all__ = ["CLIENT_COMMANDS", "add_client_commands", "run_client_command"]
@@ -53,6 +54,7 @@ CLIENT_COMMANDS = (
     "evacuate",
     "rebalance",
     "watch",
+    "rolling-restart",
 )
 MAX_KEY_BYTES = 1024
 
@@ -104,6 +106,7 @@ def add_client_commands(commands: Any) -> None:
         default="copies",
         help="copies: even out copy counts (default); load: move copies off the busiest node",
     )
+    add_rolling_arguments(client("rolling-restart", "restart every node in turn, keeping copies"))
     watch_cmd = client("watch", "follow live cluster events (Ctrl-C stops)")
     watch_cmd.add_argument(
         "--count",
@@ -171,6 +174,8 @@ def _dispatch(args: argparse.Namespace, http: Client) -> int:
         return evacuate(args, http)
     if command == "watch":
         return watch(args, http)
+    if command == "rolling-restart":
+        return rolling(args)
     if command == "maintenance":
         return _maintenance(args, http)
     if command == "rebalance":

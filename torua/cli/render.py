@@ -155,11 +155,14 @@ def nodes_table(nodes: list[dict[str, Any]]) -> Table:
         copies = str(len(node.get("shards", [])))
         if node.get("capacity") is not None:
             copies += f"/{node['capacity']}"
+        mode = styled(node["mode"], MODE_STYLE)
+        if shutdown := node.get("shutdown"):  # a planned restart, or away within its delay
+            mode.append(f" (shutdown: {shutdown})", style="yellow")
         table.add_row(
             node["id"],
             node.get("addr", ""),
             status,
-            styled(node["mode"], MODE_STYLE),
+            mode,
             copies,
             str(len(node.get("primary_shards", []))),
             ago(node.get("last_health_check"), now),
@@ -181,7 +184,7 @@ def shards_table(data: dict[str, Any]) -> Table:
     table.add_column("primary", style="bold")
     table.add_column("replicas")
     table.add_column("in sync")
-    table.add_column("state", no_wrap=True)
+    table.add_column("state")
     table.add_column("req/s", justify="right")
     for shard in shards:
         in_sync = shard.get("in_sync", [])
@@ -191,10 +194,18 @@ def shards_table(data: dict[str, Any]) -> Table:
             Text(shard["primary"] or "-", style="" if shard["primary"] else "red"),
             ", ".join(shard.get("replicas", [])) or "-",
             Text(f"{', '.join(in_sync) or '-'} ({len(in_sync)}/{replication})", style=sync_style),
-            styled(shard["state"], SHARD_STYLE),
+            _shard_state(shard),
             "-" if shard.get("rate") is None else f"{shard['rate']:.1f}",
         )
     return table
+
+
+def _shard_state(shard: dict[str, Any]) -> Text:
+    """The state, and why the shard is short of copies when it is."""
+    state = styled(shard["state"], SHARD_STYLE)
+    if reason := shard.get("reason"):
+        state.append(f"\n{reason}", style="yellow")
+    return state
 
 
 def maintenance_table(modes: dict[str, str]) -> Table:

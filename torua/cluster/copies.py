@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from torua.cluster.catch_up import CatchUp
 from torua.cluster.handover import authoritative, handover_done, roll_back, settle
 from torua.cluster.instructions import (
     Announce,
@@ -52,6 +53,9 @@ class Copies:
         self.emptied: set[tuple[int, str]] = set()
         # What the last placement declared lost, per shard (for logs and models).
         self.newly_lost: dict[int, set[str]] = {}
+        # Out-of-sync copies that kept their data: each holds every write of its
+        # shard with a version up to its point, so it catches up by delta.
+        self.catch_up = CatchUp()
 
     # ---- queries -------------------------------------------------------------
 
@@ -117,6 +121,7 @@ class Copies:
             if not retiring:
                 del self.retiring[shard_id]
         if out:
+            self._prune_points()
             out.append(Save("moves rolled back"))
         return out
 
@@ -151,6 +156,7 @@ class Copies:
         for move in moves:
             touched.update(n for n in (move.source, move.target) if n is not None)
             out.append(Announce(move.shard_id, move.source, move.target, move.primary, move.reason))
+        self._prune_points()
         if moves:
             touched.update(n for nodes in self.retiring.values() for n in nodes)
             out += [Push(tuple(sorted(touched))), Save("placement changed"), Refill()]
@@ -167,14 +173,27 @@ class Copies:
         return auth, filling
 
     def write_done(
-        self, shard_id: int, sent: list[str], filling: list[str], failed: set[str], is_up: IsUp
+        self,
+        shard_id: int,
+        sent: list[str],
+        filling: list[str],
+        failed: set[str],
+        is_up: IsUp,
+        lowest: int = 0,
     ) -> tuple[bool, list[str]]:
         """A write went to ``sent`` (authoritative) and ``filling``; ``failed`` did not
         take it. Returns whether it may be acknowledged and the copies that must
         leave the in-sync set first (:meth:`write_missed`): authoritative ones that
         failed, authoritative ones that were down (they did not get it either),
-        and filling ones that became in sync while it ran and then failed."""
+        and filling ones that became in sync while it ran and then failed.
+
+        ``lowest`` is the smallest version the write carried (0: unknown). Every
+        copy it missed may lack that version, so a later delta catch-up of that
+        copy starts at or below it."""
         shard = self.table.shards[shard_id]
+        took = {n for n in (*sent, *filling) if n not in failed}
+        for node_id in set(shard.copies) - took:
+            self.catch_up.moved_back(shard_id, node_id, lowest - 1)
         lost = [n for n in sent if n in failed]
         if sent and len(lost) == len(sent):
             return False, []
@@ -183,7 +202,18 @@ class Copies:
             n for n in sorted(self.retiring.get(shard_id, ())) if n not in sent and not is_up(n)
         ]
         late = [n for n in filling if n in failed and n in shard.in_sync]
-        return bool(sent), lost + [n for n in down if n not in lost] + late
+        behind = lost + [n for n in down if n not in lost] + late
+        for node_id in behind:
+            self.catch_up.lower(shard_id, node_id, lowest - 1)
+        return bool(sent), behind
+
+    def since_saves(self, shard_id: int) -> list[Instruction]:
+        """A write older than a copy's catch-up point missed it (it was in flight
+        when the copy left the in-sync set): the lower point must be saved before
+        that write is acknowledged, or a restarted coordinator's delta skips it."""
+        if not self.catch_up.take_lowered(shard_id):
+            return []
+        return [Save("a copy's catch-up point moved back")]
 
     def write_missed(self, shard_id: int, nodes: Iterable[str]) -> list[Instruction]:
         """Copies missed a write: they leave the in-sync set once that is saved
@@ -219,7 +249,20 @@ class Copies:
             del self.unsettled[shard_id]
         return [Save("a key settled")]
 
+    def _prune_points(self) -> None:
+        """A copy that left its shard may be dropped from its node: should it be
+        placed there again, it is filled from scratch."""
+        self.catch_up.keep_only((s.shard_id, n) for s in self.table.shards for n in s.copies)
+
     # ---- the mover's work -----------------------------------------------------
+
+    def catch_up_from(self, shard_id: int, node_id: str) -> int:
+        """The version after which a fill must copy records into this copy: 0 (a
+        full fill) unless the copy kept its data since it last was in sync."""
+        shard = self.table.shards[shard_id]
+        if node_id not in shard.copies or node_id in shard.in_sync:
+            return 0
+        return self.catch_up.get(shard_id, node_id) or 0
 
     def fill_donors(self, shard_id: int, node_id: str, is_up: IsUp) -> list[str]:
         """Copies a fill may read from: authoritative and live, not the target."""
@@ -247,6 +290,7 @@ class Copies:
         shard = self.table.shards[shard_id]
         shard.in_sync.add(node_id)
         self.emptied.discard((shard_id, node_id))
+        self.catch_up.done(shard_id, node_id)
         return [
             Save("a copy was filled"),
             Announce(shard_id, donor, node_id, node_id == shard.primary, "filled"),
@@ -288,6 +332,7 @@ class Copies:
         (it held their only authoritative copies: the copies left start in sync)."""
         gone: list[int] = []
         out: list[Instruction] = []
+        self.catch_up.forget_node(node_id)
         for shard in self.table.shards:
             if node_id in shard.copies and node_id not in shard.in_sync:
                 out.append(Restart(shard.shard_id, node_id))  # what it got so far is gone
@@ -316,6 +361,7 @@ class Copies:
 
     def node_removed(self, node_id: str) -> list[Instruction]:
         """An operator removed the node: whatever it held that was lost is gone."""
+        self.catch_up.forget_node(node_id)
         for shard_id in list(self.lost):
             self.lost[shard_id].discard(node_id)
             if not self.lost[shard_id]:
@@ -338,6 +384,7 @@ class Copies:
             "lost": {str(k): sorted(v) for k, v in self.lost.items() if v},
             "lost_floor": {str(k): v for k, v in self.lost_floor.items() if self.lost.get(k)},
             "unsettled": {str(k): sorted(v) for k, v in self.unsettled.items() if v},
+            "since": self.catch_up.to_json(),
         }
 
     @classmethod
@@ -350,4 +397,5 @@ class Copies:
         floors = data.get("lost_floor", {})
         copies.lost_floor = {k: int(floors.get(str(k), default_floor)) for k in copies.lost}
         copies.unsettled = {int(k): set(v) for k, v in data.get("unsettled", {}).items()}
+        copies.catch_up = CatchUp.from_json(data.get("since", []))
         return copies

@@ -62,6 +62,8 @@ def reconcile(table: ShardTable, nodes: Nodes) -> list[Move]:
 
     1. Copies on unknown, failed or leaving nodes go; where the primary goes,
     the first in-sync remaining copy (else the first remaining) is promoted.
+    Copies on *held* nodes (down, expected back) stay, but lose the lead to a
+    live in-sync copy.
     2. Nodes over capacity shed copies, replicas first, sole copies last.
     3. Shards are filled up to :func:`target_copies`: a primary for every
     shard before any second copy, so scarce room serves unassigned shards
@@ -202,6 +204,11 @@ class _Plan:
         state = self.nodes.get(node)
         return state is not None and state.accepting
 
+    def held(self, node: str) -> bool:
+        state = self.nodes.get(node)
+        # A leaving node's copies go anyway: being away changes nothing for them.
+        return state is not None and state.held and not state.live and not state.leaving
+
     def room(self, node: str) -> bool:
         return self.usable(node) and self.nodes[node].has_room(self.load[node])
 
@@ -277,11 +284,17 @@ class _Plan:
     def repair(self) -> None:
         """Steps 1-3 of :func:`reconcile`."""
         for s in self.work.shards:
-            bad = [n for n in s.copies if not self.usable(n)]
+            bad = [n for n in s.copies if not self.usable(n) and not self.held(n)]
             for node in reversed(bad):  # the primary last, so promotion sees the survivors
                 state = self.nodes.get(node)
                 why = "removed" if state is None else "leaving" if state.live else "failure"
                 self.remove(s.shard_id, node, why)
+            if s.copies and self.held(s.copies[0]):
+                # A copy that is away keeps its place, not the lead: writes are
+                # ordered by a copy that can take them.
+                ready = [n for n in s.copies if self.usable(n) and n in s.in_sync]
+                if ready:
+                    self.promote(s.shard_id, ready[0])
         for node in sorted(self.nodes):
             cap = self.nodes[node].capacity
             if cap is None or self.load[node] <= cap:

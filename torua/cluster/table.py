@@ -30,6 +30,9 @@ class NodeState:
     live: bool  # healthy: its copies count and it may hold copies
     leaving: bool = False  # maintenance/evacuating/draining: copies move off, none arrive
     capacity: int | None = None  # max shard copies it may hold; None = unlimited
+    # Down but expected back (a planned restart, or within the replica delay): its
+    # copies stay placed and are not rebuilt elsewhere; it takes no new copies.
+    held: bool = False
 
     def __post_init__(self) -> None:
         if self.capacity is not None and self.capacity < 0:

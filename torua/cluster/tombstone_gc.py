@@ -39,12 +39,18 @@ class InSyncTimes:
 
     Kept in memory only: a restarted coordinator or a new leader knows no
     times, so every copy it fills is filled from scratch, which is always safe.
-    The times are noted on a schedule, so one may be up to a round old; that
-    errs the safe way (a copy looks away longer than it was).
+    The times are noted every second, and exactly when a write takes a copy out
+    of the in-sync set; a time can only be older than the truth, which errs the
+    safe way (a copy looks away longer than it was).
     """
 
     def __init__(self) -> None:
         self._seen: dict[tuple[int, str], float] = {}
+
+    def note_leaving(self, shard_id: int, node_ids: list[str], now: float) -> None:
+        """Copies about to leave the in-sync set were in sync until ``now``."""
+        for node_id in node_ids:
+            self._seen[(shard_id, node_id)] = now
 
     def note(self, copies: Copies, now: float) -> None:
         for shard in copies.table.shards:

@@ -149,6 +149,8 @@ def create_coordinator_app(services: Services) -> QuartTrio:
         record, changed = state.registry.register(spec.id, addr, spec.capacity)
         # A new incarnation means its data is gone: out of the in-sync sets, saved.
         await s.incarnations.observe(spec.id, spec.incarnation, spec.max_version)
+        if state.shutdowns.registered(spec.id, healthy=state.status_of(spec.id) == "healthy"):
+            s.persister.mark()
         s.monitor.watch(spec.id, addr)
         if is_new or changed:
             s.persister.mark()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from torua.coordinator.api import AssignBody, BroadcastBody, RegisterBody
 from torua.coordinator.api_load import RebalanceBody
 from torua.coordinator.api_ops import MaintenanceBody
+from torua.coordinator.api_shutdowns import ShutdownBody
 from torua.coordinator.bulk import BulkBody
 from torua.coordinator.live_config import ConfigBody
 from torua.http.openapi import Doc
@@ -39,6 +40,11 @@ COORDINATOR_DOCS: dict[tuple[str, str], Doc] = {
     ("POST", "/nodes/<node_id>/drain"): Doc("graceful leave: move every copy off"),
     ("POST", "/nodes/<node_id>/evacuate"): Doc("start moving every copy off", success=202),
     ("GET", "/nodes/<node_id>/evacuation"): Doc("evacuation progress"),
+    ("PUT", "/nodes/<node_id>/shutdown"): Doc(
+        "plan a restart (copies wait for the node) or a removal", ShutdownBody
+    ),
+    ("GET", "/nodes/<node_id>/shutdown"): Doc("a planned shutdown's progress"),
+    ("DELETE", "/nodes/<node_id>/shutdown"): Doc("withdraw a planned shutdown", success=204),
     ("GET", "/metrics"): Doc("Prometheus text format", content_type="text/plain"),
     ("GET", "/events"): Doc(
         "Server-Sent Events of the event bus", content_type="text/event-stream"

@@ -6,6 +6,7 @@ from pydantic import Field
 from quart import Quart, Response, jsonify
 
 from torua.config import NODE_ID_RE
+from torua.coordinator.api_shutdowns import install_shutdown_routes
 from torua.coordinator.live_config import ConfigBody, apply_config, config_view, send_to_nodes
 from torua.coordinator.operations import Operations
 from torua.errors import BadRequest
@@ -29,6 +30,8 @@ class MaintenanceBody(Body):
 
 def install_operation_routes(app: Quart, services: object, operations: Operations) -> None:
     s = services  # torua.coordinator.api.Services; untyped here to avoid an import cycle
+    planned = operations.planned
+    install_shutdown_routes(app, planned)
 
     @app.post("/nodes/maintenance")
     async def maintenance() -> Response:
@@ -39,6 +42,8 @@ def install_operation_routes(app: Quart, services: object, operations: Operation
 
     @app.post("/nodes/<node_id>/drain")
     async def drain(node_id: str) -> Response:
+        if planned.leaving(node_id):  # a node stopping for a planned restart keeps its copies
+            return jsonify({"node_id": node_id, "moved": 0, "restart": True})
         moved = await operations.drain(node_id, wait=DRAIN_WAIT)
         return jsonify({"node_id": node_id, "moved": moved})
 

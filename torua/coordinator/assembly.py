@@ -30,6 +30,7 @@ from torua.coordinator.node_client import NodeClient
 from torua.coordinator.node_conns import NodeConnections
 from torua.coordinator.operations import Operations
 from torua.coordinator.persistence import Persister, StateBackend
+from torua.coordinator.planned import PlannedShutdowns
 from torua.coordinator.redistributor import Redistributor
 from torua.coordinator.router import Router
 from torua.coordinator.state import ClusterState
@@ -101,6 +102,8 @@ async def open_services(
         redistributor = Redistributor(
             state, actions, mover=mover, tracker=tracker, persister=persister
         )
+        operations = Operations(state, redistributor, mover, persister, bus.publish_nowait)
+        operations.planned = PlannedShutdowns(state, redistributor, operations, persister)
         services = Services(
             state=state,
             monitor=monitor,
@@ -111,7 +114,7 @@ async def open_services(
             bus=bus,
             mover=mover,
             persister=persister,
-            operations=Operations(state, redistributor, mover, persister, bus.publish_nowait),
+            operations=operations,
             stopping=stopping,
             incarnations=incarnations,
             actions=actions,
@@ -131,6 +134,7 @@ async def open_services(
         await nursery.start(sync.run)
         await nursery.start(mover.run)
         await nursery.start(load.run)
+        await nursery.start(operations.planned.run)
         await nursery.start(TombstoneCollector(state, nodes).run)
         state.checks.on_disk_clear = lambda addr: redistributor.replan(
             "reconcile", f"the disk check of {addr} passes again"

@@ -144,6 +144,7 @@ async def run_bulk(
                     partial(_send_frames, batcher, shard_id, frames),
                     expect=200,
                     judge=partial(_all_taken, router),
+                    lowest=min(versions),
                 )
             except StaleVersion:
                 continue  # a copy holds newer versions: retry above them

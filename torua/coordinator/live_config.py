@@ -16,6 +16,7 @@ import trio
 from pydantic import Field
 
 from torua.config import (
+    MAX_DELAY,
     HealthSettings,
     check_tombstone_grace,
     format_duration,
@@ -43,6 +44,7 @@ class ConfigBody(Body):
     node_capacity: int | None = Field(default=None, ge=0)
     max_moves: int | None = Field(default=None, ge=1, le=64)
     tombstone_grace: str | None = Field(default=None, max_length=32, pattern=DURATION)
+    replica_delay: str | None = Field(default=None, max_length=32, pattern=DURATION)
 
 
 def config_view(state: ClusterState) -> dict[str, Any]:
@@ -57,6 +59,7 @@ def config_view(state: ClusterState) -> dict[str, Any]:
         "node_capacity": state.node_capacity,
         "max_moves": state.max_moves,
         "tombstone_grace": format_duration(state.tombstone_grace),
+        "replica_delay": format_duration(state.replica_delay),
     }
 
 
@@ -76,7 +79,9 @@ def tombstone_grace(text: str) -> float:
     return seconds
 
 
-def plan_config(state: ClusterState, body: ConfigBody) -> tuple[HealthSettings, int | None, int]:
+def plan_config(
+    state: ClusterState, body: ConfigBody
+) -> tuple[HealthSettings, int | None, int, float]:
     """The settings a PUT asks for, fully validated; nothing is applied here."""
     given = body.model_fields_set
     changes: dict[str, Any] = {}
@@ -101,6 +106,7 @@ def plan_config(state: ClusterState, body: ConfigBody) -> tuple[HealthSettings, 
         "health_check_path",
         "max_moves",
         "tombstone_grace",
+        "replica_delay",
     ):
         if field in given and getattr(body, field) is None:
             raise BadRequest(f"{field}: may not be null", code="invalid_field")
@@ -110,7 +116,12 @@ def plan_config(state: ClusterState, body: ConfigBody) -> tuple[HealthSettings, 
         raise BadRequest(f"health_check_timeout/interval: {exc}", code="invalid_field") from None
     capacity = body.node_capacity if "node_capacity" in given else state.node_capacity
     max_moves = body.max_moves if body.max_moves is not None else state.max_moves
-    return health, capacity, max_moves
+    delay = state.replica_delay
+    if body.replica_delay is not None:
+        delay = _duration("replica_delay", body.replica_delay)
+        if delay > MAX_DELAY:
+            raise BadRequest("replica_delay: at most 24h", code="invalid_field")
+    return health, capacity, max_moves, delay
 
 
 async def send_to_nodes(
@@ -137,11 +148,12 @@ async def send_to_nodes(
 
 def apply_config(state: ClusterState, monitor: HealthMonitor, body: ConfigBody) -> bool:
     """Validate then apply; True when node capacities changed (placement must rerun)."""
-    health, capacity, max_moves = plan_config(state, body)
+    health, capacity, max_moves, delay = plan_config(state, body)
     if body.tombstone_grace is not None:
         tombstone_grace(body.tombstone_grace)  # validated before anything changes
     capacity_changed = capacity != state.node_capacity
     state.health, state.node_capacity, state.max_moves = health, capacity, max_moves
+    state.replica_delay = delay  # holds already running keep their deadline
     if body.tombstone_grace is not None:
         state.tombstone_grace = tombstone_grace(body.tombstone_grace)
     monitor.update_settings(health)

@@ -17,7 +17,7 @@ from collections import Counter as Tally
 from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from quart import Quart
 
@@ -90,7 +90,14 @@ class CoordinatorCollector:
         for name in CLUSTER_STATES:
             cluster.add_metric([name], 1 if name == current else 0)
         moves.add_metric([], self._mover.busy())
-        yield from (nodes, modes, copies, primaries, shards, cluster, moves)
+        filled = CounterMetricFamily(
+            "torua_fill_bytes",
+            "Bytes of records copied into copies being filled, by kind (full or delta)",
+            labels=["kind"],
+        )
+        for kind, count in sorted(self._mover.fill_bytes.items()):
+            filled.add_metric([kind], count)
+        yield from (nodes, modes, copies, primaries, shards, cluster, moves, filled)
 
     def _status(self, node_id: str) -> str:
         # the monitor, as GET /nodes shows it; a node not watched yet is unknown

@@ -58,6 +58,10 @@ class Mover:
         self._running: dict[tuple[str, int, str], trio.CancelScope] = {}
         self._progress = trio.Event()
         self.completed = 0
+        # What fills moved, full and delta (for /metrics: a planned restart should
+        # move a small fraction of what a full fill would).
+        self.fill_bytes = {"full": 0, "delta": 0}
+        self.fill_records = {"full": 0, "delta": 0}
 
     def kick(self) -> None:
         """Something changed: look for work, and let waiters re-check (a rollback
@@ -100,7 +104,12 @@ class Mover:
         return record.addr
 
     def _healthy(self, node_id: str) -> bool:
-        return node_id in self._state.registry and self._state.status_of(node_id) == "healthy"
+        state = self._state
+        return (
+            node_id in state.registry
+            and state.status_of(node_id) == "healthy"
+            and not state.shutdowns.gone(node_id)  # stopping for a restart
+        )
 
     def _work(self) -> list[tuple[str, int, str]]:
         table = self._state.table
@@ -150,13 +159,26 @@ class Mover:
             raise MoveAborted(f"{node_id} is not healthy")
 
     async def _copy_pages(
-        self, shard_id: int, source: str, target: str, check: Callable[[], None], since: int = 0
+        self,
+        shard_id: int,
+        source: str,
+        target: str,
+        check: Callable[[], None],
+        since: int = 0,
+        kind: str | None = None,
     ) -> int:
         """Copy the source's records newer than ``since`` (all by default) into the target.
 
         ``since`` lets a copy that already holds everything up to a version catch
         up on the rest only, instead of taking the whole shard again.
         """
+        counted = None
+        if kind is not None:
+
+            def counted(size: int, records: int) -> None:
+                self.fill_bytes[kind] += size
+                self.fill_records[kind] += records
+
         return await copy_pages(
             self._nodes,
             shard_id,
@@ -164,6 +186,7 @@ class Mover:
             lambda: self._addr(target),
             check,
             since,
+            counted=counted,
         )
 
     async def _fill(self, shard_id: int, target: str) -> None:
@@ -171,7 +194,7 @@ class Mover:
         pushed = await self._sync.push(target)
         if pushed.get(target):
             raise MoveAborted(f"{target} did not take its assignment: {pushed[target]}")
-        await self._wipe_if_away_too_long(shard_id, target)
+        wiped = await self._wipe_if_away_too_long(shard_id, target)
         epoch = self._tracker.bump(shard_id)
         await self._tracker.wait_older(shard_id, epoch)
         self._tracker.take_missed(shard_id, target)
@@ -180,8 +203,18 @@ class Mover:
             raise MoveAborted(f"no authoritative copy of shard {shard_id} to fill from")
         donor = donors[0]
         started = trio.current_time()
+        # Read only now: every write that began before the bump has finished and
+        # lowered it if it missed the copy; later ones reach the copy directly.
+        # A wiped copy holds nothing: whatever its catch-up point, it takes everything.
+        since = 0 if wiped else self._state.copies.catch_up_from(shard_id, target)
+        kind = "delta" if since else "full"
         copied = await self._copy_pages(
-            shard_id, donor, target, lambda: self._still_wanted(shard_id, target)
+            shard_id,
+            donor,
+            target,
+            lambda: self._still_wanted(shard_id, target),
+            since=since,
+            kind=kind,
         )
         # Writes still in flight may yet fail on the target: wait for them to end
         # before judging it complete (later ones see it in sync and drop it if they
@@ -194,19 +227,21 @@ class Mover:
         await self._actions.durably(self._state.copies.fill_done(shard_id, target, donor))
         self.completed += 1
         log.info(
-            "shard %d: copy on %s filled from %s (%d records, %.2fs)",
+            "shard %d: copy on %s filled from %s (%s: %d records above version %d, %.2fs)",
             shard_id,
             target,
             donor,
+            kind,
             copied,
+            since,
             trio.current_time() - started,
         )
 
-    async def _wipe_if_away_too_long(self, shard_id: int, target: str) -> None:
+    async def _wipe_if_away_too_long(self, shard_id: int, target: str) -> bool:
         """Empty a copy not seen in sync within the tombstone grace before filling it:
         merging what it holds could bring back keys whose tombstones were purged.
         Before the fill's first write epoch, so every write it wipes is also in the
-        donor's pages (docs/replication.md, "Tombstone GC")."""
+        donor's pages (docs/replication.md, "Tombstone GC"). True when it wiped."""
         state = self._state
         if state.in_sync_times.needs_full_fill(
             state.copies, shard_id, target, time.time(), state.tombstone_grace
@@ -215,6 +250,8 @@ class Mover:
                 # Wipe only what an authoritative copy can give back.
                 raise MoveAborted(f"no authoritative copy of shard {shard_id} to fill from")
             ok_or_abort(await self._nodes.wipe(self._addr(target), shard_id))
+            return True
+        return False
 
     async def _merge(self, shard_id: int, returning: str) -> None:
         """A returning node's lost copy goes back into the shard (highest version wins)."""

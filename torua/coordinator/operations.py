@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import trio
 
@@ -30,6 +31,9 @@ from torua.coordinator.registry import Mode, NodeRecord
 from torua.coordinator.state import ClusterState
 from torua.errors import Conflict, NotFound
 from torua.events import ClusterEvent, MoveProgress, NodeModeChanged
+
+if TYPE_CHECKING:
+    from torua.coordinator.planned import PlannedShutdowns
 
 __all__ = ["Evacuation", "Operations"]
 
@@ -56,6 +60,7 @@ class Operations:
         self._persister = persister
         self._publish = publish
         self._evacuations: dict[str, Evacuation] = {}
+        self.planned: PlannedShutdowns  # planned restarts and removals, set once built
 
     def _record(self, node_id: str) -> NodeRecord:
         record = self._state.registry.get(node_id)
@@ -93,6 +98,12 @@ class Operations:
             if node_id in nodes and not state.table.shards[s].copies
         )
         return sorted(stuck)
+
+    def start_drain(self, node_id: str) -> None:
+        """Begin a graceful leave without waiting for it (``PUT .../shutdown``
+        with ``type: remove``); copies no node can take stay until one can."""
+        self._set_mode(node_id, "draining")
+        self._redistributor.replan("reconcile", f"drain {node_id}")
 
     async def drain(self, node_id: str, *, wait: float) -> int:
         record = self._record(node_id)

@@ -37,12 +37,15 @@ async def copy_pages(
     target: Callable[[], str],
     check: Callable[[], None],
     since: int = 0,
+    *,
+    counted: Callable[[int, int], None] | None = None,
 ) -> int:
     """Copy the source's records newer than ``since`` into the target; how many went.
 
     ``source`` and ``target`` give the nodes' addresses when asked (a node that
     left meanwhile raises :class:`MoveAborted`); ``check`` runs before every
-    import and raises to stop a copy that is no longer wanted. Raises
+    import and raises to stop a copy that is no longer wanted; ``counted`` hears
+    the bytes and records of every page imported (for the fill metrics). Raises
     :class:`MoveAborted` or :class:`NodeUnreachable`, never a group of them.
     """
     send, receive = trio.open_memory_channel[bytes](0)
@@ -72,7 +75,10 @@ async def copy_pages(
                 async for frames in receive:
                     check()
                     reply = ok_or_abort(await nodes.import_page(target(), shard_id, frames))
-                    copied += int(json.loads(reply.body).get("received", 0))
+                    received = int(json.loads(reply.body).get("received", 0))
+                    copied += received
+                    if counted is not None:
+                        counted(len(frames), received)
     except BaseExceptionGroup as group:
         # One side failed and the other was cancelled for it: raise that failure alone.
         failed, rest = group.split((MoveAborted, NodeUnreachable))

@@ -57,6 +57,8 @@ def snapshot(state: ClusterState) -> dict[str, Any]:
             for r in state.registry.all()
         ],
         **state.copies.to_json(),
+        # Nodes expected back, with wall-clock deadlines (shutdowns.py re-arms them).
+        "shutdowns": state.shutdowns.to_json(),
         # Not restored by a new leader (it probes afresh); shown by followers, and
         # only while the leader that probed them (this epoch) still leads.
         "status": dict(state.health_status),
@@ -73,6 +75,7 @@ def snapshot(state: ClusterState) -> dict[str, Any]:
             "node_capacity": state.node_capacity,
             "max_moves": state.max_moves,
             "tombstone_grace": state.tombstone_grace,
+            "replica_delay": state.replica_delay,
         },
     }
 
@@ -111,6 +114,8 @@ def restore(state: ClusterState, data: dict[str, Any], *, origin: str = "saved s
         state.node_capacity = config["node_capacity"]
         state.max_moves = config["max_moves"]
         state.tombstone_grace = config.get("tombstone_grace", state.tombstone_grace)
+        state.replica_delay = float(config.get("replica_delay", state.replica_delay))
+    state.shutdowns.restore(data.get("shutdowns", {}))
 
 
 def load_state(state: ClusterState, directory: Path) -> bool:

@@ -137,6 +137,7 @@ class Redistributor:
                     return None
                 if record.mode == "maintenance" and record.ever_healthy:
                     return None  # its copies are leaving anyway: a failure moves nothing
+                self._note_away(node_id, new, record.mode)
                 if new == "healthy" and not record.ever_healthy:
                     record.ever_healthy = True
                     self._persister.mark()
@@ -145,11 +146,31 @@ class Redistributor:
                 return "reconcile"
             case NodeRemoved(node_id=node_id):
                 self._state.health_status.pop(node_id, None)
+                self._state.shutdowns.forget(node_id)
                 return "reconcile"
             case NodeJoined(rejoined=True):
                 return "reconcile"
             case _:
                 return None
+
+    def _note_away(self, node_id: str, new: str, mode: str) -> None:
+        """A node that fails may be held for its delay; one that passes again is back."""
+        shutdowns, state = self._state.shutdowns, self._state
+        if new == "unhealthy" and mode == "active":
+            if shutdowns.left(
+                node_id, replica_delay=state.replica_delay, copies=state.table.replication_factor
+            ):
+                away = shutdowns.away[node_id]
+                log.warning(
+                    "%s is away (%s): its copies wait %.0fs for it before they are rebuilt",
+                    node_id,
+                    away.reason,
+                    away.delay,
+                )
+                self._persister.mark()
+        elif new == "healthy" and shutdowns.healthy(node_id):
+            log.info("%s is back within its delay: its copies catch up", node_id)
+            self._persister.mark()
 
     def handle(self, event: ClusterEvent) -> None:
         wanted = self._decide(event)

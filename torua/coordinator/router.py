@@ -18,6 +18,7 @@ hold, never a false 404 nor an old value.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from functools import partial
 
@@ -222,6 +223,7 @@ class Router:
                     partial(self._send_write, shard_id, key, value, version),
                     expect=204,
                     judge=self._applied(version),
+                    lowest=version,
                 )
             except StaleVersion:
                 continue  # the newer version was observed: the next one is larger
@@ -267,13 +269,21 @@ class Router:
         return judge
 
     async def replicate(
-        self, shard_id: int, send: Send, *, expect: int, judge: Judge | None = None
+        self,
+        shard_id: int,
+        send: Send,
+        *,
+        expect: int,
+        judge: Judge | None = None,
+        lowest: int = 0,
     ) -> None:
         """Send one write (a key, or a batch) to every copy that must have it.
 
         Acknowledged only when every authoritative copy answered ``expect`` and
         ``judge`` accepted the answer; raises 503 when none could be reached,
         502 when none took it, :class:`StaleVersion` when a copy holds newer data.
+        ``lowest`` is the smallest version the write carries (0 when unknown): a
+        copy that misses it catches up from below it later.
         """
         shard = self._state.table.shards[shard_id]
         copies = self._state.copies
@@ -313,7 +323,7 @@ class Router:
                 if node_id in failed or node_id in stale:
                     self._tracker.note_missed(shard_id, node_id)
         ok, behind = copies.write_done(
-            shard_id, authoritative, filling, set(failed), self._state.is_up
+            shard_id, authoritative, filling, set(failed), self._state.is_up, lowest
         )
         if not ok:
             if set(failed) <= unreachable:
@@ -323,6 +333,7 @@ class Router:
             )
         if behind:
             await self._drop_from_in_sync(shard_id, behind, failed)
+        await self._actions.durably(copies.since_saves(shard_id))
         if stale:
             raise StaleVersion(f"shard {shard_id}: {sorted(stale)} hold a newer version")
 
@@ -344,6 +355,7 @@ class Router:
                 failed.get(node_id, "down"),
             )
         copies = self._state.copies
+        self._state.in_sync_times.note_leaving(shard_id, node_ids, time.time())
         await self._actions.durably(copies.write_missed(shard_id, node_ids))
         self._actions.now(copies.missed_saved(shard_id, node_ids))
 

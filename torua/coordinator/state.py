@@ -16,6 +16,7 @@ from torua.cluster.tombstone_gc import InSyncTimes
 from torua.config import CoordinatorSettings, HealthSettings
 from torua.coordinator.node_checks import NodeChecks
 from torua.coordinator.registry import NodeRecord, Registry
+from torua.coordinator.shutdowns import Shutdowns
 
 __all__ = ["ClusterState"]
 
@@ -45,6 +46,9 @@ class ClusterState:
     # When each copy was last seen in sync: a copy away longer than the tombstone
     # grace is filled from scratch (torua.cluster.tombstone_gc).
     in_sync_times: InSyncTimes = field(default_factory=InSyncTimes)
+    replica_delay: float = field(init=False)
+    # Nodes expected back (planned restarts, failures within the replica delay).
+    shutdowns: Shutdowns = field(default_factory=Shutdowns)
 
     def __post_init__(self) -> None:
         self.copies = Copies(ShardTable(self.settings.shards, self.settings.replication_factor))
@@ -52,6 +56,7 @@ class ClusterState:
         self.node_capacity = self.settings.node_capacity
         self.max_moves = self.settings.max_moves
         self.tombstone_grace = self.settings.tombstone_grace
+        self.replica_delay = self.settings.replica_delay
 
     @property
     def table(self) -> ShardTable:
@@ -86,16 +91,19 @@ class ClusterState:
         return record.capacity if record.capacity is not None else self.node_capacity
 
     def node_states(self) -> dict[str, NodeState]:
-        """The placement view: only healthy, active nodes may take copies."""
-        return {
-            r.id: NodeState(
+        """The placement view: only healthy, active nodes may take copies; an active
+        node that is away within its delay keeps its copies (``held``)."""
+        states = {}
+        for r in self.registry.all():
+            live = self.status_of(r.id) == "healthy" and not self.shutdowns.gone(r.id)
+            states[r.id] = NodeState(
                 id=r.id,
-                live=self.status_of(r.id) == "healthy",
+                live=live,
                 leaving=r.mode != "active",
                 capacity=self._room_for(r),
+                held=not live and r.mode == "active" and self.shutdowns.holds(r.id),
             )
-            for r in self.registry.all()
-        }
+        return states
 
     def _room_for(self, record: NodeRecord) -> int | None:
         """A node whose disk check warns keeps what it holds and takes nothing new:
@@ -115,8 +123,13 @@ class ClusterState:
         return health
 
     def is_up(self, node_id: str) -> bool:
-        """May serve requests: registered and not known to be unhealthy."""
-        return node_id in self.registry and self.status_of(node_id) != "unhealthy"
+        """May serve requests: registered, not known to be unhealthy, and not gone
+        for a restart it has not registered back from."""
+        return (
+            node_id in self.registry
+            and self.status_of(node_id) != "unhealthy"
+            and not self.shutdowns.gone(node_id)
+        )
 
     def readable_copies(self, shard_id: int) -> list[str]:
         """Authoritative live copies, primary first, then retiring ones."""

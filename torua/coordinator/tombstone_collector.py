@@ -50,6 +50,10 @@ class TombstoneCollector:
             task_status.started()
             last = -math.inf
             while True:
+                # Every tick, not every round: a copy that leaves the in-sync set is then
+                # known in sync until at most a second before, so a restart shortly after
+                # the coordinator started still catches up by delta instead of a wipe.
+                self._state.in_sync_times.note(self._state.copies, self._clock())
                 # The length is read on every tick: a grace shortened live applies within 1 s.
                 if trio.current_time() - last >= self.round_length():
                     last = trio.current_time()

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from torua import __version__
+from torua.cluster import Shard
 from torua.coordinator.health import NodeHealth
 from torua.coordinator.registry import NodeRecord
 from torua.coordinator.state import ClusterState
@@ -48,7 +49,43 @@ def node_view(state: ClusterState, monitor: HealthLookup, record: NodeRecord) ->
         "primary_shards": state.table.primaries_on(record.id),
         "capacity": state.capacity_of(record),
         "checks": state.checks.of(record.addr),
+        # A planned restart's progress, or "away" for a failure within the delay.
+        "shutdown": _shutdown_status(state, record.id),
     }
+
+
+def _shutdown_status(state: ClusterState, node_id: str) -> str | None:
+    if node_id in state.shutdowns.records:
+        return state.shutdowns.status(node_id)
+    return "away" if node_id in state.shutdowns.away else None
+
+
+def shard_health(state: ClusterState, shard: Shard) -> tuple[str, str | None]:
+    """``green``, ``yellow`` or ``red`` for one shard, with the reason when not green."""
+    readable = [n for n in shard.copies if n in shard.in_sync and state.is_up(n)]
+    readable = [n for n in readable if state.status_of(n) == "healthy"]
+    if not readable:
+        return "red", "no in-sync copy on a healthy node"
+    if len(readable) >= state.table.replication_factor:
+        return "green", None
+    reasons = []
+    for node_id in shard.copies:
+        if node_id in readable:
+            continue
+        away = state.shutdowns.away.get(node_id)
+        if away is not None:
+            why = "restarting" if away.reason == "restart" else "unhealthy"
+            reasons.append(
+                f"copy on {node_id} is away ({why}); rebuilt elsewhere if not back by "
+                f"{rfc3339(away.deadline)}"
+            )
+        elif state.is_up(node_id):
+            reasons.append(f"copy on {node_id} is catching up")
+        else:
+            reasons.append(f"copy on {node_id} is down")
+    if len(shard.copies) < state.table.replication_factor:
+        reasons.append(f"{len(shard.copies)} of {state.table.replication_factor} copies placed")
+    return "yellow", "; ".join(reasons)
 
 
 def node_info(state: ClusterState, monitor: HealthLookup, record: NodeRecord) -> dict[str, Any]:
@@ -84,6 +121,8 @@ def shards_view(
                 "in_sync": [n for n in shard.copies if n in shard.in_sync],
                 "state": state.shard_state(shard.shard_id),
                 "rate": None if rate is None else rate(shard.shard_id),
+                "health": (health := shard_health(state, shard))[0],
+                "reason": health[1],
             }
             for shard in table.shards
         ],
