@@ -37,6 +37,11 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--replicas", default="2")
     up.add_argument("--data-dir", default=None)
     up.add_argument("--memory", action="store_true")
+    up.add_argument(
+        "--access-log",
+        action="store_true",
+        help="every process logs one line per HTTP request (TORUA_ACCESS_LOG=1)",
+    )
     add_coordinator_flags(commands.add_parser("coordinator", help="run the coordinator"))
     add_node_flags(commands.add_parser("node", help="run one storage node"))
     from torua.cli.commands import add_client_commands
@@ -111,6 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 replicas=parse_int(args.replicas, setting="--replicas", minimum=1),
                 data_dir=args.data_dir or env.get("TORUA_DATA_DIR") or "./.torua",
                 memory=args.memory,
+                access_log=args.access_log,
                 token=env.get("TORUA_TOKEN") or None,
             )
             configure_logging("up")

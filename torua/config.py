@@ -246,6 +246,7 @@ class CoordinatorSettings:
     leader_ttl: float = 10.0
     etcd_prefix: str = "/torua/"
     server: ServerKind = DEFAULT_SERVER  # the HTTP server (TORUA_SERVER, --server)
+    access_log: bool = False  # one log line per request (TORUA_ACCESS_LOG, --access-log)
 
     def __post_init__(self) -> None:
         _check_server(self.server)
@@ -300,6 +301,7 @@ class NodeSettings:
     insecure: bool = False
     register_backoff_max: float = 5.0
     server: ServerKind = DEFAULT_SERVER  # the HTTP server (TORUA_SERVER, --server)
+    access_log: bool = False  # one log line per request (TORUA_ACCESS_LOG, --access-log)
 
     def __post_init__(self) -> None:
         _check_server(self.server)

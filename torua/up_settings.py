@@ -36,6 +36,7 @@ class UpSettings:
     replicas: int = 2
     data_dir: str = "./.torua"
     memory: bool = False
+    access_log: bool = False  # passed on to every child as --access-log
     token: str | None = None
     ready_timeout: float = 30.0
     extra_env: dict[str, str] = field(default_factory=dict)
@@ -54,7 +55,11 @@ class UpSettings:
             raise ConfigError(f"--replicas={self.replicas} must be between 1 and 16")
 
     def common_argv(self) -> list[str]:
-        return ["--data-dir", self.data_dir] + (["--memory"] if self.memory else [])
+        return (
+            ["--data-dir", self.data_dir]
+            + (["--memory"] if self.memory else [])
+            + (["--access-log"] if self.access_log else [])
+        )
 
 
 def coordinator_argv(settings: UpSettings, url: str) -> list[str]:

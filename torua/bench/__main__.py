@@ -1,4 +1,4 @@
-"""``python -m torua.bench [--quick] [--out DIR] [--only SECTION,...]``.
+"""``python -m torua.bench [--quick] [--out DIR] [--only SECTION,...] [--profile]``.
 
 Runs each section in turn (a failing section is recorded and the others still
 run), rewrites results.json and results.md after every section, and prints a
@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from torua.bench import detection, failover, probelag, throughput
+from torua.bench.profile import summary_text
 from torua.bench.report import kept_up, write_results
 from torua.bench.wrk import require_wrk
 
@@ -163,6 +164,17 @@ def main(argv: list[str] | None = None) -> int:
         default=",".join(SECTIONS),
         help=f"comma-separated sections: {', '.join(SECTIONS)}",
     )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="also py-spy flame graphs of a node and the coordinator under GET load "
+        "(throughput section), with their top frames",
+    )
+    parser.add_argument(
+        "--profile-out",
+        default="bench/results",
+        help="where the flame graphs and profile-top.txt go (default bench/results)",
+    )
     args = parser.parse_args(argv)
     only = {s.strip() for s in args.only.split(",") if s.strip()}
     if not only <= set(SECTIONS):
@@ -209,7 +221,13 @@ def main(argv: list[str] | None = None) -> int:
             f"throughput:{config.name}",
             "throughput",
             functools.partial(
-                throughput.run_config, config, seconds=seconds, bulk_batches=bulk_batches, log=_log
+                throughput.run_config,
+                config,
+                seconds=seconds,
+                bulk_batches=bulk_batches,
+                log=_log,
+                profile_to=Path(args.profile_out) if args.profile else None,
+                profile_seconds=5.0 if args.quick else 10.0,
             ),
         )
     for n, k in detection.CASES:
@@ -228,6 +246,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     json_path, md_path = write_results(results, out)
     _log(f"wrote {json_path} and {md_path} in {time.monotonic() - started:.0f} s")
+    profiles = [p for s in results["throughput"] for p in s.get("profiles", [])]
+    if profiles:
+        top_path = Path(args.profile_out) / "profile-top.txt"
+        top_path.write_text(summary_text(profiles))
+        _log(f"wrote flame graphs and {top_path}")
     failed = [t["target"] for t in results["targets"] if t["result"] is False]
     _log(f"targets: {len(results['targets']) - len(failed)} met, {len(failed)} not met")
     return 1 if results["section_errors"] else 0
