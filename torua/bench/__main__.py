@@ -94,7 +94,7 @@ def _problems(results: dict[str, Any]) -> list[str]:
                     f"c={r['concurrency']}: {r['non_2xx']} non-2xx, "
                     f"{r['socket_errors']} socket errors, {r['timeouts']} timeouts"
                 )
-        for op in ("put", "get"):
+        for op in ("put", "get") if section["bulk"] else ():
             result = section["bulk"][op]
             if result["errors"] or result["timed_out"]:
                 found.append(
@@ -175,7 +175,20 @@ def main(argv: list[str] | None = None) -> int:
         default="bench/results",
         help="where the flame graphs and profile-top.txt go (default bench/results)",
     )
+    parser.add_argument(
+        "--rows",
+        default=None,
+        help="throughput: only these runs, e.g. GET:32,PUT:32,bulk (default all)",
+    )
+    parser.add_argument(
+        "--configs",
+        default=None,
+        help="throughput: only the configurations whose name contains one of these, "
+        "e.g. memory or durable (default all)",
+    )
     args = parser.parse_args(argv)
+    rows = None if args.rows is None else frozenset(r.strip() for r in args.rows.split(","))
+    picked = None if args.configs is None else [c.strip() for c in args.configs.split(",")]
     only = {s.strip() for s in args.only.split(",") if s.strip()}
     if not only <= set(SECTIONS):
         parser.error(f"--only takes {', '.join(SECTIONS)}")
@@ -217,6 +230,8 @@ def main(argv: list[str] | None = None) -> int:
 
     results["throughput"], results["detection"] = [], []
     for config in throughput.CONFIGS:
+        if picked is not None and not any(p in config.name for p in picked):
+            continue
         section(
             f"throughput:{config.name}",
             "throughput",
@@ -228,6 +243,7 @@ def main(argv: list[str] | None = None) -> int:
                 log=_log,
                 profile_to=Path(args.profile_out) if args.profile else None,
                 profile_seconds=5.0 if args.quick else 10.0,
+                rows=rows,
             ),
         )
     for n, k in detection.CASES:

@@ -112,7 +112,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                 )
     for name, section in by_config.items():
         floor = BULK_KEYS_PER_S.get(name, BULK_KEYS_PER_S_DEFAULT)
-        for op in ("put", "get"):
+        for op in ("put", "get") if section["bulk"] else ():
             rate = section["bulk"][op]["keys_per_s"]
             add(
                 f"bulk {op} keys/s through the coordinator ({name})",
@@ -232,6 +232,7 @@ def _throughput_md(sections: list[dict[str, Any]]) -> list[str]:
             sum(s["bulk"][op]["errors"].values()),
         ]
         for s in sections
+        if s["bulk"]
         for op in ("put", "get")
     ]
     out += ["## Bulk (POST /data/_bulk, 1,000 ops per request, 4 requests at a time)", ""]

@@ -136,11 +136,14 @@ def run_config(
     log: Any = print,
     profile_to: Path | None = None,
     profile_seconds: float = 5.0,
+    rows: frozenset[str] | None = None,
 ) -> dict[str, Any]:
     """All runs of one configuration; returns its section of results.json.
 
     With ``profile_to``, also flame graphs of the node and the coordinator
-    under GET load (:func:`_profile`), written there.
+    under GET load (:func:`_profile`), written there. ``rows`` (e.g.
+    ``{"GET:32", "bulk"}``) keeps only those wrk runs and the bulk run, for
+    measuring one change without the whole section.
     """
     runs: list[dict[str, Any]] = []
     profiles: list[dict[str, Any]] = []
@@ -178,6 +181,8 @@ def run_config(
                             if method == "GET":
                                 get_scripts[target] = script
                             for connections in CONCURRENCY:
+                                if rows is not None and f"{method}:{connections}" not in rows:
+                                    continue
                                 with CpuMeter({**cluster.pids(), "ceiling": ceiling.pid}) as cpu:
                                     result = run_wrk(
                                         url, script, connections=connections, seconds=seconds
@@ -197,11 +202,13 @@ def run_config(
                                         "cpu_cores": cpu.cores,
                                     }
                                 )
-                    bulk_result = bulk.run_bulk(cluster.coordinator.url, batches=bulk_batches)
-                    log(
-                        f"  {config.name} bulk: put {bulk_result['put']['keys_per_s']:.0f} "
-                        f"keys/s, get {bulk_result['get']['keys_per_s']:.0f} keys/s"
-                    )
+                    bulk_result: dict[str, Any] | None = None
+                    if rows is None or "bulk" in rows:
+                        bulk_result = bulk.run_bulk(cluster.coordinator.url, batches=bulk_batches)
+                        log(
+                            f"  {config.name} bulk: put {bulk_result['put']['keys_per_s']:.0f} "
+                            f"keys/s, get {bulk_result['get']['keys_per_s']:.0f} keys/s"
+                        )
                 if profile_to is not None:
                     pids = cluster.pids()
                     node_name = f"node {node_id}"

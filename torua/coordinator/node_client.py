@@ -80,8 +80,12 @@ class NodeClient:
         """One call; ``idempotent`` (default: by method) allows a resend on a fresh
         connection when a kept one turns out closed before the node answered."""
         conns = self._clients.raw
+        limit = deadline if deadline is not None else self.request_timeout
+        # A bare cancel scope, not trio.fail_after: its generator-based context
+        # manager cost a tenth of the coordinator's CPU per routed read.
+        scope = trio.CancelScope(deadline=trio.current_time() + limit)
         try:
-            with trio.fail_after(deadline if deadline is not None else self.request_timeout):
+            with scope:
                 if conns.handles(addr):
                     extra = b"" if headers is None else header_lines(headers)
                     if payload is not None:
@@ -98,10 +102,10 @@ class NodeClient:
                     json=payload,
                     headers=headers,
                 )
-        except trio.TooSlowError:
-            raise NodeUnreachable(f"{addr} did not answer {method} {path} in time") from None
         except (httpx.HTTPError, OSError, WireError, trio.BrokenResourceError) as exc:
             raise NodeUnreachable(f"{addr}: {type(exc).__name__} {exc}".strip()) from None
+        if scope.cancelled_caught:
+            raise NodeUnreachable(f"{addr} did not answer {method} {path} in time")
         lowered = {name.lower(): value for name, value in response.headers.items()}
         return Reply(response.status_code, response.content, lowered)
 

@@ -50,15 +50,18 @@ class HypercornAccessLogger(HypercornLogger):
     """hypercorn's logger, writing access lines in the native server's shape."""
 
     async def access(self, request: Any, response: Any, request_time: float) -> None:
-        if self.access_logger is None:
+        # hypercorn 0.18 also calls this with no response when the client closes
+        # while the answer's last piece is still being sent, then again with the
+        # response: the first call would be a second, wrong line for one request.
+        if self.access_logger is None or response is None:
             return
         target = request.get("raw_path") or request.get("path", "").encode()
         if query := request.get("query_string"):
             target += b"?" + query
         size: int | None = None
-        for name, value in (response or {}).get("headers", ()):
+        for name, value in response.get("headers", ()):
             if name.lower() == b"content-length" and value.isdigit():
                 size = int(value)
-        status = response["status"] if response is not None else 0
+        status = response["status"]
         method = request.get("method", "GET")
         log_request(request.get("client"), method, target, status, size, request_time)

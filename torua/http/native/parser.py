@@ -10,6 +10,7 @@ parsing, before anything unbounded is kept.
 
 from __future__ import annotations
 
+import os
 from collections import deque
 from urllib.parse import unquote
 
@@ -116,6 +117,8 @@ class RequestReader:
         self._bodiless = False
         self.eof = False
         self.buffered = 0  # bytes queued in body events
+        # The socket's descriptor, for reads that need not wait (:meth:`_read_ready`).
+        self._fd = stream.socket.fileno() if isinstance(stream, trio.SocketStream) else -1
 
     # httptools callbacks -------------------------------------------------
 
@@ -225,6 +228,30 @@ class RequestReader:
             return b""
         return data if type(data) is bytes else bytes(data)
 
+    def _read_ready(self) -> None:
+        """Parse what the socket already holds, without waiting.
+
+        Under load the next request has usually arrived by the time the last
+        answer is sent. Reading it straight off the descriptor skips what a
+        wait costs: a cancel scope with a deadline, the stream's wrappers and a
+        trip through the scheduler, together about a fifth of the Python time
+        of a request. Nothing there yet (or not a socket): the caller waits
+        as before. The connection still yields once per request, when it
+        sends its answer.
+        """
+        if self._fd < 0 or self.eof or self._upgraded or self._failure is not None:
+            return
+        try:
+            data = os.read(self._fd, RECEIVE_SIZE)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""  # reset or closed: the end, as :meth:`_receive` reads it
+        self.feed(data)
+
+    def _head_ready(self) -> bool:
+        return bool(self._events) and type(self._events[0]) is Head
+
     async def _pull(self) -> object | None:
         while not self._events:
             if self._failure is not None:
@@ -244,6 +271,12 @@ class RequestReader:
         connection just closes), and ``read_timeout`` for the whole head
         once it has begun (then 408).
         """
+        if not self.started:
+            self._read_ready()
+        if self._head_ready():  # the whole head is here: nothing to wait for
+            head = self._events.popleft()
+            assert isinstance(head, Head)
+            return head
         limits = self._limits
         # One cancel scope for both waits (a scope costs as much as parsing the head).
         with trio.CancelScope() as scope:
@@ -253,7 +286,8 @@ class RequestReader:
                     self.feed(await self._receive())
                 if not self.started:
                     return None
-            scope.deadline = trio.current_time() + limits.read_timeout
+            if not self._head_ready():
+                scope.deadline = trio.current_time() + limits.read_timeout
             event = await self._pull()
             if event is None:
                 if self._in_head:
