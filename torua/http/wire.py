@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import httptools
 import trio
 
-from torua.http.direct_io import send_now
+from torua.http.direct_io import receive_when_ready, send_now
 
 __all__ = ["MAX_HEAD", "Response", "WireError", "encode_request", "exchange"]
 
@@ -166,7 +166,7 @@ async def exchange(
     fed_in_head = 0
     tail = b""
     while not reader.done:
-        data = await stream.receive_some(_READ)
+        data = await receive_when_ready(stream, _READ, wait_first=not started)
         if not data:
             if not reader.in_head and not reader.framed:
                 break  # the body runs to EOF, and this is it
