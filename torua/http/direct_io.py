@@ -23,7 +23,7 @@ __all__ = ["receive_when_ready", "send_now"]
 _READ = 65536
 
 
-def send_now(stream: trio.abc.Stream, data: bytes) -> int:
+def send_now(stream: trio.abc.SendStream, data: bytes) -> int:
     """Bytes of ``data`` written to ``stream``'s socket without waiting (maybe 0).
 
     Raises ``OSError`` for a broken or closed connection, as the socket does.
@@ -37,7 +37,7 @@ def send_now(stream: trio.abc.Stream, data: bytes) -> int:
 
 
 async def receive_when_ready(
-    stream: trio.abc.Stream, max_bytes: int = _READ, *, wait_first: bool = True
+    stream: trio.abc.ReceiveStream, max_bytes: int = _READ, *, wait_first: bool = True
 ) -> bytes:
     """The next bytes from ``stream`` (``b""`` at its end).
 

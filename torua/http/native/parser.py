@@ -18,6 +18,7 @@ import httptools
 import trio
 
 from torua.errors import ApiError
+from torua.http.direct_io import receive_when_ready
 from torua.http.native.limits import ServerLimits
 
 __all__ = ["BODY", "END", "Head", "ProtocolError", "RequestReader"]
@@ -228,6 +229,16 @@ class RequestReader:
             return b""
         return data if type(data) is bytes else bytes(data)
 
+    async def _receive_waiting(self) -> bytes:
+        """The next bytes, once :meth:`_read_ready` found the socket empty: wait for
+        it to turn readable first rather than fail a read again."""
+        if self._fd < 0:
+            return await self._receive()
+        try:
+            return await receive_when_ready(self._stream, RECEIVE_SIZE)
+        except (OSError, trio.BrokenResourceError, trio.ClosedResourceError):
+            return b""
+
     def _read_ready(self) -> None:
         """Parse what the socket already holds, without waiting.
 
@@ -283,7 +294,7 @@ class RequestReader:
             if not self.started:
                 scope.deadline = trio.current_time() + limits.idle_timeout
                 while not self.started and not self.eof and not self._upgraded:
-                    self.feed(await self._receive())
+                    self.feed(await self._receive_waiting())
                 if not self.started:
                     return None
             if not self._head_ready():
