@@ -89,6 +89,7 @@ class Recording:
                 code = -9
             if code != 0:
                 failed.append(f"exit {code}: {err.read_text(errors='replace').strip()[-300:]}")
+            err.unlink(missing_ok=True)
         result: dict[str, Any] = {"process": self.name, "svg": str(self.svg)}
         if not self.raw.exists():
             result["error"] = "; ".join(failed) or "py-spy wrote no samples"
