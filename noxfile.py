@@ -84,11 +84,13 @@ def typecheck(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Benchmarks (SPEC §6), when torua.bench exists; not part of the default run.
 
-    ``nox -s bench -- --quick`` for short runs; results in ./bench-results/.
+    ``nox -s bench -- --quick`` for short runs; results in ./bench-results/;
+    ``-- --profile`` adds py-spy flame graphs and their top frames in bench/results/.
     """
     if not (Path("torua/bench").is_dir() or Path("torua/bench.py").is_file()):
         session.skip("torua.bench does not exist yet: no benchmarks to run")
     install_with_tests(session)
+    session.install("py-spy")  # the flame graphs of --profile; only the bench needs it
     # wrk is the external load generator and etcd serves the failover section
     # (Debian packages); install them when missing
     session.run(

@@ -259,6 +259,7 @@ class CoordinatorSettings:
     leader_ttl: float = 10.0
     etcd_prefix: str = "/torua/"
     server: ServerKind = DEFAULT_SERVER  # the HTTP server (TORUA_SERVER, --server)
+    access_log: bool = False  # one log line per request (TORUA_ACCESS_LOG, --access-log)
 
     def __post_init__(self) -> None:
         _check_server(self.server)
@@ -330,6 +331,7 @@ class NodeSettings:
     disk_warn: DiskLimit = DiskLimit(used_percent=85.0)
     disk_critical: DiskLimit = DiskLimit(used_percent=95.0)
     check_interval: float = 10.0
+    access_log: bool = False  # one log line per request (TORUA_ACCESS_LOG, --access-log)
 
     def __post_init__(self) -> None:
         _check_server(self.server)

@@ -46,6 +46,12 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--log-level", help="DEBUG, INFO, WARNING (TORUA_LOG_LEVEL)")
     parser.add_argument("--server", help="HTTP server: native or hypercorn (TORUA_SERVER)")
+    parser.add_argument(
+        "--access-log",
+        action="store_true",
+        default=None,
+        help="log one line per HTTP request (TORUA_ACCESS_LOG=1)",
+    )
 
 
 def add_coordinator_flags(parser: argparse.ArgumentParser) -> None:
@@ -85,6 +91,7 @@ def _shared(args: argparse.Namespace, env: Mapping[str, str]) -> dict[str, Any]:
     """The settings every process kind reads the same way."""
     memory_flag = "1" if args.memory else None
     insecure_flag = "1" if args.insecure else None
+    access_log_flag = "1" if args.access_log else None
     return {
         "max_value": parse_int(
             pick(args.max_value, env, "TORUA_MAX_VALUE", str(16 * 1024 * 1024)) or "",
@@ -98,6 +105,10 @@ def _shared(args: argparse.Namespace, env: Mapping[str, str]) -> dict[str, Any]:
         "server": (pick(args.server, env, "TORUA_SERVER", DEFAULT_SERVER) or "").strip().lower(),
         "insecure": parse_bool(
             pick(insecure_flag, env, "TORUA_INSECURE", "0") or "0", setting="TORUA_INSECURE"
+        ),
+        "access_log": parse_bool(
+            pick(access_log_flag, env, "TORUA_ACCESS_LOG", "0") or "0",
+            setting="TORUA_ACCESS_LOG",
         ),
     }
 

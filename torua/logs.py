@@ -21,5 +21,8 @@ def configure_logging(name: str, level: str | None = None) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(chosen)
+    # Lines reach this logger only when the access log is switched on; then
+    # they show whatever the general level (``up`` runs its children at WARNING).
+    logging.getLogger("torua.http.access").setLevel(logging.INFO)
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)

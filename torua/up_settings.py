@@ -43,6 +43,7 @@ class UpSettings:
     replicas: int = 2
     data_dir: str = "./.torua"
     memory: bool = False
+    access_log: bool = False  # passed on to every child as --access-log
     token: str | None = None
     ready_timeout: float = 30.0
     extra_env: dict[str, str] = field(default_factory=dict)
@@ -61,7 +62,11 @@ class UpSettings:
             raise ConfigError(f"--replicas={self.replicas} must be between 1 and 16")
 
     def common_argv(self) -> list[str]:
-        return ["--data-dir", self.data_dir] + (["--memory"] if self.memory else [])
+        return (
+            ["--data-dir", self.data_dir]
+            + (["--memory"] if self.memory else [])
+            + (["--access-log"] if self.access_log else [])
+        )
 
 
 def up_settings_from(args: argparse.Namespace, env: Mapping[str, str]) -> UpSettings:
@@ -76,6 +81,7 @@ def up_settings_from(args: argparse.Namespace, env: Mapping[str, str]) -> UpSett
         ),
         data_dir=args.data_dir or env.get("TORUA_DATA_DIR") or "./.torua",
         memory=args.memory,
+        access_log=bool(getattr(args, "access_log", False)),
         token=env.get("TORUA_TOKEN") or None,
     )
 

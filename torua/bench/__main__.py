@@ -1,4 +1,4 @@
-"""``python -m torua.bench [--quick] [--out DIR] [--only SECTION,...]``.
+"""``python -m torua.bench [--quick] [--out DIR] [--only SECTION,...] [--profile]``.
 
 Runs each section in turn (a failing section is recorded and the others still
 run), rewrites results.json and results.md after every section, and prints a
@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from torua.bench import detection, failover, moves, probelag, throughput
+from torua.bench.profile import summary_text
 from torua.bench.report import kept_up, write_results
 from torua.bench.wrk import require_wrk
 
@@ -93,7 +94,7 @@ def _problems(results: dict[str, Any]) -> list[str]:
                     f"c={r['concurrency']}: {r['non_2xx']} non-2xx, "
                     f"{r['socket_errors']} socket errors, {r['timeouts']} timeouts"
                 )
-        for op in ("put", "get"):
+        for op in ("put", "get") if section["bulk"] else ():
             result = section["bulk"][op]
             if result["errors"] or result["timed_out"]:
                 found.append(
@@ -163,7 +164,31 @@ def main(argv: list[str] | None = None) -> int:
         default=",".join(SECTIONS),
         help=f"comma-separated sections: {', '.join(SECTIONS)}",
     )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="also py-spy flame graphs of a node and the coordinator under GET load "
+        "(throughput section), with their top frames",
+    )
+    parser.add_argument(
+        "--profile-out",
+        default="bench/results",
+        help="where the flame graphs and profile-top.txt go (default bench/results)",
+    )
+    parser.add_argument(
+        "--rows",
+        default=None,
+        help="throughput: only these runs, e.g. GET:32,PUT:32,bulk (default all)",
+    )
+    parser.add_argument(
+        "--configs",
+        default=None,
+        help="throughput: only the configurations whose name contains one of these, "
+        "e.g. memory or durable (default all)",
+    )
     args = parser.parse_args(argv)
+    rows = None if args.rows is None else frozenset(r.strip() for r in args.rows.split(","))
+    picked = None if args.configs is None else [c.strip() for c in args.configs.split(",")]
     only = {s.strip() for s in args.only.split(",") if s.strip()}
     if not only <= set(SECTIONS):
         parser.error(f"--only takes {', '.join(SECTIONS)}")
@@ -205,11 +230,20 @@ def main(argv: list[str] | None = None) -> int:
 
     results["throughput"], results["detection"] = [], []
     for config in throughput.CONFIGS:
+        if picked is not None and not any(p in config.name for p in picked):
+            continue
         section(
             f"throughput:{config.name}",
             "throughput",
             functools.partial(
-                throughput.run_config, config, seconds=seconds, bulk_batches=bulk_batches, log=_log
+                throughput.run_config,
+                config,
+                seconds=seconds,
+                bulk_batches=bulk_batches,
+                log=_log,
+                profile_to=Path(args.profile_out) if args.profile else None,
+                profile_seconds=5.0 if args.quick else 10.0,
+                rows=rows,
             ),
         )
     for n, k in detection.CASES:
@@ -229,6 +263,11 @@ def main(argv: list[str] | None = None) -> int:
     section("moves", "moves", functools.partial(moves.run_moves, log=_log))
     json_path, md_path = write_results(results, out)
     _log(f"wrote {json_path} and {md_path} in {time.monotonic() - started:.0f} s")
+    profiles = [p for s in results["throughput"] for p in s.get("profiles", [])]
+    if profiles:
+        top_path = Path(args.profile_out) / "profile-top.txt"
+        top_path.write_text(summary_text(profiles))
+        _log(f"wrote flame graphs and {top_path}")
     failed = [t["target"] for t in results["targets"] if t["result"] is False]
     _log(f"targets: {len(results['targets']) - len(failed)} met, {len(failed)} not met")
     return 1 if results["section_errors"] else 0

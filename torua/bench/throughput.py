@@ -23,6 +23,7 @@ import httpx
 
 from torua.bench import bulk
 from torua.bench.procs import Cluster, CpuMeter, Procs, RssSampler
+from torua.bench.profile import find_py_spy, start_recording
 from torua.bench.wrk import run_wrk, write_script
 from torua.cluster import shard_for_key
 from torua.coordinator.node_client import key_path
@@ -86,11 +87,67 @@ def _start(config: Config, procs: Procs) -> Cluster:
     return cluster
 
 
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in text.lower()).strip("-")
+
+
+def _profile(
+    config: Config,
+    loads: list[tuple[str, str, Path, dict[str, int]]],
+    *,
+    seconds: float,
+    out: Path,
+    log: Any,
+) -> list[dict[str, Any]]:
+    """Under each load (wrk GET c=32, not measured), py-spy on each named process.
+
+    A run of its own, after the measured ones, because sampling costs the
+    sampled process some CPU.
+    """
+    py_spy = find_py_spy()
+    if py_spy is None:
+        log("  profile: py-spy is not installed (pip install py-spy); no flame graphs")
+        return []
+    profiles = []
+    for load, url, script, pids in loads:
+        recordings = [
+            start_recording(
+                py_spy, name, pid, seconds, out, _slug(f"flame {config.name} {load} {name}")
+            )
+            for name, pid in pids.items()
+        ]
+        run_wrk(url, script, connections=32, seconds=seconds + 1)
+        for recording in recordings:
+            result = {"config": config.name, "load": load, **recording.finish(within=30)}
+            profiles.append(result)
+            if "error" in result:
+                log(f"  profile {load} {recording.name}: py-spy failed: {result['error']}")
+            else:
+                top = ", ".join(f"{t['function']} {t['self_pct']}%" for t in result["top"][:3])
+                log(f"  profile {load} {recording.name}: {result['svg']}; top {top}")
+    return profiles
+
+
 def run_config(
-    config: Config, *, seconds: float, bulk_batches: int, log: Any = print
+    config: Config,
+    *,
+    seconds: float,
+    bulk_batches: int,
+    log: Any = print,
+    profile_to: Path | None = None,
+    profile_seconds: float = 5.0,
+    rows: frozenset[str] | None = None,
 ) -> dict[str, Any]:
-    """All runs of one configuration; returns its section of results.json."""
+    """All runs of one configuration; returns its section of results.json.
+
+    With ``profile_to``, also flame graphs of the node and the coordinator
+    under GET load (:func:`_profile`), written there. ``rows`` (e.g.
+    ``{"GET:32", "bulk"}``) keeps only those wrk runs and the bulk run, for
+    measuring one change without the whole section.
+    """
     runs: list[dict[str, Any]] = []
+    profiles: list[dict[str, Any]] = []
+    get_scripts: dict[str, Path] = {}
     with tempfile.TemporaryDirectory(prefix="torua-bench-") as tmp:
         work = Path(tmp)
         scripts = work / "scripts"
@@ -121,8 +178,12 @@ def run_config(
                                 paths,
                                 BODY if method == "PUT" else None,
                             )
+                            if method == "GET":
+                                get_scripts[target] = script
                             for connections in CONCURRENCY:
-                                with CpuMeter(cluster.pids()) as cpu:
+                                if rows is not None and f"{method}:{connections}" not in rows:
+                                    continue
+                                with CpuMeter({**cluster.pids(), "ceiling": ceiling.pid}) as cpu:
                                     result = run_wrk(
                                         url, script, connections=connections, seconds=seconds
                                     )
@@ -141,10 +202,32 @@ def run_config(
                                         "cpu_cores": cpu.cores,
                                     }
                                 )
-                    bulk_result = bulk.run_bulk(cluster.coordinator.url, batches=bulk_batches)
-                    log(
-                        f"  {config.name} bulk: put {bulk_result['put']['keys_per_s']:.0f} "
-                        f"keys/s, get {bulk_result['get']['keys_per_s']:.0f} keys/s"
+                    bulk_result: dict[str, Any] | None = None
+                    if rows is None or "bulk" in rows:
+                        bulk_result = bulk.run_bulk(cluster.coordinator.url, batches=bulk_batches)
+                        log(
+                            f"  {config.name} bulk: put {bulk_result['put']['keys_per_s']:.0f} "
+                            f"keys/s, get {bulk_result['get']['keys_per_s']:.0f} keys/s"
+                        )
+                if profile_to is not None:
+                    pids = cluster.pids()
+                    node_name = f"node {node_id}"
+                    loads = [
+                        (
+                            f"{node_name} GET",
+                            node_url,
+                            get_scripts[node_name],
+                            {node_id: pids[node_id]},
+                        ),
+                        (
+                            "coordinator GET",
+                            cluster.coordinator.url,
+                            get_scripts["coordinator"],
+                            {"coordinator": pids["coordinator"], node_id: pids[node_id]},
+                        ),
+                    ]
+                    profiles = _profile(
+                        config, loads, seconds=profile_seconds, out=profile_to, log=log
                     )
                 errors = {
                     p.name: problems
@@ -166,4 +249,5 @@ def run_config(
         "peak_rss_mb": {k: round(v / 2**20, 1) for k, v in peaks.items()},
         "peak_rss_nodes_max_mb": round(max(node_peaks.values()) / 2**20, 1),
         "stderr_tails": errors,
+        "profiles": profiles,
     }

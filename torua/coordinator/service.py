@@ -84,6 +84,7 @@ class Coordinator:
                     self.settings.port,
                     stopping=self._stopping,
                     server=self.settings.server,
+                    access_log=self.settings.access_log,
                 )
             )
             log.info("coordinator serving at %s", self.url)

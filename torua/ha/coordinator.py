@@ -114,6 +114,7 @@ class HACoordinator:
                         self.settings.port,
                         stopping=self._stopping,
                         server=self.settings.server,
+                        access_log=self.settings.access_log,
                     )
                 )
                 self._forward = Forwarder(self.url, self._respond, max_body=FORWARD_LIMIT)

@@ -20,9 +20,11 @@ import trio
 from hypercorn.config import Config
 from hypercorn.trio import serve
 
+from torua.http.access_log import ACCESS_LOGGER, HypercornAccessLogger
 from torua.http.errors import ERROR_HOOK
 from torua.http.metrics import REQUEST_METRICS_KEY
 from torua.http.native import serve_native
+from torua.http.native.limits import ServerLimits
 from torua.http.quart_exchange import data_routes_of
 
 __all__ = ["SERVERS", "hypercorn_config", "serve_app", "serve_then_cancel"]
@@ -49,10 +51,11 @@ class _Config(Config):
         return sockets
 
 
-def hypercorn_config(host: str, port: int) -> Config:
+def hypercorn_config(host: str, port: int, *, access_log: bool = False) -> Config:
     config = _Config()
     config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
-    config.accesslog = None
+    config.accesslog = logging.getLogger(ACCESS_LOGGER) if access_log else None
+    config.logger_class = HypercornAccessLogger
     config.errorlog = logging.getLogger("hypercorn.error")
     config.graceful_timeout = 5.0
     # A slow or silent client must not hold a connection forever.
@@ -133,6 +136,7 @@ async def serve_app(
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
     graceful: float = 5.0,
     server: str = "hypercorn",
+    access_log: bool = False,
 ) -> None:
     """Serve until ``shutdown_trigger`` returns; report the bound port via ``started``.
 
@@ -156,12 +160,13 @@ async def serve_app(
             error_hook=extensions.get(ERROR_HOOK),
             shutdown_trigger=shutdown_trigger,
             task_status=task_status,
+            limits=ServerLimits(access_log=access_log),
         )
         return
     if server != "hypercorn":
         raise ValueError(f"no server {server!r}: use one of {', '.join(SERVERS)}")
     tracked = _InFlight(app)
-    config = hypercorn_config(host, port)
+    config = hypercorn_config(host, port, access_log=access_log)
 
     async def _serve(*, task_status: trio.TaskStatus[list[str]]) -> None:
         await serve(tracked, config, task_status=task_status)
@@ -183,11 +188,18 @@ async def serve_then_cancel(
     *,
     stopping: trio.Event,
     server: str = "hypercorn",
+    access_log: bool = False,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve until ``stopping``; once in-flight requests are answered, cancel
     ``owner`` so that nothing the service started outlives its server."""
     await serve_app(
-        app, host, port, shutdown_trigger=stopping.wait, task_status=task_status, server=server
+        app,
+        host,
+        port,
+        shutdown_trigger=stopping.wait,
+        task_status=task_status,
+        server=server,
+        access_log=access_log,
     )
     owner.cancel_scope.cancel(reason="server stopped")

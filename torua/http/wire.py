@@ -21,6 +21,8 @@ from dataclasses import dataclass
 import httptools
 import trio
 
+from torua.http.direct_io import receive_when_ready, send_now
+
 __all__ = ["MAX_HEAD", "Response", "WireError", "encode_request", "exchange"]
 
 MAX_HEAD = 64 * 1024  # status line + headers
@@ -154,13 +156,17 @@ async def exchange(
     or oversized response, and lets the stream's own errors
     (``trio.BrokenResourceError``, ``OSError``) through unchanged.
     """
-    await stream.send_all(request)
+    await trio.lowlevel.checkpoint_if_cancelled()  # as send_all: no request once given up
+    sent = send_now(stream, request)
+    if sent < len(request):
+        await stream.send_all(request[sent:] if sent else request)
+    # else no yield here: receiving the answer below yields anyway
     reader = _Reader(head_only, max_body)
     started = False
     fed_in_head = 0
     tail = b""
     while not reader.done:
-        data = await stream.receive_some(_READ)
+        data = await receive_when_ready(stream, _READ, wait_first=not started)
         if not data:
             if not reader.in_head and not reader.framed:
                 break  # the body runs to EOF, and this is it

@@ -135,6 +135,7 @@ class Node:
                     self.settings.port,
                     stopping=self._stopping,
                     server=self.settings.server,
+                    access_log=self.settings.access_log,
                 )
             )
             self.runtime.url = self.settings.public_url(self.port)

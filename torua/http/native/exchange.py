@@ -17,6 +17,7 @@ from http import HTTPStatus
 import trio
 
 from torua.errors import TooLarge
+from torua.http.direct_io import send_now
 from torua.http.errors import collect_within
 from torua.http.native.limits import ServerLimits
 from torua.http.native.parser import Head, ProtocolError, RequestReader
@@ -163,8 +164,15 @@ class Exchange:
         if self.broken:
             return
         try:
-            await self._stream.send_all(data)
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            # The same checkpoints as send_all: a cancellation is seen before
+            # writing, and the task yields to the others after.
+            await trio.lowlevel.checkpoint_if_cancelled()
+            sent = send_now(self._stream, data)
+            if sent == len(data):
+                await trio.lowlevel.cancel_shielded_checkpoint()
+                return
+            await self._stream.send_all(data[sent:] if sent else data)
+        except (OSError, trio.BrokenResourceError, trio.ClosedResourceError):
             self.broken = True
             self.keep_alive = False
             self._responding()

@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 import trio
 
+from torua.http.access_log import log_request
 from torua.http.exchange import DataRoute, run_route
 from torua.http.native.asgi_bridge import run_asgi
 from torua.http.native.connection import Connection
@@ -35,7 +36,6 @@ from torua.http.native.parser import RequestReader
 __all__ = ["Meter", "NativeServer", "serve_native"]
 
 log = logging.getLogger(__name__)
-access_log = logging.getLogger("torua.http.access")
 
 # Out of file descriptors or memory: accepting again at once would spin.
 _ACCEPT_RETRY = {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS}
@@ -96,6 +96,7 @@ class NativeServer:
     async def _handle(self, exchange: Exchange, reader: RequestReader, conn: Connection) -> None:
         head = exchange.head
         method, path = head.method, head.path
+        started = perf_counter() if self.limits.access_log else 0.0
         for route in self._routes:
             matched = route.match(method, path)
             if matched is not None:
@@ -104,7 +105,15 @@ class NativeServer:
         else:
             await run_asgi(self._app, exchange, reader, conn.client, conn.server)
         if self.limits.access_log:
-            access_log.info("%s %s %s %d", conn.client, method, path, exchange.status)
+            target = head.raw_path + (b"?" + head.query if head.query else b"")
+            log_request(
+                conn.client,
+                method,
+                target,
+                exchange.status,
+                exchange.sent,
+                perf_counter() - started,
+            )
 
     async def _native(self, route: DataRoute, matched: object, exchange: Exchange) -> None:
         started = perf_counter()
