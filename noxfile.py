@@ -82,7 +82,7 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session(python=None, default=False)
 def bench(session: nox.Session) -> None:
-    """Benchmarks (SPEC §6), when torua.bench exists; not part of the default run.
+    """Benchmarks, when torua.bench exists; not part of the default run.
 
     ``nox -s bench -- --quick`` for short runs; results in ./bench-results/;
     ``-- --profile`` adds py-spy flame graphs and their top frames in bench/results/.

@@ -1,6 +1,6 @@
 """Raw-ASGI plumbing for the hot paths (``/data`` and ``/shard/*/store``).
 
-Quart costs 150-300 µs per request; under hypercorn the coordinator and the
+Quart's per-request cost dominates a small read; under hypercorn the coordinator and the
 nodes answer the routes every read and write takes in plain ASGI instead
 (:class:`FastPath`, running the same :class:`~torua.http.exchange.DataRoute`
 the native server runs). These helpers keep those answers identical to

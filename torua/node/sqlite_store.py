@@ -1,7 +1,7 @@
 """The durable node store: SQLite in WAL mode, one writer thread, group commit.
 
-Measured on this stack: a read on the Trio thread costs ~12 µs, a hop to a
-thread ~130 µs. So single-key reads run on the Trio thread through their own
+A read on the Trio thread costs far less than a hop to a worker thread (the
+README's bench section has the figures). So single-key reads run on the Trio thread through their own
 read-only connection (WAL: readers run beside the writer and see only committed
 rows). Listings of a shard (keys, export pages) examine thousands of rows, so
 they run on a worker thread through a third, read-only connection, one page at
