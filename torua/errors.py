@@ -10,8 +10,22 @@
         ├── BadGateway       502 a node failed mid-request
         └── Unavailable      503 no copy can serve; carries Retry-After
 
-Expected failures inside services (a failed probe, an unreachable node) are
-values, not exceptions; these are for the boundaries.
+Raised and caught inside the services, defined next to the code that raises
+them (each converts to an :class:`ApiError` or a log line at its boundary):
+
+    ToruaError
+    ├── PlacementError       torua.cluster.placement: a placement the table refuses
+    │                        (also a ValueError: UnknownShard, UnknownNode, PlacementConflict)
+    ├── WireError            torua.http.wire: a node's answer broke HTTP/1.1
+    ├── NodeUnreachable      torua.coordinator.node_client: no answer from a node
+    ├── StaleVersion         torua.coordinator.router: a copy holds a newer version
+    ├── MoveAborted          torua.coordinator.page_copy: a page copy gave up
+    ├── EtcdUnavailable      torua.ha.etcd: etcd did not answer (also an OSError)
+    ├── RollingRestartFailed torua.rolling: a node did not come back green
+    └── CommandError         torua.cli.common: a CLI command's failure and exit status
+
+The Python client's errors (:mod:`torua.client.errors`) hang from the same root.
+Expected failures inside services (a failed probe) are values, not exceptions.
 """
 
 from __future__ import annotations

@@ -24,6 +24,8 @@ from urllib.parse import quote, urlsplit
 import httpx
 import trio
 
+from torua.errors import ToruaError
+
 __all__ = ["RollingRestartFailed", "rolling_restart", "up_file", "write_up_file"]
 
 Restart = Callable[[str], Awaitable[None]]
@@ -31,7 +33,7 @@ Report = Callable[[str], None]
 POLL = 0.2
 
 
-class RollingRestartFailed(Exception):
+class RollingRestartFailed(ToruaError):
     """The walk stopped; the message says where and why (the cluster is left as it is)."""
 
 

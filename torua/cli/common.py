@@ -22,6 +22,7 @@ import httpx
 from rich.console import Console
 
 from torua.client import Client, ResponseError, Retry
+from torua.errors import ToruaError
 
 __all__ = [
     "DEFAULT_COORDINATOR",
@@ -46,7 +47,7 @@ coordinator that nothing answers for is reported at once, as people expect."""
 ClientFactory = Callable[..., Client]
 
 
-class CommandError(Exception):
+class CommandError(ToruaError):
     """A failed operation: one line on stderr, then exit with ``status``."""
 
     def __init__(self, message: str, *, status: int = 1) -> None:

@@ -16,6 +16,8 @@ from collections import Counter, deque
 from collections.abc import Callable, Mapping
 from functools import partial
 
+from torua.errors import ToruaError
+
 from .table import Move, NodeState, Shard, ShardTable
 from .table import cluster_health as cluster_health
 
@@ -35,7 +37,7 @@ Nodes = Mapping[str, NodeState]
 Edge = Callable[[tuple[str, str]], bool]  # may x pass y a copy, or the lead?
 
 
-class PlacementError(ValueError):
+class PlacementError(ToruaError, ValueError):
     """A placement request that cannot be met; the table is unchanged."""
 
 

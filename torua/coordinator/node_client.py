@@ -17,6 +17,7 @@ from urllib.parse import quote
 import trio
 
 from torua.coordinator.node_conns import NodeConnections, header_lines
+from torua.errors import ToruaError
 from torua.http.records import RECORDS_TYPE, encode_cursor
 from torua.http.wire import WireError
 
@@ -26,7 +27,7 @@ VERSION_HEADER = "X-Torua-Version"
 _JSON = b"content-type: application/json\r\n"
 
 
-class NodeUnreachable(Exception):
+class NodeUnreachable(ToruaError):
     """The node did not answer in time or the connection failed."""
 
 

@@ -16,7 +16,7 @@ from collections.abc import Callable
 import trio
 
 from torua.coordinator.node_client import NodeClient, NodeUnreachable, Reply
-from torua.errors import BadRequest
+from torua.errors import BadRequest, ToruaError
 from torua.http.records import NEXT_HEADER, decode_cursor
 
 __all__ = ["PAGE_ROWS", "MoveAborted", "copy_pages", "ok_or_abort"]
@@ -26,7 +26,7 @@ __all__ = ["PAGE_ROWS", "MoveAborted", "copy_pages", "ok_or_abort"]
 PAGE_ROWS = 1000
 
 
-class MoveAborted(Exception):
+class MoveAborted(ToruaError):
     """The copy is no longer wanted, or a node failed; try again later if still needed."""
 
 

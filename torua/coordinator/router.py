@@ -31,7 +31,7 @@ from torua.coordinator.node_client import NodeClient, NodeUnreachable, Reply
 from torua.coordinator.state import ClusterState
 from torua.coordinator.versions import Versions
 from torua.coordinator.write_tracker import WriteTracker
-from torua.errors import ApiError, BadGateway, NotFound, Unavailable
+from torua.errors import ApiError, BadGateway, NotFound, ToruaError, Unavailable
 
 __all__ = ["Router"]
 
@@ -47,7 +47,7 @@ class NotSent(Unavailable):
     """No copy could take the write, so none got it: nothing to settle afterwards."""
 
 
-class StaleVersion(Exception):
+class StaleVersion(ToruaError):
     """A copy holds a newer version of the key than the one this write carried."""
 
 

@@ -23,12 +23,14 @@ from typing import Any
 import httpx
 import trio
 
+from torua.errors import ToruaError
+
 __all__ = ["Etcd", "EtcdUnavailable", "KeyValue"]
 
 log = logging.getLogger(__name__)
 
 
-class EtcdUnavailable(OSError):
+class EtcdUnavailable(ToruaError, OSError):
     """No endpoint answered, or etcd refused the call (a failed I/O, like any other)."""
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import httptools
 import trio
 
+from torua.errors import ToruaError
 from torua.http.direct_io import receive_when_ready, send_now
 
 __all__ = ["MAX_HEAD", "Response", "WireError", "encode_request", "exchange"]
@@ -29,7 +30,7 @@ MAX_HEAD = 64 * 1024  # status line + headers
 _READ = 65536
 
 
-class WireError(Exception):
+class WireError(ToruaError):
     """The peer broke the protocol or the connection ended mid-response.
 
     ``started`` is True once any byte of the response had arrived: a request

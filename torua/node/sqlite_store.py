@@ -1,15 +1,15 @@
 """The durable node store: SQLite in WAL mode, one writer thread, group commit.
 
 A read on the Trio thread costs far less than a hop to a worker thread (the
-README's bench section has the figures). So single-key reads run on the Trio thread through their own
-read-only connection (WAL: readers run beside the writer and see only committed
-rows). Listings of a shard (keys, export pages) examine thousands of rows, so
-they run on a worker thread through a third, read-only connection, one page at
-a time: a shard move never stalls the node's loop. Writes cross to ONE writer
-thread owning the write connection. It
-takes everything queued, applies it in one transaction, commits once and
-wakes all the waiting tasks with one ``run_sync_soon``: under load a commit
-and a loop wake-up serve many writes. ``put()`` returns after its commit.
+README's bench section has the figures). So single-key reads run on the Trio
+thread through their own read-only connection (WAL: readers run beside the
+writer and see only committed rows). Listings of a shard (keys, export pages)
+examine thousands of rows, so they run on a worker thread through a third,
+read-only connection, one page at a time: a shard move never stalls the node's
+loop. Writes cross to ONE writer thread owning the write connection. It takes
+everything queued, applies it in one transaction, commits once and wakes all
+the waiting tasks with one ``run_sync_soon``: under load a commit and a loop
+wake-up serve many writes. ``put()`` returns after its commit.
 
 A row is replaced only by a strictly greater version (one SQL upsert), so
 copies merged in any order converge; a delete leaves a NULL value (tombstone).
