@@ -20,6 +20,7 @@ from typing import Literal
 
 from torua.disk_limit import DiskLimit, parse_disk_limit
 from torua.errors import ConfigError
+from torua.limits import DEFAULT_MAX_VALUE
 
 __all__ = [
     "CoordinatorSettings",
@@ -242,7 +243,7 @@ class CoordinatorSettings:
     shards: int = 16
     replication_factor: int = 2
     node_capacity: int | None = None
-    max_value: int = 16 * 1024 * 1024
+    max_value: int = DEFAULT_MAX_VALUE
     max_moves: int = 2
     # How long a tombstone outlives its delete (TORUA_TOMBSTONE_GRACE); a copy away
     # longer than this is rebuilt from scratch, never merged (docs/replication.md).
@@ -320,7 +321,7 @@ class NodeSettings:
     addr: str | None = None
     coordinator: str = "http://127.0.0.1:8080"  # one URL, or several comma-separated (HA)
     capacity: int | None = None
-    max_value: int = 16 * 1024 * 1024
+    max_value: int = DEFAULT_MAX_VALUE
     data_dir: str = "./.torua"
     memory: bool = False
     token: str | None = None

@@ -24,6 +24,7 @@ from torua.config import (
     pick,
 )
 from torua.errors import ConfigError
+from torua.limits import DEFAULT_MAX_VALUE
 
 __all__ = ["add_coordinator_flags", "add_node_flags", "coordinator_settings", "node_settings"]
 
@@ -94,7 +95,7 @@ def _shared(args: argparse.Namespace, env: Mapping[str, str]) -> dict[str, Any]:
     access_log_flag = "1" if args.access_log else None
     return {
         "max_value": parse_int(
-            pick(args.max_value, env, "TORUA_MAX_VALUE", str(16 * 1024 * 1024)) or "",
+            pick(args.max_value, env, "TORUA_MAX_VALUE", str(DEFAULT_MAX_VALUE)) or "",
             setting="TORUA_MAX_VALUE",
         ),
         "data_dir": pick(args.data_dir, env, "TORUA_DATA_DIR", "./.torua") or "./.torua",

@@ -39,6 +39,7 @@ from torua.cli.render import (
 )
 from torua.cli.rolling import add_rolling_arguments, rolling
 from torua.client import Client, ResponseError, Timeout, TransportError
+from torua.limits import MAX_KEY_BYTES
 
 __all__ = ["CLIENT_COMMANDS", "add_client_commands", "run_client_command"]
 
@@ -56,7 +57,6 @@ CLIENT_COMMANDS = (
     "watch",
     "rolling-restart",
 )
-MAX_KEY_BYTES = 1024
 
 
 def _positive(text: str) -> int:

@@ -23,6 +23,7 @@ from torua.client.errors import (
     ResponseError,
     error_from_answer,
 )
+from torua.limits import BULK_BODY_BYTES, BULK_MAX_OPS, MAX_KEY_BYTES
 
 __all__ = [
     "BULK_MAX_BYTES",
@@ -39,9 +40,7 @@ __all__ = [
     "raise_failures",
 ]
 
-MAX_KEY_BYTES = 1024
-BULK_MAX_OPS = 10_000  # the coordinator's limit per request
-BULK_MAX_BYTES = 32 * 1024 * 1024  # half the coordinator's 64 MiB body limit: headroom for JSON
+BULK_MAX_BYTES = BULK_BODY_BYTES // 2  # half the coordinator's body limit: headroom for JSON
 
 Value = bytes | bytearray | memoryview | str
 """A value to store: bytes as they are, a str as its UTF-8 bytes."""

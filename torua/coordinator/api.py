@@ -43,10 +43,10 @@ from torua.http.auth import install_token_check
 from torua.http.errors import install_error_handlers
 from torua.http.quart_exchange import QuartRequest, install_data_routes, quart_reply
 from torua.http.validate import Body, parse_body
+from torua.limits import BULK_BODY_BYTES
 
 __all__ = ["Services", "create_coordinator_app"]
 
-BULK_BYTES = 64 * 1024 * 1024  # a bulk request carries many values
 MOVE_WAIT = 300.0  # a move API call answers when the data has moved, or after this long
 NODE_ID_PATTERN = NODE_ID_RE.pattern
 ADDR_PATTERN = r"^(https?://)?[A-Za-z0-9.\-\[\]:]+:\d{1,5}/?$"
@@ -255,7 +255,7 @@ def create_coordinator_app(services: Services) -> QuartTrio:
 
     @app.post("/data/_bulk")
     async def bulk() -> Response:
-        body = await parse_body(BulkBody, max_bytes=BULK_BYTES)
+        body = await parse_body(BulkBody, max_bytes=BULK_BODY_BYTES)
         return jsonify({"results": await run_bulk(state, s.router, s.nodes, body)})
 
     @app.route("/data/", methods=["GET", "PUT", "DELETE"])

@@ -39,15 +39,14 @@ from torua.coordinator.state import ClusterState
 from torua.errors import ApiError, BadGateway, BadRequest, NotFound, TooLarge, Unavailable
 from torua.http.records import decode_frames, encode_frames
 from torua.http.validate import Body
+from torua.limits import BULK_MAX_OPS, MAX_KEY_BYTES
 
 __all__ = ["BulkBody", "run_bulk"]
-
-MAX_OPS = 10_000
 
 
 class BulkOp(Body):
     op: Literal["put", "get", "delete"]
-    key: str = Field(min_length=1, max_length=1024)
+    key: str = Field(min_length=1, max_length=MAX_KEY_BYTES)
     value: str | None = None
     value_b64: str | None = None
 
@@ -57,13 +56,13 @@ class BulkOp(Body):
             raise ValueError("a put needs exactly one of value or value_b64")
         if self.op != "put" and (self.value is not None or self.value_b64 is not None):
             raise ValueError(f"a {self.op} takes no value")
-        if len(self.key.encode("utf-8", "surrogatepass")) > 1024:
-            raise ValueError("keys are at most 1024 bytes of UTF-8")
+        if len(self.key.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES:
+            raise ValueError(f"keys are at most {MAX_KEY_BYTES} bytes of UTF-8")
         return self
 
 
 class BulkBody(Body):
-    ops: list[BulkOp] = Field(min_length=1, max_length=MAX_OPS)
+    ops: list[BulkOp] = Field(min_length=1, max_length=BULK_MAX_OPS)
 
 
 def _value(op: BulkOp, max_value: int) -> bytes:

@@ -12,10 +12,10 @@ from torua.coordinator.router import Router
 from torua.errors import BadRequest
 from torua.http.auth import token_error
 from torua.http.exchange import Reply, Request
+from torua.limits import MAX_KEY_BYTES
 
 __all__ = ["MAX_KEY_BYTES", "DataApi", "checked_key"]
 
-MAX_KEY_BYTES = 1024
 OCTETS = b"application/octet-stream"
 _METHODS = frozenset({"GET", "PUT", "DELETE"})
 

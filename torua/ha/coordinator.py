@@ -38,12 +38,13 @@ from torua.ha.term import Term
 from torua.http.openapi import install_openapi
 from torua.http.raw import RawResponder, token_error
 from torua.http.server import serve_then_cancel
+from torua.limits import BODY_SLACK, BULK_BODY_BYTES
 
 __all__ = ["EtcdBackend", "HACoordinator"]
 
 log = logging.getLogger(__name__)
 
-FORWARD_LIMIT = 64 * 1024 * 1024 + 1024  # the largest body the leader accepts (bulk)
+FORWARD_LIMIT = BULK_BODY_BYTES + BODY_SLACK  # the largest body the leader accepts (bulk)
 
 
 class EtcdBackend:

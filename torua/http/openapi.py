@@ -16,6 +16,8 @@ from typing import Any
 from pydantic import BaseModel
 from quart import Quart, Response, jsonify
 
+from torua.limits import MAX_KEY_BYTES
+
 __all__ = ["Doc", "build_openapi", "install_openapi"]
 
 _PARAM = re.compile(r"<(?:(\w+):)?(\w+)>")
@@ -48,7 +50,7 @@ def _path_and_params(rule: str) -> tuple[str, list[dict[str, Any]]]:
         if converter == "int":
             schema = {"type": "integer", "minimum": 0}
         elif converter == "path":
-            schema = {"type": "string", "minLength": 1, "maxLength": 1024}
+            schema = {"type": "string", "minLength": 1, "maxLength": MAX_KEY_BYTES}
         else:
             schema = {"type": "string", "pattern": r"^[A-Za-z0-9._-]{1,64}$"}
         params.append({"name": name, "in": "path", "required": True, "schema": schema})

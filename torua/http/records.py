@@ -7,7 +7,7 @@ every record again on each node. These frames carry the bytes as they are.
 
 A body of type :data:`RECORDS_TYPE` is a sequence of records, each::
 
-    key length   u16 big-endian   (1 .. MAX_KEY_BYTES)
+    key length   u16 big-endian   (1 .. FRAME_MAX_KEY_BYTES)
     version      i64 big-endian   (>= 1)
     value length u32 big-endian   (TOMBSTONE = 0xFFFFFFFF: a delete)
     key          UTF-8 bytes
@@ -38,9 +38,9 @@ from collections.abc import Iterable
 from urllib.parse import quote, unquote_to_bytes
 
 from torua.errors import BadRequest
+from torua.limits import FRAME_MAX_KEY_BYTES
 
 __all__ = [
-    "MAX_KEY_BYTES",
     "NEXT_HEADER",
     "RECORDS_TYPE",
     "Row",
@@ -54,7 +54,6 @@ __all__ = [
 
 RECORDS_TYPE = "application/x-torua-records"
 NEXT_HEADER = "X-Torua-Next"
-MAX_KEY_BYTES = 16 * 1024  # the JSON form allows 4,096 characters
 TOMBSTONE = 0xFFFFFFFF
 _HEAD = struct.Struct(">HqI")
 _SECTION = struct.Struct(">II")
@@ -85,8 +84,8 @@ def decode_frames(data: bytes, *, max_records: int) -> list[Row]:
             raise _bad("a record header is cut short")
         key_len, version, value_len = unpack(data, pos)
         pos += head
-        if not 0 < key_len <= MAX_KEY_BYTES:
-            raise _bad(f"a key is 1 to {MAX_KEY_BYTES} bytes")
+        if not 0 < key_len <= FRAME_MAX_KEY_BYTES:
+            raise _bad(f"a key is 1 to {FRAME_MAX_KEY_BYTES} bytes")
         if version < 1:
             raise _bad("a version is at least 1")
         if pos + key_len > end:

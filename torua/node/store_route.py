@@ -13,13 +13,13 @@ from __future__ import annotations
 from torua.errors import BadRequest, NotFound, Unavailable
 from torua.http.auth import token_error
 from torua.http.exchange import Reply, Request, error_reply
+from torua.limits import MAX_KEY_BYTES
 from torua.node.fencing import fence
 from torua.node.state import NodeRuntime
 from torua.node.store import Store, apply_write, next_version
 
 __all__ = ["MAX_KEY_BYTES", "StoreApi", "checked_key", "held", "parse_version", "writable"]
 
-MAX_KEY_BYTES = 1024
 OCTETS = b"application/octet-stream"
 _METHODS = frozenset({"GET", "PUT", "DELETE"})
 

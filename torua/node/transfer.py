@@ -39,6 +39,7 @@ from torua.http.records import (
     encode_frames,
 )
 from torua.http.validate import Body, parse_body
+from torua.limits import BULK_MAX_OPS, IMPORT_MAX_KEY_CHARS, MAX_KEY_BYTES
 from torua.node.state import NodeRuntime
 from torua.node.store import Record, Store
 
@@ -51,7 +52,7 @@ IMPORT_BYTES = 64 * 1024 * 1024
 
 
 class WireRecord(Body):
-    key: str = Field(min_length=1, max_length=4096)
+    key: str = Field(min_length=1, max_length=IMPORT_MAX_KEY_CHARS)
     value: str | None  # base64; None is a tombstone
     version: int = Field(ge=1)
 
@@ -61,7 +62,9 @@ class ImportBody(Body):
 
 
 class GetManyBody(Body):
-    keys: list[Annotated[str, Field(min_length=1, max_length=1024)]] = Field(max_length=10_000)
+    keys: list[Annotated[str, Field(min_length=1, max_length=MAX_KEY_BYTES)]] = Field(
+        max_length=BULK_MAX_OPS
+    )
 
 
 def encode_records(rows: list[tuple[str, Record]]) -> list[dict[str, object]]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from torua.limits import BODY_SLACK, BULK_BODY_BYTES
+
 __all__ = ["ServerLimits"]
 
 
@@ -25,7 +27,7 @@ class ServerLimits:
     max_url: int = 64 * 1024  # a 1,024-byte key percent-encoded is 3 KiB; hypercorn allowed 64
     max_head: int = 80 * 1024
     max_headers: int = 100
-    max_body: int = 64 * 1024 * 1024 + 1024
+    max_body: int = BULK_BODY_BYTES + BODY_SLACK
     read_timeout: float = 60.0
     idle_timeout: float = 30.0
     drain_limit: int = 1024 * 1024
