@@ -67,10 +67,14 @@ def jepsen(session: nox.Session) -> None:
 
 @nox.session(python=None)
 def lint(session: nox.Session) -> None:
-    """ruff check and ruff format --check."""
-    session.install("ruff")
+    """ruff check, ruff format --check, and the import layering (import-linter).
+
+    The layering contracts are in pyproject.toml ``[tool.importlinter]``.
+    """
+    session.install("ruff", "import-linter")
     session.run("ruff", "check", *LINTED)
     session.run("ruff", "format", "--check", *LINTED)
+    session.run("lint-imports")
 
 
 @nox.session(python=None)

@@ -16,7 +16,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from enum import StrEnum
 
 from torua.disk_limit import DiskLimit, parse_disk_limit
 from torua.errors import ConfigError
@@ -27,6 +27,8 @@ __all__ = [
     "DiskLimit",
     "HealthSettings",
     "NodeSettings",
+    "ProbeKind",
+    "ServerKind",
     "check_tombstone_grace",
     "format_duration",
     "is_loopback_host",
@@ -51,9 +53,22 @@ _UNIT_SECONDS = {
     "h": 3600.0,
 }
 
-ProbeKind = Literal["http", "tcp"]
-ServerKind = Literal["native", "hypercorn"]
-DEFAULT_SERVER: ServerKind = "native"
+
+class ProbeKind(StrEnum):
+    """How the coordinator probes a node (HEALTH_CHECK_TYPE)."""
+
+    HTTP = "http"  # GET the probe path; 200 passes
+    TCP = "tcp"  # a connection passes
+
+
+class ServerKind(StrEnum):
+    """The HTTP server a process runs (TORUA_SERVER)."""
+
+    NATIVE = "native"  # Torua's own, on httptools
+    HYPERCORN = "hypercorn"  # the fallback
+
+
+DEFAULT_SERVER = ServerKind.NATIVE
 
 
 def parse_duration(text: str, *, setting: str = "duration") -> float:
@@ -173,7 +188,7 @@ class HealthSettings:
     timeout: float = 2.0
     failures: int = 3
     successes: int = 1
-    kind: ProbeKind = "http"
+    kind: ProbeKind = ProbeKind.HTTP
     path: str = "/health"
     history: int = 100
 
@@ -196,8 +211,9 @@ class HealthSettings:
             raise ConfigError(f"HEALTH_CHECK_FAILURES={self.failures} must be at least 1")
         if self.successes < 1:
             raise ConfigError(f"HEALTH_CHECK_SUCCESSES={self.successes} must be at least 1")
-        if self.kind not in ("http", "tcp"):
+        if self.kind not in tuple(ProbeKind):
             raise ConfigError(f"HEALTH_CHECK_TYPE={self.kind!r} must be http or tcp")
+        object.__setattr__(self, "kind", ProbeKind(self.kind))  # a str from flags or JSON
         if not self.path.startswith("/"):
             raise ConfigError(f"HEALTH_CHECK_PATH={self.path!r} must start with /")
         if self.history < 100:
@@ -264,6 +280,7 @@ class CoordinatorSettings:
 
     def __post_init__(self) -> None:
         _check_server(self.server)
+        object.__setattr__(self, "server", ServerKind(self.server))
         for endpoint in self.etcd_endpoints:
             if not re.match(r"^https?://[^/\s]+/?$", endpoint):
                 raise ConfigError(f"TORUA_ETCD_ENDPOINTS: {endpoint!r} is not a URL")
@@ -336,6 +353,7 @@ class NodeSettings:
 
     def __post_init__(self) -> None:
         _check_server(self.server)
+        object.__setattr__(self, "server", ServerKind(self.server))
         _check_disk_limits(self.disk_warn, self.disk_critical)
         if not 0.05 <= self.check_interval <= 3600:
             raise ConfigError(
@@ -393,7 +411,7 @@ def _check_disk_limits(warn: DiskLimit, critical: DiskLimit) -> None:
 
 
 def _check_server(server: str) -> None:
-    if server not in ("native", "hypercorn"):
+    if server not in tuple(ServerKind):
         raise ConfigError(f"TORUA_SERVER={server!r} must be native or hypercorn")
 
 

@@ -33,6 +33,8 @@ from torua.cluster.instructions import (
 )
 from torua.cluster.table import Move, ShardTable
 
+from .states import ShardState
+
 __all__ = ["Copies"]
 
 IsUp = Callable[[str], bool]
@@ -84,17 +86,17 @@ class Copies:
         shard = self.table.shards[shard_id]
         return not self.retiring.get(shard_id) and all(n in shard.in_sync for n in shard.copies)
 
-    def shard_state(self, shard_id: int, is_up: IsUp) -> str:
+    def shard_state(self, shard_id: int, is_up: IsUp) -> ShardState:
         shard = self.table.shards[shard_id]
         if not self.authoritative(shard_id, is_up):
-            return "unassigned"
+            return ShardState.UNASSIGNED
         if self.lost.get(shard_id):
-            return "incomplete"
+            return ShardState.INCOMPLETE
         if self.retiring.get(shard_id):
-            return "relocating"
+            return ShardState.RELOCATING
         if any(n not in shard.in_sync for n in shard.copies):
-            return "recovering"
-        return "active"
+            return ShardState.RECOVERING
+        return ShardState.ACTIVE
 
     def is_unsettled(self, shard_id: int, key: str) -> bool:
         return key in self.unsettled.get(shard_id, ())

@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .states import ClusterHealth, MoveKind, ShardState
+
 __all__ = ["Move", "NodeState", "Shard", "ShardTable", "cluster_health"]
 
 
@@ -70,7 +72,7 @@ class Shard:
     def replicas(self) -> list[str]:
         return self.copies[1:]
 
-    def state(self, nodes: Mapping[str, NodeState]) -> str:
+    def state(self, nodes: Mapping[str, NodeState]) -> ShardState:
         """The state shown in ``GET /shards``.
 
         - ``unassigned``: no copy on a live node, so nothing can serve it;
@@ -82,10 +84,10 @@ class Shard:
         of lost copies, which the coordinator owns; it overrides this answer.
         """
         if not any((node := nodes.get(n)) is not None and node.live for n in self.copies):
-            return "unassigned"
+            return ShardState.UNASSIGNED
         if any(n not in self.in_sync for n in self.copies):
-            return "recovering"
-        return "active"
+            return ShardState.RECOVERING
+        return ShardState.ACTIVE
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,13 +118,13 @@ class Move:
     reason: str
 
     @property
-    def kind(self) -> str:
+    def kind(self) -> MoveKind:
         """``promote``, ``add``, ``drop`` or ``relocate``."""
         if self.reason == "promote":
-            return "promote"
+            return MoveKind.PROMOTE
         if self.source is None:
-            return "add"
-        return "drop" if self.target is None else "relocate"
+            return MoveKind.ADD
+        return MoveKind.DROP if self.target is None else MoveKind.RELOCATE
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -275,7 +277,7 @@ class ShardTable:
         return table
 
 
-def cluster_health(table: ShardTable, nodes: Mapping[str, NodeState]) -> str:
+def cluster_health(table: ShardTable, nodes: Mapping[str, NodeState]) -> ClusterHealth:
     """``green``, ``yellow`` or ``red``, as ``cluster_state`` in ``GET /cluster/info``.
 
     Green needs R in-sync copies on live nodes, R as configured rather than as
@@ -283,11 +285,11 @@ def cluster_health(table: ShardTable, nodes: Mapping[str, NodeState]) -> str:
     Yellow: every shard still has an in-sync copy on a live node. Red: some
     shard has none, so some acknowledged write cannot be read.
     """
-    health = "green"
+    health = ClusterHealth.GREEN
     for shard in table.shards:
         readable = sum(1 for n in shard.in_sync if (s := nodes.get(n)) is not None and s.live)
         if readable == 0:
-            return "red"
+            return ClusterHealth.RED
         if readable < table.replication_factor:
-            health = "yellow"
+            health = ClusterHealth.YELLOW
     return health

@@ -6,12 +6,9 @@ lives in the services, so the API never holds state of its own.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import trio
-from prometheus_client import CollectorRegistry
 from pydantic import Field
 from quart import Response, jsonify
 from quart_trio import QuartTrio
@@ -21,24 +18,15 @@ from torua.config import NODE_ID_RE, normalize_url
 from torua.coordinator.api_events import install_event_routes
 from torua.coordinator.api_load import install_load_routes, rebalance_body, rebalance_moves
 from torua.coordinator.api_ops import install_operation_routes
-from torua.coordinator.assignments import AssignmentSync
 from torua.coordinator.bulk import BulkBody, run_bulk
-from torua.coordinator.copy_actions import CopyActions
 from torua.coordinator.data_route import DataApi, checked_key
-from torua.coordinator.health import HealthMonitor
-from torua.coordinator.incarnations import Incarnations
-from torua.coordinator.load import LoadMonitor
 from torua.coordinator.metrics import install_coordinator_metrics
-from torua.coordinator.mover import Mover
-from torua.coordinator.node_client import NodeClient, NodeUnreachable
-from torua.coordinator.operations import Operations
-from torua.coordinator.persistence import Persister
-from torua.coordinator.redistributor import Redistributor
-from torua.coordinator.router import Router
+from torua.coordinator.node_client import NodeUnreachable
+from torua.coordinator.services import Services
 from torua.coordinator.state import ClusterState
 from torua.coordinator.views import cluster_info, node_info, node_view, shards_view
 from torua.errors import BadRequest, Conflict, NotFound, Unavailable
-from torua.events import EventBus, NodeJoined, NodeRemoved
+from torua.events import NodeJoined, NodeRemoved
 from torua.http.auth import install_token_check
 from torua.http.errors import install_error_handlers
 from torua.http.quart_exchange import QuartRequest, install_data_routes, quart_reply
@@ -81,26 +69,6 @@ class BroadcastBody(Body):
                 "payload: assignments cannot be broadcast; send config messages",
                 code="invalid_field",
             )
-
-
-@dataclass(frozen=True, slots=True)
-class Services:
-    state: ClusterState
-    monitor: HealthMonitor
-    redistributor: Redistributor
-    router: Router
-    sync: AssignmentSync
-    nodes: NodeClient
-    bus: EventBus
-    mover: Mover
-    persister: Persister
-    operations: Operations
-    stopping: trio.Event  # set when the coordinator begins to shut down (ends SSE streams)
-    incarnations: Incarnations
-    actions: CopyActions
-    metrics: CollectorRegistry | None = None  # GET /metrics; holds the probe counters
-    info: Callable[[], dict[str, Any]] | None = None  # leader and epoch for /cluster/info
-    load: LoadMonitor | None = None  # request rates and their history (GET /load)
 
 
 def move_json(move: Move) -> dict[str, Any]:

@@ -24,17 +24,15 @@ import logging
 import re
 from collections.abc import AsyncIterator
 from importlib import resources
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import trio
 from quart import Quart, Response
 
+from torua.coordinator.services import Services
 from torua.coordinator.views import cluster_info, node_view, shards_view
 from torua.errors import Unavailable
 from torua.events import ClusterEvent, event_json
-
-if TYPE_CHECKING:
-    from torua.coordinator.api import Services
 
 __all__ = ["MAX_STREAMS", "install_event_routes", "snapshot"]
 

@@ -11,19 +11,17 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from importlib import resources
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from pydantic import Field
 from quart import Quart, Response, jsonify
 
 from torua.cluster import Move, NodeState, ShardTable, reconcile
 from torua.cluster.load_balance import balance_load
+from torua.coordinator.services import Services
 from torua.errors import BadRequest, Conflict, Unavailable
 from torua.http.errors import read_limited
 from torua.http.validate import Body, validate
-
-if TYPE_CHECKING:
-    from torua.coordinator.api import Services
 
 __all__ = ["RebalanceBody", "install_load_routes", "rebalance_body", "rebalance_moves"]
 

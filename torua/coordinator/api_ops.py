@@ -9,6 +9,7 @@ from torua.config import NODE_ID_RE
 from torua.coordinator.api_shutdowns import install_shutdown_routes
 from torua.coordinator.live_config import ConfigBody, apply_config, config_view, send_to_nodes
 from torua.coordinator.operations import Operations
+from torua.coordinator.services import Services
 from torua.errors import BadRequest
 from torua.events import ConfigChanged
 from torua.http.validate import Body, parse_body
@@ -28,8 +29,8 @@ class MaintenanceBody(Body):
                 raise BadRequest(f"nodes: {node_id!r} is not a node id", code="invalid_field")
 
 
-def install_operation_routes(app: Quart, services: object, operations: Operations) -> None:
-    s = services  # torua.coordinator.api.Services; untyped here to avoid an import cycle
+def install_operation_routes(app: Quart, services: Services, operations: Operations) -> None:
+    s = services
     planned = operations.planned
     install_shutdown_routes(app, planned)
 
@@ -37,7 +38,7 @@ def install_operation_routes(app: Quart, services: object, operations: Operation
     async def maintenance() -> Response:
         body = await parse_body(MaintenanceBody)
         modes = operations.set_maintenance(body.nodes, body.enabled)
-        await s.sync.push(*body.nodes)  # type: ignore[attr-defined]
+        await s.sync.push(*body.nodes)
         return jsonify({"nodes": modes, "enabled": body.enabled})
 
     @app.post("/nodes/<node_id>/drain")
@@ -60,17 +61,17 @@ def install_operation_routes(app: Quart, services: object, operations: Operation
 
     @app.get("/cluster/config")
     async def get_config() -> Response:
-        return jsonify(config_view(s.state))  # type: ignore[attr-defined]
+        return jsonify(config_view(s.state))
 
     @app.put("/cluster/config")
     async def put_config() -> Response:
         body = await parse_body(ConfigBody)
-        capacity_changed = apply_config(s.state, s.monitor, body)  # type: ignore[attr-defined]
-        s.persister.mark()  # type: ignore[attr-defined]
+        capacity_changed = apply_config(s.state, s.monitor, body)
+        s.persister.mark()
         if capacity_changed:
-            s.redistributor.replan("reconcile", "node capacity changed")  # type: ignore[attr-defined]
-        config = config_view(s.state)  # type: ignore[attr-defined]
-        await s.bus.publish(ConfigChanged(config=config))  # type: ignore[attr-defined]
-        acks = await send_to_nodes(s.state, s.nodes, config)  # type: ignore[attr-defined]
-        s.sync.mark(*acks)  # type: ignore[attr-defined]  # new lease and interval
+            s.redistributor.replan("reconcile", "node capacity changed")
+        config = config_view(s.state)
+        await s.bus.publish(ConfigChanged(config=config))
+        acks = await send_to_nodes(s.state, s.nodes, config)
+        s.sync.mark(*acks)  # new lease and interval
         return jsonify({"config": config, "acks": acks})

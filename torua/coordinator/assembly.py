@@ -17,7 +17,6 @@ from typing import Any
 
 import trio
 
-from torua.coordinator.api import Services
 from torua.coordinator.assignments import AssignmentSync
 from torua.coordinator.copy_actions import CopyActions
 from torua.coordinator.health import HealthMonitor, ProbeRecord
@@ -33,6 +32,7 @@ from torua.coordinator.persistence import Persister, StateBackend
 from torua.coordinator.planned import PlannedShutdowns
 from torua.coordinator.redistributor import Redistributor
 from torua.coordinator.router import Router
+from torua.coordinator.services import Services
 from torua.coordinator.state import ClusterState
 from torua.coordinator.tombstone_collector import TombstoneCollector
 from torua.coordinator.versions import Versions

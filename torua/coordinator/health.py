@@ -52,14 +52,15 @@ import zlib
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import trio
 
+from torua.cluster.states import NodeStatus, ProbeResult
 from torua.config import HealthSettings, format_duration
 from torua.coordinator.probes import Probe
 from torua.events import ClusterEvent, NodeHealthChanged
+from torua.timestamps import rfc3339
 
 __all__ = [
     "SPREAD_AFTER",
@@ -78,7 +79,7 @@ SPREAD_AFTER = 32
 STALL_FRACTION = 0.5
 """Loop lag, as a fraction of the probe timeout, beyond which a failure is inconclusive."""
 
-UNKNOWN, HEALTHY, UNHEALTHY = "unknown", "healthy", "unhealthy"
+UNKNOWN, HEALTHY, UNHEALTHY = NodeStatus.UNKNOWN, NodeStatus.HEALTHY, NodeStatus.UNHEALTHY
 
 
 def first_probe_offset(node_id: str, interval: float) -> float:
@@ -95,15 +96,17 @@ class ProbeRecord:
     ok: bool
     latency_ms: float
     error: str | None
+    inconclusive: bool = False  # failed while the prober itself stalled: not counted
 
     @property
-    def inconclusive(self) -> bool:
-        return self.error is not None and self.error.startswith("inconclusive")
+    def result(self) -> ProbeResult:
+        if self.ok:
+            return ProbeResult.OK
+        return ProbeResult.INCONCLUSIVE if self.inconclusive else ProbeResult.FAIL
 
     def to_json(self) -> dict[str, Any]:
-        at = datetime.fromtimestamp(self.at, tz=UTC).isoformat(timespec="milliseconds")
         return {
-            "at": at.replace("+00:00", "Z"),
+            "at": rfc3339(self.at),
             "ok": self.ok,
             "latency_ms": round(self.latency_ms, 3),
             "error": self.error,
@@ -122,7 +125,7 @@ class NodeHealth:
     )
 
     def __init__(self, keep: int) -> None:
-        self.status: str = UNKNOWN
+        self.status: NodeStatus = UNKNOWN
         self.consecutive_failures = 0
         self.consecutive_successes = 0
         self.last_check: float | None = None
@@ -139,7 +142,9 @@ class NodeHealth:
         self._history.append(record)
         self.last_check = completed_at
 
-    def _count(self, record: ProbeRecord, settings: HealthSettings) -> tuple[str, str] | None:
+    def _count(
+        self, record: ProbeRecord, settings: HealthSettings
+    ) -> tuple[NodeStatus, str] | None:
         """Apply a conclusive result; return ``(new_status, reason)`` on a transition."""
         if record.ok:
             self.consecutive_failures = 0
@@ -341,7 +346,13 @@ class HealthMonitor:
         if stall is not None:
             error = f"inconclusive: {stall} ({error})"
             self._warn_stall(node.node_id, stall, settings)
-        record = ProbeRecord(at=at, ok=error is None, latency_ms=elapsed * 1000.0, error=error)
+        record = ProbeRecord(
+            at=at,
+            ok=error is None,
+            latency_ms=elapsed * 1000.0,
+            error=error,
+            inconclusive=stall is not None,
+        )
         health = node.health
         health._record(record, settings.history, self._wall_clock())
         if self._on_probe is not None:
@@ -363,7 +374,9 @@ class HealthMonitor:
             log.exception("health: probe of %s (%s) raised", node.node_id, node.addr)
             return f"probe error: {type(exc).__name__}: {exc}"[:200]
 
-    async def _publish(self, node_id: str, health: NodeHealth, new: str, reason: str) -> None:
+    async def _publish(
+        self, node_id: str, health: NodeHealth, new: NodeStatus, reason: str
+    ) -> None:
         old, health.status = health.status, new
         if new == UNHEALTHY:
             log.warning("health: node %s %s -> %s (%s)", node_id, old, new, reason)

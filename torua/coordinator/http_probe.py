@@ -15,6 +15,7 @@ import ssl
 
 import trio
 
+from torua.cluster.states import CheckState
 from torua.config import HealthSettings
 from torua.coordinator.node_checks import NodeChecks, summary
 from torua.coordinator.node_conns import NodeConnections
@@ -50,7 +51,7 @@ class RawHttpProbe:
             return describe_error(exc)
         if self._checks is not None:
             found = self._checks.note(addr, response.body)
-            critical = [c for c in found if c["state"] == "critical"]
+            critical = [c for c in found if c["state"] == CheckState.CRITICAL]
             if response.status != 200 and critical:
                 return f"critical: {summary(critical)}"
         return None if response.status == 200 else f"HTTP {response.status}"

@@ -21,6 +21,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from quart import Quart
 
+from torua.cluster.states import ClusterHealth, NodeMode, NodeStatus, ProbeResult, ShardState
 from torua.coordinator.health import HealthMonitor, ProbeRecord
 from torua.coordinator.mover import Mover
 from torua.coordinator.state import ClusterState
@@ -33,11 +34,11 @@ __all__ = [
     "probe_observer",
 ]
 
-NODE_STATUSES = ("healthy", "unhealthy", "unknown")
-NODE_MODES = ("active", "maintenance", "evacuating", "draining")
-SHARD_STATES = ("active", "recovering", "relocating", "incomplete", "unassigned")
-CLUSTER_STATES = ("green", "yellow", "red")
-PROBE_RESULTS = ("ok", "fail", "inconclusive")
+NODE_STATUSES = tuple(NodeStatus)
+NODE_MODES = tuple(NodeMode)
+SHARD_STATES = tuple(ShardState)
+CLUSTER_STATES = tuple(ClusterHealth)
+PROBE_RESULTS = tuple(ProbeResult)
 
 PROBE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 """Seconds; a probe never outlasts its timeout (default 2 s)."""
@@ -146,7 +147,7 @@ def probe_observer(registry: CollectorRegistry) -> Callable[[str, ProbeRecord], 
     timed = {result: latency.labels(result) for result in PROBE_RESULTS}
 
     def on_probe(node_id: str, record: ProbeRecord) -> None:
-        result = "ok" if record.ok else "inconclusive" if record.inconclusive else "fail"
+        result = record.result
         counted[result].inc()
         timed[result].observe(record.latency_ms / 1000.0)
 

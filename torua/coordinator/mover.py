@@ -24,6 +24,7 @@ from collections.abc import Callable
 
 import trio
 
+from torua.cluster.states import CopyJob, FillKind, NodeStatus
 from torua.coordinator.assignments import AssignmentSync
 from torua.coordinator.copy_actions import CopyActions
 from torua.coordinator.node_client import NodeClient, NodeUnreachable
@@ -55,7 +56,7 @@ class Mover:
         actions.worker = self
         self._nursery: trio.Nursery | None = None
         self._wake = trio.Event()
-        self._running: dict[tuple[str, int, str], trio.CancelScope] = {}
+        self._running: dict[tuple[CopyJob, int, str], trio.CancelScope] = {}
         self._progress = trio.Event()
         self.completed = 0
         # What fills moved, full and delta (for /metrics: a planned restart should
@@ -107,17 +108,17 @@ class Mover:
         state = self._state
         return (
             node_id in state.registry
-            and state.status_of(node_id) == "healthy"
+            and state.status_of(node_id) == NodeStatus.HEALTHY
             and not state.shutdowns.gone(node_id)  # stopping for a restart
         )
 
-    def _work(self) -> list[tuple[str, int, str]]:
+    def _work(self) -> list[tuple[CopyJob, int, str]]:
         table = self._state.table
         fills = [(s, n) for s, n in self._state.syncing() if self._healthy(n)]
         # Primaries first: a shard whose primary is being rebuilt is the one at risk.
         fills.sort(key=lambda job: table.shards[job[0]].primary != job[1])
-        jobs = [("fill", s, n) for s, n in fills]
-        jobs += [("merge", s, n) for s, n in self._state.copies.merges() if self._healthy(n)]
+        jobs = [(CopyJob.FILL, s, n) for s, n in fills]
+        jobs += [(CopyJob.MERGE, s, n) for s, n in self._state.copies.merges() if self._healthy(n)]
         return jobs
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -136,11 +137,11 @@ class Mover:
                     await self._wake.wait()
                 self._wake = trio.Event()
 
-    async def _run_job(self, job: tuple[str, int, str], scope: trio.CancelScope) -> None:
+    async def _run_job(self, job: tuple[CopyJob, int, str], scope: trio.CancelScope) -> None:
         kind, shard_id, node_id = job
         try:
             with scope:
-                if kind == "fill":
+                if kind == CopyJob.FILL:
                     await self._fill(shard_id, node_id)
                 else:
                     await self._merge(shard_id, node_id)
@@ -165,7 +166,7 @@ class Mover:
         target: str,
         check: Callable[[], None],
         since: int = 0,
-        kind: str | None = None,
+        kind: FillKind | None = None,
     ) -> int:
         """Copy the source's records newer than ``since`` (all by default) into the target.
 
@@ -207,7 +208,7 @@ class Mover:
         # lowered it if it missed the copy; later ones reach the copy directly.
         # A wiped copy holds nothing: whatever its catch-up point, it takes everything.
         since = 0 if wiped else self._state.copies.catch_up_from(shard_id, target)
-        kind = "delta" if since else "full"
+        kind = FillKind.DELTA if since else FillKind.FULL
         copied = await self._copy_pages(
             shard_id,
             donor,

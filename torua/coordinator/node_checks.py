@@ -13,9 +13,11 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from torua.cluster.states import CheckState
+
 __all__ = ["NodeChecks", "summary"]
 
-STATES = ("passing", "warning", "critical")
+STATES = tuple(CheckState)
 
 
 class NodeChecks:
@@ -45,7 +47,7 @@ class NodeChecks:
 
     def disk_warns(self, addr: str) -> bool:
         """Whether the node's disk check is not passing: it takes no new copies."""
-        return any(c["name"] == "disk" and c["state"] != "passing" for c in self.of(addr))
+        return any(c["name"] == "disk" and c["state"] != CheckState.PASSING for c in self.of(addr))
 
 
 def summary(checks: list[dict[str, str]]) -> str:

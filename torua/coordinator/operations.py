@@ -24,10 +24,11 @@ from typing import TYPE_CHECKING
 
 import trio
 
+from torua.cluster.states import NodeMode
 from torua.coordinator.mover import Mover
 from torua.coordinator.persistence import Persister
 from torua.coordinator.redistributor import Redistributor
-from torua.coordinator.registry import Mode, NodeRecord
+from torua.coordinator.registry import NodeRecord
 from torua.coordinator.state import ClusterState
 from torua.errors import Conflict, NotFound
 from torua.events import ClusterEvent, MoveProgress, NodeModeChanged
@@ -68,7 +69,7 @@ class Operations:
             raise NotFound(f"no node {node_id!r}", code="node_not_found")
         return record
 
-    def _set_mode(self, node_id: str, mode: Mode) -> bool:
+    def _set_mode(self, node_id: str, mode: NodeMode) -> bool:
         record = self._record(node_id)
         if record.mode == mode:
             return False
@@ -81,7 +82,7 @@ class Operations:
         for node_id in node_ids:
             self._record(node_id)  # all known, or nothing changes
         for node_id in node_ids:
-            self._set_mode(node_id, "maintenance" if enabled else "active")
+            self._set_mode(node_id, NodeMode.MAINTENANCE if enabled else NodeMode.ACTIVE)
             if not enabled:
                 self._evacuations.pop(node_id, None)
         self._redistributor.replan("reconcile", f"maintenance {'on' if enabled else 'off'}")
@@ -102,14 +103,14 @@ class Operations:
     def start_drain(self, node_id: str) -> None:
         """Begin a graceful leave without waiting for it (``PUT .../shutdown``
         with ``type: remove``); copies no node can take stay until one can."""
-        self._set_mode(node_id, "draining")
+        self._set_mode(node_id, NodeMode.DRAINING)
         self._redistributor.replan("reconcile", f"drain {node_id}")
 
     async def drain(self, node_id: str, *, wait: float) -> int:
         record = self._record(node_id)
         held = len(self._state.held_by(node_id))
         previous = record.mode
-        self._set_mode(node_id, "draining")
+        self._set_mode(node_id, NodeMode.DRAINING)
         self._redistributor.replan("reconcile", f"drain {node_id}")
         if stuck := self._stuck(node_id):
             self._set_mode(node_id, previous)
@@ -130,7 +131,7 @@ class Operations:
 
     def evacuate(self, node_id: str) -> Evacuation:
         held = len(self._state.held_by(node_id))
-        self._set_mode(node_id, "evacuating")
+        self._set_mode(node_id, NodeMode.EVACUATING)
         self._redistributor.replan("reconcile", f"evacuate {node_id}")
         evacuation = Evacuation(total=held)
         if stuck := self._stuck(node_id):

@@ -24,6 +24,7 @@ from typing import Any, Protocol
 import trio
 
 from torua.cluster.copies import Copies
+from torua.cluster.states import NodeMode
 from torua.config import HealthSettings
 from torua.coordinator.state import ClusterState
 
@@ -104,7 +105,7 @@ def restore(state: ClusterState, data: dict[str, Any], *, origin: str = "saved s
     state.version_hwm = state.version_reserved = state.version_saved = ceiling
     for node in data["nodes"]:
         record, _ = state.registry.register(node["id"], node["addr"], node["capacity"])
-        record.mode = node["mode"]
+        record.mode = NodeMode(node["mode"])
         record.registered_at = node["registered_at"]
         record.ever_healthy = node["ever_healthy"]
         record.incarnation = node.get("incarnation")

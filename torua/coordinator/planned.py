@@ -20,8 +20,8 @@ from torua.coordinator.persistence import Persister
 from torua.coordinator.redistributor import Redistributor
 from torua.coordinator.shutdowns import Kind
 from torua.coordinator.state import ClusterState
-from torua.coordinator.views import rfc3339
 from torua.errors import NotFound
+from torua.timestamps import rfc3339
 
 __all__ = ["PlannedShutdowns"]
 

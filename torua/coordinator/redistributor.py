@@ -16,6 +16,7 @@ import trio
 
 from torua.cluster import Move, NodeState, ShardTable, assign_primary, rebalance, reconcile
 from torua.cluster.instructions import Announce
+from torua.cluster.states import NodeMode, NodeStatus
 from torua.coordinator.copy_actions import CopyActions
 from torua.coordinator.mover import Mover
 from torua.coordinator.persistence import Persister
@@ -124,7 +125,7 @@ class Redistributor:
         state = self._state
         holders = {n for s in state.table.shards for n in s.copies}
         holders.update(n for nodes in state.retiring.values() for n in nodes)
-        return all(state.status_of(n) != "unknown" for n in holders if n in state.registry)
+        return all(state.status_of(n) != NodeStatus.UNKNOWN for n in holders if n in state.registry)
 
     def _decide(self, event: ClusterEvent) -> str | None:
         """Which placement rule an event calls for: "rebalance", "reconcile" or None."""
@@ -135,10 +136,10 @@ class Redistributor:
                 record = self._state.registry.get(node_id)
                 if record is None:
                     return None
-                if record.mode == "maintenance" and record.ever_healthy:
+                if record.mode == NodeMode.MAINTENANCE and record.ever_healthy:
                     return None  # its copies are leaving anyway: a failure moves nothing
                 self._note_away(node_id, new, record.mode)
-                if new == "healthy" and not record.ever_healthy:
+                if new == NodeStatus.HEALTHY and not record.ever_healthy:
                     record.ever_healthy = True
                     self._persister.mark()
                     return "rebalance"  # a new node gets its share
@@ -156,7 +157,7 @@ class Redistributor:
     def _note_away(self, node_id: str, new: str, mode: str) -> None:
         """A node that fails may be held for its delay; one that passes again is back."""
         shutdowns, state = self._state.shutdowns, self._state
-        if new == "unhealthy" and mode == "active":
+        if new == NodeStatus.UNHEALTHY and mode == NodeMode.ACTIVE:
             if shutdowns.left(
                 node_id, replica_delay=state.replica_delay, copies=state.table.replication_factor
             ):
@@ -168,7 +169,7 @@ class Redistributor:
                     away.delay,
                 )
                 self._persister.mark()
-        elif new == "healthy" and shutdowns.healthy(node_id):
+        elif new == NodeStatus.HEALTHY and shutdowns.healthy(node_id):
             log.info("%s is back within its delay: its copies catch up", node_id)
             self._persister.mark()
 

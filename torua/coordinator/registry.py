@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Literal
 
-__all__ = ["Mode", "NodeRecord", "Registry"]
+from torua.cluster.states import NodeMode
 
-Mode = Literal["active", "maintenance", "evacuating", "draining"]
+__all__ = ["NodeRecord", "Registry"]
 
 
 @dataclass(slots=True)
@@ -21,7 +20,7 @@ class NodeRecord:
     id: str
     addr: str
     capacity: int | None = None
-    mode: Mode = "active"
+    mode: NodeMode = NodeMode.ACTIVE
     registered_at: float = field(default_factory=time.time)
     last_registered: float = field(default_factory=time.time)
     ever_healthy: bool = False

@@ -17,10 +17,11 @@ import trio
 
 from torua import __version__
 from torua.config import CoordinatorSettings
-from torua.coordinator.api import Services, create_coordinator_app
+from torua.coordinator.api import create_coordinator_app
 from torua.coordinator.api_docs import COORDINATOR_DOCS
 from torua.coordinator.assembly import open_services
 from torua.coordinator.persistence import FileBackend, load_state
+from torua.coordinator.services import Services
 from torua.coordinator.state import ClusterState
 from torua.http.openapi import install_openapi
 from torua.http.server import serve_then_cancel

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from torua.cluster import NodeState, ShardTable, cluster_health
 from torua.cluster.copies import Copies
+from torua.cluster.states import ClusterHealth, NodeMode, NodeStatus, ShardState
 from torua.cluster.tombstone_gc import InSyncTimes
 from torua.config import CoordinatorSettings, HealthSettings
 from torua.coordinator.node_checks import NodeChecks
@@ -85,7 +86,7 @@ class ClusterState:
         return self.copies.unsettled
 
     def status_of(self, node_id: str) -> str:
-        return self.health_status.get(node_id, "unknown")
+        return self.health_status.get(node_id, NodeStatus.UNKNOWN)
 
     def capacity_of(self, record: NodeRecord) -> int | None:
         return record.capacity if record.capacity is not None else self.node_capacity
@@ -95,13 +96,13 @@ class ClusterState:
         node that is away within its delay keeps its copies (``held``)."""
         states = {}
         for r in self.registry.all():
-            live = self.status_of(r.id) == "healthy" and not self.shutdowns.gone(r.id)
+            live = self.status_of(r.id) == NodeStatus.HEALTHY and not self.shutdowns.gone(r.id)
             states[r.id] = NodeState(
                 id=r.id,
                 live=live,
-                leaving=r.mode != "active",
+                leaving=r.mode != NodeMode.ACTIVE,
                 capacity=self._room_for(r),
-                held=not live and r.mode == "active" and self.shutdowns.holds(r.id),
+                held=not live and r.mode == NodeMode.ACTIVE and self.shutdowns.holds(r.id),
             )
         return states
 
@@ -114,12 +115,14 @@ class ClusterState:
         held = self.table.load(record.id)
         return held if capacity is None else min(capacity, held)
 
-    def cluster_state(self) -> str:
+    def cluster_state(self) -> ClusterHealth:
         health = cluster_health(self.table, self.node_states())
-        if health == "green" and (any(self.lost.values()) or self.syncing()):
-            return "yellow"
-        if health == "red" and all(self.readable_copies(s.shard_id) for s in self.table.shards):
-            return "yellow"  # every shard still served by a copy that is moving away
+        if health == ClusterHealth.GREEN and (any(self.lost.values()) or self.syncing()):
+            return ClusterHealth.YELLOW
+        if health == ClusterHealth.RED and all(
+            self.readable_copies(s.shard_id) for s in self.table.shards
+        ):
+            return ClusterHealth.YELLOW  # every shard still served by a copy that is moving away
         return health
 
     def is_up(self, node_id: str) -> bool:
@@ -127,7 +130,7 @@ class ClusterState:
         for a restart it has not registered back from."""
         return (
             node_id in self.registry
-            and self.status_of(node_id) != "unhealthy"
+            and self.status_of(node_id) != NodeStatus.UNHEALTHY
             and not self.shutdowns.gone(node_id)
         )
 
@@ -139,7 +142,7 @@ class ClusterState:
         """(shard, node) copies still being filled."""
         return self.copies.syncing()
 
-    def shard_state(self, shard_id: int) -> str:
+    def shard_state(self, shard_id: int) -> ShardState:
         return self.copies.shard_state(shard_id, self.is_up)
 
     def held_by_list(self, shard_id: int) -> set[str]:

@@ -19,6 +19,7 @@ from collections.abc import Callable
 
 import trio
 
+from torua.cluster.states import NodeStatus
 from torua.cluster.tombstone_gc import purgeable
 from torua.coordinator.node_client import NodeClient, NodeUnreachable
 from torua.coordinator.state import ClusterState
@@ -74,7 +75,7 @@ class TombstoneCollector:
         """Per node, the shards whose tombstones may be purged now."""
         state = self._state
         state.in_sync_times.note(state.copies, self._clock())
-        healthy: Callable[[str], bool] = lambda n: state.status_of(n) == "healthy"  # noqa: E731
+        healthy: Callable[[str], bool] = lambda n: state.status_of(n) == NodeStatus.HEALTHY  # noqa: E731
         shards: dict[str, list[int]] = {}
         for shard in state.table.shards:
             if purgeable(state.copies, shard.shard_id, healthy):

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from torua import __version__
 from torua.cluster import Shard
+from torua.cluster.states import ClusterHealth, NodeStatus
 from torua.coordinator.health import NodeHealth
 from torua.coordinator.registry import NodeRecord
 from torua.coordinator.state import ClusterState
+from torua.timestamps import rfc3339
 
-__all__ = ["cluster_info", "node_info", "node_view", "rfc3339", "shards_view"]
+__all__ = ["cluster_info", "node_info", "node_view", "shards_view"]
 
 
 class HealthLookup(Protocol):
@@ -21,18 +22,11 @@ class HealthLookup(Protocol):
     def health(self, node_id: str) -> NodeHealth: ...
 
 
-def rfc3339(epoch: float | None) -> str | None:
-    if epoch is None:
-        return None
-    text = datetime.fromtimestamp(epoch, tz=UTC).isoformat(timespec="milliseconds")
-    return text.replace("+00:00", "Z")
-
-
 def _health(monitor: HealthLookup, node_id: str) -> tuple[str, int, float | None]:
     try:
         health = monitor.health(node_id)
     except KeyError:
-        return "unknown", 0, None
+        return NodeStatus.UNKNOWN, 0, None
     return health.status, health.consecutive_failures, health.last_check
 
 
@@ -60,14 +54,14 @@ def _shutdown_status(state: ClusterState, node_id: str) -> str | None:
     return "away" if node_id in state.shutdowns.away else None
 
 
-def shard_health(state: ClusterState, shard: Shard) -> tuple[str, str | None]:
+def shard_health(state: ClusterState, shard: Shard) -> tuple[ClusterHealth, str | None]:
     """``green``, ``yellow`` or ``red`` for one shard, with the reason when not green."""
     readable = [n for n in shard.copies if n in shard.in_sync and state.is_up(n)]
-    readable = [n for n in readable if state.status_of(n) == "healthy"]
+    readable = [n for n in readable if state.status_of(n) == NodeStatus.HEALTHY]
     if not readable:
-        return "red", "no in-sync copy on a healthy node"
+        return ClusterHealth.RED, "no in-sync copy on a healthy node"
     if len(readable) >= state.table.replication_factor:
-        return "green", None
+        return ClusterHealth.GREEN, None
     reasons = []
     for node_id in shard.copies:
         if node_id in readable:
@@ -85,7 +79,7 @@ def shard_health(state: ClusterState, shard: Shard) -> tuple[str, str | None]:
             reasons.append(f"copy on {node_id} is down")
     if len(shard.copies) < state.table.replication_factor:
         reasons.append(f"{len(shard.copies)} of {state.table.replication_factor} copies placed")
-    return "yellow", "; ".join(reasons)
+    return ClusterHealth.YELLOW, "; ".join(reasons)
 
 
 def node_info(state: ClusterState, monitor: HealthLookup, record: NodeRecord) -> dict[str, Any]:
@@ -131,7 +125,7 @@ def shards_view(
 
 def cluster_info(state: ClusterState, monitor: HealthLookup) -> dict[str, Any]:
     records = state.registry.all()
-    healthy = sum(1 for r in records if _health(monitor, r.id)[0] == "healthy")
+    healthy = sum(1 for r in records if _health(monitor, r.id)[0] == NodeStatus.HEALTHY)
     return {
         "cluster_id": state.cluster_id,
         "coordinator_version": __version__,

@@ -17,6 +17,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from torua.cluster.states import NodeStatus
 from torua.config import CoordinatorSettings
 from torua.coordinator.health import NodeHealth
 from torua.coordinator.live_config import config_view
@@ -40,7 +41,7 @@ class SavedHealth:
         self._health: dict[str, NodeHealth] = {}
         for node_id, status in statuses.items():
             health = NodeHealth(1)
-            health.status = status
+            health.status = NodeStatus(status)
             self._health[node_id] = health
 
     def health(self, node_id: str) -> NodeHealth:

@@ -20,10 +20,11 @@ import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal, NamedTuple
+from typing import Any, NamedTuple
 
 import trio
 
+from torua.cluster.states import CheckState
 from torua.config import DiskLimit
 from torua.node.store import Store
 
@@ -31,7 +32,7 @@ __all__ = ["PROBE_SHARD", "CheckResult", "SelfChecks"]
 
 log = logging.getLogger(__name__)
 
-State = Literal["passing", "warning", "critical"]
+State = CheckState
 
 # A shard id no client can name (the API takes 0 or more): the store probe's
 # record never mixes with user data and is never exported or moved.
@@ -89,7 +90,7 @@ class SelfChecks:
         return list(self._results.values())
 
     def critical(self) -> list[CheckResult]:
-        return [r for r in self._results.values() if r.state == "critical"]
+        return [r for r in self._results.values() if r.state == CheckState.CRITICAL]
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Check once before reporting started (the first probe sees real results),
@@ -111,7 +112,7 @@ class SelfChecks:
                 continue
             old = self._results.get(result.name)
             if old is None or old.state != result.state:
-                level = logging.INFO if result.state == "passing" else logging.WARNING
+                level = logging.INFO if result.state == CheckState.PASSING else logging.WARNING
                 log.log(level, "self-check %s: %s (%s)", result.name, result.state, result.output)
             self._results[result.name] = result
 
@@ -121,22 +122,24 @@ class SelfChecks:
         try:
             usage = self._disk_usage(self._data_dir)
         except OSError as exc:
-            return CheckResult("disk", "critical", f"cannot read disk usage: {exc.strerror}")
+            return CheckResult(
+                "disk", CheckState.CRITICAL, f"cannot read disk usage: {exc.strerror}"
+            )
         # "Used" is everything this node cannot write to (blocks reserved for root
         # included), as the watermarks measure it.
         percent = 100.0 * (usage.total - usage.free) / usage.total if usage.total else 100.0
         text = f"{_size(usage.free)} free of {_size(usage.total)} ({percent:.1f}% used)"
         if self._critical.crossed(usage.total, usage.free):
-            return CheckResult("disk", "critical", f"{text}; critical at {self._critical}")
+            return CheckResult("disk", CheckState.CRITICAL, f"{text}; critical at {self._critical}")
         if self._warn.crossed(usage.total, usage.free):
-            return CheckResult("disk", "warning", f"{text}; warning at {self._warn}")
-        return CheckResult("disk", "passing", text)
+            return CheckResult("disk", CheckState.WARNING, f"{text}; warning at {self._warn}")
+        return CheckResult("disk", CheckState.PASSING, text)
 
     async def _check_store(self) -> CheckResult:
         """Write a record and read it back through the real store: a full disk, a
         read-only file or a dead writer thread all fail here before a client sees it."""
         started = trio.current_time()
-        state: State = "critical"
+        state: State = CheckState.CRITICAL
         with trio.move_on_after(max(self.interval, 1.0)) as scope:
             try:
                 current = await self._store.get(PROBE_SHARD, _PROBE_KEY)
@@ -145,7 +148,7 @@ class SelfChecks:
                 await self._store.put(PROBE_SHARD, _PROBE_KEY, value, version)
                 back = await self._store.get(PROBE_SHARD, _PROBE_KEY)
                 if back is not None and back.value == value:
-                    state, output = "passing", "wrote and read back a record"
+                    state, output = CheckState.PASSING, "wrote and read back a record"
                 else:
                     output = "a record written was not read back"
             except Exception as exc:  # any store failure is the finding, not a crash
@@ -156,7 +159,7 @@ class SelfChecks:
         return CheckResult("store", state, f"{output} ({elapsed * 1000:.1f} ms)")
 
     def _check_lag(self) -> CheckResult:
-        state: State = "warning" if self._lag >= LAG_WARN else "passing"
+        state: State = CheckState.WARNING if self._lag >= LAG_WARN else CheckState.PASSING
         return CheckResult("event_loop", state, f"last check woke {self._lag * 1000:.0f} ms late")
 
 

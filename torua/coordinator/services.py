@@ -1,0 +1,51 @@
+"""What the coordinator's routes are handed: every service of one running coordinator.
+
+Built by :mod:`torua.coordinator.assembly` and read by the route modules; it
+lives apart from both so that the services never import the HTTP layer to
+name it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import trio
+from prometheus_client import CollectorRegistry
+
+from torua.coordinator.assignments import AssignmentSync
+from torua.coordinator.copy_actions import CopyActions
+from torua.coordinator.health import HealthMonitor
+from torua.coordinator.incarnations import Incarnations
+from torua.coordinator.load import LoadMonitor
+from torua.coordinator.mover import Mover
+from torua.coordinator.node_client import NodeClient
+from torua.coordinator.operations import Operations
+from torua.coordinator.persistence import Persister
+from torua.coordinator.redistributor import Redistributor
+from torua.coordinator.router import Router
+from torua.coordinator.state import ClusterState
+from torua.events import EventBus
+
+__all__ = ["Services"]
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    state: ClusterState
+    monitor: HealthMonitor
+    redistributor: Redistributor
+    router: Router
+    sync: AssignmentSync
+    nodes: NodeClient
+    bus: EventBus
+    mover: Mover
+    persister: Persister
+    operations: Operations
+    stopping: trio.Event  # set when the coordinator begins to shut down (ends SSE streams)
+    incarnations: Incarnations
+    actions: CopyActions
+    metrics: CollectorRegistry | None = None  # GET /metrics; holds the probe counters
+    info: Callable[[], dict[str, Any]] | None = None  # leader and epoch for /cluster/info
+    load: LoadMonitor | None = None  # request rates and their history (GET /load)
