@@ -17,6 +17,7 @@ import pytest
 import trio
 
 from torua.cluster import shard_for_key
+from torua.green import cluster_green
 
 from .checker import AckedWrites
 from .procs import ProcessGroup, stop_up, wait_until
@@ -32,9 +33,7 @@ async def shard_states(http: httpx.AsyncClient) -> set[str]:
     return {s["state"] for s in (await http.get("/shards")).json()["shards"]}
 
 
-async def green(http: httpx.AsyncClient) -> bool:
-    info = (await http.get("/cluster/info")).json()
-    return info["cluster_state"] == "green" and await shard_states(http) == {"active"}
+green = cluster_green  # test_e2e_checks imports it from here
 
 
 async def start_cluster(

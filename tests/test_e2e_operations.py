@@ -10,17 +10,13 @@ import httpx
 import pytest
 import trio
 
+from torua.green import cluster_green
+
 from .procs import ProcessGroup, wait_until
 
 pytestmark = pytest.mark.e2e
 
 ENV = {"HEALTH_CHECK_INTERVAL": "1s"}
-
-
-async def _green(http: httpx.AsyncClient) -> bool:
-    info = (await http.get("/cluster/info")).json()
-    shards = (await http.get("/shards")).json()["shards"]
-    return info["cluster_state"] == "green" and all(s["state"] == "active" for s in shards)
 
 
 async def test_sigterm_drains_the_node_then_it_exits_0(tmp_path: Path) -> None:
@@ -31,7 +27,7 @@ async def test_sigterm_drains_the_node_then_it_exits_0(tmp_path: Path) -> None:
             for n in ("n1", "n2", "n3")
         }
         async with httpx.AsyncClient(base_url=coordinator.url, timeout=30) as http:
-            await wait_until(lambda: _green(http), within=20, what="green cluster")
+            await wait_until(lambda: cluster_green(http), within=20, what="green cluster")
             for i in range(300):
                 assert (await http.put(f"/data/k{i}", content=b"v%d" % i)).status_code == 204
             held = {n["id"]: n["shards"] for n in (await http.get("/nodes")).json()["nodes"]}
@@ -53,7 +49,7 @@ async def test_config_is_acknowledged_by_every_node_and_a_bad_one_changes_nothin
         for n in ("n1", "n2"):
             await group.node(n, coordinator.url, ENV)
         async with httpx.AsyncClient(base_url=coordinator.url, timeout=30) as http:
-            await wait_until(lambda: _green(http), within=20, what="green cluster")
+            await wait_until(lambda: cluster_green(http), within=20, what="green cluster")
             response = await http.put(
                 "/cluster/config", json={"health_check_interval": "2s", "node_capacity": 20}
             )

@@ -17,6 +17,8 @@ import httpx
 import pytest
 import trio
 
+from torua.green import cluster_green
+
 from .checker import AckedWrites
 from .procs import Proc, ProcessGroup, wait_until
 
@@ -68,7 +70,7 @@ async def test_acknowledged_writes_survive_random_faults(tmp_path: Path) -> None
         for i in range(1, 5):
             await start_node(f"n{i}")
         async with httpx.AsyncClient(base_url=coordinator.url, timeout=15) as http:
-            await wait_until(lambda: _green(http), within=20, what="green cluster")
+            await wait_until(lambda: cluster_green(http), within=20, what="green cluster")
             stop = trio.Event()
 
             async def reader() -> None:
@@ -127,7 +129,7 @@ async def test_acknowledged_writes_survive_random_faults(tmp_path: Path) -> None
                 nursery.start_soon(watcher)
                 await injector()
                 stop.set()
-            await wait_until(lambda: _green(http), within=60, what="green after the faults")
+            await wait_until(lambda: cluster_green(http), within=60, what="green after the faults")
             lost = await checker.lost(http)
 
     print(f"faults injected: {len(faults.injected)} ({'; '.join(faults.injected)})")
@@ -149,9 +151,3 @@ def _generation(value: bytes) -> int:
 async def _healthy(http: httpx.AsyncClient, node_id: str) -> bool:
     nodes = {n["id"]: n for n in (await http.get("/nodes")).json()["nodes"]}
     return nodes.get(node_id, {}).get("status") == "healthy"
-
-
-async def _green(http: httpx.AsyncClient) -> bool:
-    info = (await http.get("/cluster/info")).json()
-    shards = (await http.get("/shards")).json()["shards"]
-    return info["cluster_state"] == "green" and all(s["state"] == "active" for s in shards)

@@ -25,6 +25,7 @@ import httpx
 import trio
 
 from torua.errors import ToruaError
+from torua.green import is_green
 
 __all__ = ["RollingRestartFailed", "rolling_restart", "up_file", "write_up_file"]
 
@@ -60,7 +61,7 @@ async def _ok(response: Awaitable[httpx.Response], *, ok: tuple[int, ...] = (200
 async def _green(http: httpx.AsyncClient) -> bool:
     info = await _ok(http.get("/cluster/info"))
     shards = (await _ok(http.get("/shards")))["shards"]
-    return bool(info["cluster_state"] == "green" and all(s["state"] == "active" for s in shards))
+    return is_green(info, shards)
 
 
 async def _poll_until(check: Callable[[], Awaitable[bool]]) -> None:

@@ -22,11 +22,13 @@ from torua.coordinator.bulk import BulkBody, run_bulk
 from torua.coordinator.data_route import DataApi, checked_key
 from torua.coordinator.metrics import install_coordinator_metrics
 from torua.coordinator.node_client import NodeUnreachable
+from torua.coordinator.registry import NodeRecord
 from torua.coordinator.services import Services
 from torua.coordinator.state import ClusterState
 from torua.coordinator.views import cluster_info, node_info, node_view, shards_view
 from torua.errors import BadRequest, Conflict, NotFound, Unavailable
 from torua.events import NodeJoined, NodeRemoved
+from torua.fanout import fan_out
 from torua.http.auth import install_token_check
 from torua.http.errors import install_error_handlers
 from torua.http.quart_exchange import QuartRequest, install_data_routes, quart_reply
@@ -236,23 +238,20 @@ def create_coordinator_app(services: Services) -> QuartTrio:
     async def broadcast() -> Response:
         body = await parse_body(BroadcastBody)
         records = state.registry.all()
-        results: dict[str, dict[str, Any]] = {}
 
-        async def one(node_id: str, addr: str) -> None:
+        async def send(record: NodeRecord) -> dict[str, Any]:
             try:
                 reply = await s.nodes.request(
-                    "POST", addr, body.path, payload=body.payload, deadline=5.0
+                    "POST", record.addr, body.path, payload=body.payload, deadline=5.0
                 )
                 ok = 200 <= reply.status < 300
                 error = None if ok else f"HTTP {reply.status}"
             except NodeUnreachable as exc:
                 ok, error = False, str(exc)
-            results[node_id] = {"node_id": node_id, "ok": ok, "error": error}
+            return {"node_id": record.id, "ok": ok, "error": error}
 
-        async with trio.open_nursery() as nursery:
-            for record in records:
-                nursery.start_soon(one, record.id, record.addr)
-        return jsonify({"sent_to": len(records), "results": [results[r.id] for r in records]})
+        results = await fan_out(send, records)
+        return jsonify({"sent_to": len(records), "results": results})
 
     install_operation_routes(app, s, s.operations)
     install_event_routes(app, s)  # GET /events (SSE) and GET / (the dashboard)

@@ -21,6 +21,7 @@ import trio
 
 from torua.coordinator.node_client import NodeClient, NodeUnreachable
 from torua.coordinator.state import ClusterState
+from torua.fanout import fan_out
 
 __all__ = ["AssignmentSync"]
 
@@ -74,13 +75,11 @@ class AssignmentSync:
 
     async def push(self, *node_ids: str) -> dict[str, str | None]:
         """Push now to these nodes concurrently; returns each node's error or None."""
-        results: dict[str, str | None] = {}
 
-        async def one(node_id: str) -> None:
+        async def one(node_id: str) -> str | None:
             record = self._state.registry.get(node_id)
             if record is None:
-                results[node_id] = "unknown node"
-                return
+                return "unknown node"
             try:
                 reply = await self._nodes.control(
                     record.addr, self.message_for(node_id), deadline=PUSH_DEADLINE
@@ -93,15 +92,13 @@ class AssignmentSync:
                         record.addr, self.message_for(node_id), deadline=PUSH_DEADLINE
                     )
             except NodeUnreachable as exc:
-                results[node_id] = str(exc)
-                return
+                return str(exc)
             if reply.status == 200:
                 await self._report(node_id, reply)
-            results[node_id] = None if reply.status == 200 else f"HTTP {reply.status}"
+            return None if reply.status == 200 else f"HTTP {reply.status}"
 
-        async with trio.open_nursery() as nursery:
-            for node_id in set(node_ids):
-                nursery.start_soon(one, node_id)
+        targets = list(dict.fromkeys(node_ids))
+        results = dict(zip(targets, await fan_out(one, targets), strict=True))
         for node_id, error in results.items():
             if error is None:
                 self._dirty.discard(node_id)

@@ -28,7 +28,6 @@ from collections import defaultdict
 from functools import partial
 from typing import Any, Literal
 
-import trio
 from pydantic import Field, model_validator
 
 from torua.cluster import shard_for_key
@@ -37,6 +36,7 @@ from torua.coordinator.node_client import NodeClient, Reply
 from torua.coordinator.router import WRITE_ATTEMPTS, NotSent, Router, StaleVersion
 from torua.coordinator.state import ClusterState
 from torua.errors import ApiError, BadGateway, BadRequest, NotFound, TooLarge, Unavailable
+from torua.fanout import fan_out
 from torua.http.records import decode_frames, encode_frames
 from torua.http.validate import Body
 from torua.limits import BULK_MAX_OPS, MAX_KEY_BYTES
@@ -205,10 +205,6 @@ async def run_bulk(
                 continue
             _found(results[i], raw)
 
-    async with trio.open_nursery() as nursery:
-        for shard_id, indexes in writes.items():
-            nursery.start_soon(write_shard, shard_id, indexes)
-    async with trio.open_nursery() as nursery:
-        for shard_id, indexes in reads.items():
-            nursery.start_soon(read_shard, shard_id, indexes)
+    await fan_out(lambda shard: write_shard(*shard), writes.items())
+    await fan_out(lambda shard: read_shard(*shard), reads.items())
     return results

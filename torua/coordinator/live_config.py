@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any, Literal
 
-import trio
 from pydantic import Field
 
 from torua.config import (
@@ -24,8 +23,10 @@ from torua.config import (
 )
 from torua.coordinator.health import HealthMonitor
 from torua.coordinator.node_client import NodeClient, NodeUnreachable
+from torua.coordinator.registry import NodeRecord
 from torua.coordinator.state import ClusterState
 from torua.errors import BadRequest, ConfigError
+from torua.fanout import fan_out
 from torua.http.validate import Body
 
 __all__ = ["ConfigBody", "apply_config", "config_view", "send_to_nodes"]
@@ -127,23 +128,23 @@ def plan_config(
 async def send_to_nodes(
     state: ClusterState, nodes: NodeClient, config: dict[str, Any]
 ) -> dict[str, bool]:
-    acks: dict[str, bool] = {}
     message = {
         "type": "config",
         "config": {**config, "health_check_interval_seconds": state.health.interval},
     }
 
-    async def one(node_id: str, addr: str) -> None:
+    async def acked(record: NodeRecord) -> bool:
         try:
-            reply = await nodes.control(addr, message, deadline=max(2.0, state.health.timeout + 1))
-            acks[node_id] = reply.status == 200
+            reply = await nodes.control(
+                record.addr, message, deadline=max(2.0, state.health.timeout + 1)
+            )
         except NodeUnreachable:
-            acks[node_id] = False
+            return False
+        return reply.status == 200
 
-    async with trio.open_nursery() as nursery:
-        for record in state.registry.all():
-            nursery.start_soon(one, record.id, record.addr)
-    return dict(sorted(acks.items()))
+    records = state.registry.all()
+    acks = await fan_out(acked, records)
+    return dict(sorted(zip((r.id for r in records), acks, strict=True)))
 
 
 def apply_config(state: ClusterState, monitor: HealthMonitor, body: ConfigBody) -> bool:

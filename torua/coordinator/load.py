@@ -27,6 +27,7 @@ from torua.coordinator.health import ProbeRecord
 from torua.coordinator.load_history import MAX_POINTS, WINDOW, CopyRate, Series, mean
 from torua.coordinator.node_client import NodeClient, NodeUnreachable
 from torua.coordinator.state import ClusterState
+from torua.fanout import fan_out
 
 __all__ = ["MIN_POLL", "LoadMonitor"]
 
@@ -166,9 +167,7 @@ class LoadMonitor:
         state = self._state
         targets = [(r.id, r.addr) for r in state.registry.all() if state.is_up(r.id)]
         deadline = min(POLL_DEADLINE, self.period())
-        async with trio.open_nursery() as nursery:
-            for node_id, addr in targets:
-                nursery.start_soon(self._poll_node, node_id, addr, deadline)
+        await fan_out(lambda target: self._poll_node(*target, deadline), targets)
         self.add_points()
         self.polls += 1
 

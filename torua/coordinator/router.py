@@ -22,8 +22,6 @@ import time
 from collections.abc import Awaitable, Callable
 from functools import partial
 
-import trio
-
 from torua.cluster import Shard, shard_for_key
 from torua.coordinator.assignments import AssignmentSync
 from torua.coordinator.copy_actions import CopyActions
@@ -32,6 +30,7 @@ from torua.coordinator.state import ClusterState
 from torua.coordinator.versions import Versions
 from torua.coordinator.write_tracker import WriteTracker
 from torua.errors import ApiError, BadGateway, NotFound, ToruaError, Unavailable
+from torua.fanout import fan_out
 
 __all__ = ["Router"]
 
@@ -151,9 +150,7 @@ class Router:
             elif reply.status == 404 and reply.error_code == "key_not_found":
                 found[node_id] = (None, reply.version or 0)
 
-        async with trio.open_nursery() as nursery:
-            for node_id in copies:
-                nursery.start_soon(read, node_id)
+        await fan_out(read, copies)
         if set(found) != set(copies):
             raise Unavailable(
                 f"key {key!r}: its last write failed part-way and not every copy of shard "
@@ -193,9 +190,7 @@ class Router:
             if reply.status != 204 or stored < version:
                 failed.append(node_id)
 
-        async with trio.open_nursery() as nursery:
-            for node_id in node_ids:
-                nursery.start_soon(one, node_id)
+        await fan_out(one, node_ids)
         if failed:
             raise Unavailable(
                 f"key {key!r} could not be repaired on {', '.join(sorted(failed))}; retry",
@@ -312,13 +307,7 @@ class Router:
                 elif judge is not None and not judge(reply):
                     stale.add(node_id)
 
-            targets = authoritative + filling
-            if len(targets) == 1:  # one copy (R = 1): no task to spawn
-                await one(targets[0])
-            else:
-                async with trio.open_nursery() as nursery:
-                    for node_id in targets:
-                        nursery.start_soon(one, node_id)
+            await fan_out(one, authoritative + filling)  # one copy (R = 1): no task
             for node_id in filling:
                 if node_id in failed or node_id in stale:
                     self._tracker.note_missed(shard_id, node_id)

@@ -22,11 +22,11 @@ import binascii
 from collections.abc import Callable
 from typing import Annotated, Any
 
-import trio
 from pydantic import Field
 from quart import Quart, Response, jsonify, request
 
 from torua.errors import ApiError, BadRequest, Conflict, NotFound
+from torua.fanout import fan_out
 from torua.http.errors import read_limited
 from torua.http.records import (
     NEXT_HEADER,
@@ -141,28 +141,27 @@ def install_transfer_routes(
             raise BadRequest(f"the body is {RECORDS_TYPE} sections", code="invalid_body")
         raw = await read_limited(IMPORT_BYTES, "record bodies")
         sections = decode_sections(raw, max_records=MAX_RECORDS)
-        results: list[dict[str, Any]] = [{} for _ in sections]
 
-        async def one(i: int, shard_id: int, rows: list[Row]) -> None:
-            results[i] = {"shard_id": shard_id}
+        async def one(section: tuple[int, list[Row]]) -> dict[str, Any]:
+            shard_id, rows = section
+            result: dict[str, Any] = {"shard_id": shard_id}
             try:
                 writable(shard_id)
                 records = [(key, Record(value, version)) for key, value, version in rows]
                 applied = await store.put_many(shard_id, records)
             except ApiError as exc:
-                results[i].update(status=exc.status, error=exc.code, message=exc.message)
-                return
-            results[i].update(status=200, received=len(rows), applied=applied)
+                result.update(status=exc.status, error=exc.code, message=exc.message)
+                return result
+            result.update(status=200, received=len(rows), applied=applied)
             if applied < len(rows):
                 # Equal versions are resends; a larger stored one means these writes were
                 # not taken, and the coordinator must retry them with larger versions.
                 newer = await newest_above(store, shard_id, rows)
                 if newer:
-                    results[i]["newer_version"] = newer
+                    result["newer_version"] = newer
+            return result
 
-        async with trio.open_nursery() as nursery:  # concurrent: one group commit for all
-            for i, (shard_id, rows) in enumerate(sections):
-                nursery.start_soon(one, i, shard_id, rows)
+        results = await fan_out(one, sections)  # concurrent: one group commit for all
         return jsonify({"results": results})
 
     @app.post("/shard/<int:shard_id>/get_many")
