@@ -103,7 +103,9 @@ async def open_services(
             state, actions, mover=mover, tracker=tracker, persister=persister
         )
         operations = Operations(state, redistributor, mover, persister, bus.publish_nowait)
-        operations.planned = PlannedShutdowns(state, redistributor, operations, persister)
+        operations.planned = PlannedShutdowns(
+            state, redistributor, operations.start_drain, persister
+        )
         services = Services(
             state=state,
             monitor=monitor,

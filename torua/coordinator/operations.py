@@ -20,21 +20,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import trio
 
 from torua.cluster.states import NodeMode
 from torua.coordinator.mover import Mover
 from torua.coordinator.persistence import Persister
+from torua.coordinator.planned import PlannedShutdowns
 from torua.coordinator.redistributor import Redistributor
 from torua.coordinator.registry import NodeRecord
 from torua.coordinator.state import ClusterState
 from torua.errors import Conflict, NotFound
 from torua.events import ClusterEvent, MoveProgress, NodeModeChanged
-
-if TYPE_CHECKING:
-    from torua.coordinator.planned import PlannedShutdowns
 
 __all__ = ["Evacuation", "Operations"]
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from typing import Any
 
 import trio
 
 from torua.config import format_duration
-from torua.coordinator.operations import Operations
 from torua.coordinator.persistence import Persister
 from torua.coordinator.redistributor import Redistributor
 from torua.coordinator.shutdowns import Kind
@@ -33,12 +33,12 @@ class PlannedShutdowns:
         self,
         state: ClusterState,
         redistributor: Redistributor,
-        operations: Operations,
+        start_drain: Callable[[str], None],
         persister: Persister,
     ) -> None:
         self._state = state
         self._redistributor = redistributor
-        self._operations = operations
+        self._start_drain = start_drain  # Operations.start_drain: a drain that answers at once
         self._persister = persister
         self._wake = trio.Event()
         state.shutdowns.on_change = self.kick
@@ -57,7 +57,7 @@ class PlannedShutdowns:
         self._state.shutdowns.request(node_id, kind, delay)
         self._persister.mark()
         if kind == "remove":
-            self._operations.start_drain(node_id)
+            self._start_drain(node_id)
         return self.view(node_id)
 
     def cancel(self, node_id: str) -> None:
