@@ -27,7 +27,6 @@ from torua.coordinator.services import Services
 from torua.coordinator.state import ClusterState
 from torua.coordinator.views import cluster_info, node_info, node_view, shards_view
 from torua.errors import BadRequest, Conflict, NotFound, Unavailable
-from torua.events import NodeJoined, NodeRemoved
 from torua.fanout import fan_out
 from torua.http.auth import install_token_check
 from torua.http.errors import install_error_handlers
@@ -101,11 +100,7 @@ def create_coordinator_app(services: Services) -> QuartTrio:
     install_data_routes(app, data_api)
     install_coordinator_metrics(app, state, s.monitor, s.mover, s.metrics)
 
-    def record_of(node_id: str) -> Any:
-        record = state.registry.get(node_id)
-        if record is None:
-            raise NotFound(f"no node {node_id!r}", code="node_not_found")
-        return record
+    record_of = s.membership.record_of
 
     @app.get("/health")
     async def health() -> Response:
@@ -114,18 +109,9 @@ def create_coordinator_app(services: Services) -> QuartTrio:
     @app.post("/register")
     async def register() -> Response:
         spec = (await parse_body(RegisterBody)).node
-        addr = normalize_url(spec.addr)
-        is_new = spec.id not in state.registry
-        record, changed = state.registry.register(spec.id, addr, spec.capacity)
-        # A new incarnation means its data is gone: out of the in-sync sets, saved.
-        await s.incarnations.observe(spec.id, spec.incarnation, spec.max_version)
-        if state.shutdowns.registered(spec.id, healthy=state.status_of(spec.id) == "healthy"):
-            s.persister.mark()
-        s.monitor.watch(spec.id, addr)
-        if is_new or changed:
-            s.persister.mark()
-            await s.bus.publish(NodeJoined(node_id=spec.id, addr=addr, rejoined=not is_new))
-        s.sync.mark(spec.id)
+        await s.membership.register(
+            spec.id, normalize_url(spec.addr), spec.capacity, spec.incarnation, spec.max_version
+        )
         return Response(b"", status=204)
 
     @app.get("/nodes")
@@ -144,20 +130,7 @@ def create_coordinator_app(services: Services) -> QuartTrio:
 
     @app.delete("/nodes/<node_id>")
     async def remove(node_id: str) -> Response:
-        record_of(node_id)
-        held = state.held_by(node_id)
-        if held:
-            raise Conflict(
-                f"node {node_id!r} still holds copies of shards {held}; drain it first",
-                code="node_holds_shards",
-            )
-        state.registry.remove(node_id)
-        s.operations.forget(node_id)
-        s.monitor.unwatch(node_id)
-        state.health_status.pop(node_id, None)
-        # Its data is declared gone: shards that lost copies on it are complete again.
-        await s.actions.durably(state.copies.node_removed(node_id))
-        await s.bus.publish(NodeRemoved(node_id=node_id))
+        await s.membership.remove(node_id)
         return Response(b"", status=204)
 
     @app.get("/shards")

@@ -23,6 +23,7 @@ from torua.coordinator.health import HealthMonitor, ProbeRecord
 from torua.coordinator.http_probe import RawHttpProbe
 from torua.coordinator.incarnations import Incarnations
 from torua.coordinator.load import LoadMonitor
+from torua.coordinator.membership import Membership
 from torua.coordinator.metrics import probe_observer
 from torua.coordinator.mover import Mover
 from torua.coordinator.node_client import NodeClient
@@ -120,6 +121,9 @@ async def open_services(
             stopping=stopping,
             incarnations=incarnations,
             actions=actions,
+            membership=Membership(
+                state, monitor, incarnations, persister, bus, sync, operations, actions
+            ),
             metrics=metrics,
             info=info,
             load=load,

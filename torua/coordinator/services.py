@@ -19,6 +19,7 @@ from torua.coordinator.copy_actions import CopyActions
 from torua.coordinator.health import HealthMonitor
 from torua.coordinator.incarnations import Incarnations
 from torua.coordinator.load import LoadMonitor
+from torua.coordinator.membership import Membership
 from torua.coordinator.mover import Mover
 from torua.coordinator.node_client import NodeClient
 from torua.coordinator.operations import Operations
@@ -46,6 +47,7 @@ class Services:
     stopping: trio.Event  # set when the coordinator begins to shut down (ends SSE streams)
     incarnations: Incarnations
     actions: CopyActions
+    membership: Membership  # register and remove: the membership rules
     metrics: CollectorRegistry | None = None  # GET /metrics; holds the probe counters
     info: Callable[[], dict[str, Any]] | None = None  # leader and epoch for /cluster/info
     load: LoadMonitor | None = None  # request rates and their history (GET /load)
