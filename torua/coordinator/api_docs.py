@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from torua.coordinator.api import AssignBody, BroadcastBody, RegisterBody
+from torua.coordinator.api_cluster import BroadcastBody
 from torua.coordinator.api_load import RebalanceBody
+from torua.coordinator.api_nodes import RegisterBody
 from torua.coordinator.api_ops import MaintenanceBody
+from torua.coordinator.api_shards import AssignBody
 from torua.coordinator.api_shutdowns import ShutdownBody
 from torua.coordinator.bulk import BulkBody
 from torua.coordinator.live_config import ConfigBody
