@@ -20,6 +20,7 @@ import httpx
 
 from torua.config import normalize_url
 from torua.coordinator.node_conns import NodeConnections
+from torua.sim import seam
 
 __all__ = ["ClientPool"]
 
@@ -46,6 +47,7 @@ class ClientPool:
                 verify=self._ssl,
                 limits=self._limits,
                 timeout=httpx.Timeout(10.0),
+                transport=seam.current().http_transport(),
             )
             self._clients[base] = client
         return client

@@ -8,10 +8,11 @@ through a writer thread; the memory store simply never blocks.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
+
+from torua.sim import seam
 
 __all__ = ["MemoryStore", "Record", "ShardStats", "Store", "apply_write", "next_version"]
 
@@ -30,7 +31,7 @@ class ShardStats:
 
 def next_version(current: int = 0) -> int:
     """A version later than ``current`` and roughly wall-clock ordered (ns)."""
-    return max(current + 1, time.time_ns())
+    return max(current + 1, seam.current().time_ns())
 
 
 class Store(Protocol):

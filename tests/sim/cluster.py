@@ -1,0 +1,156 @@
+"""The simulated processes: one coordinator and its nodes, each on its own host.
+
+A process is a task that installs its :class:`SimHost` and runs the real
+``Coordinator`` or ``Node`` inside a cancel scope. A crash is the network
+dropping the host (listeners closed, peers read EOF) and the scope cancelled;
+a restart is a new task with a new service object. A node's store is an
+in-memory store kept across crashes, with its incarnation, as a durable data
+directory would keep them, unless the crash loses the data.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from typing import Protocol
+
+import trio
+
+from torua.config import CoordinatorSettings, HealthSettings, NodeSettings
+from torua.coordinator.service import Coordinator
+from torua.node.service import Node
+from torua.node.store import MemoryStore
+from torua.sim.seam import installed
+
+from .hosts import SimHost
+from .network import SimNetwork
+
+__all__ = ["Proc", "SimCluster", "COORDINATOR", "CLIENT"]
+
+COORDINATOR = "coord"
+CLIENT = "client"
+COORDINATOR_PORT = 8080
+NODE_PORT = 7000
+
+
+class Service(Protocol):
+    def stop(self) -> None: ...
+
+    async def run(self, *, task_status: trio.TaskStatus[str] = ...) -> None: ...
+
+
+class Proc:
+    """One simulated process: started, crashed, restarted, stopped."""
+
+    def __init__(self, host: SimHost, make: Callable[[], Service]) -> None:
+        self.host = host
+        self.make = make
+        self.service: Service | None = None
+        self.scope: trio.CancelScope | None = None
+        self.done = trio.Event()
+        self.running = False
+        self.starts = 0
+
+    @property
+    def name(self) -> str:
+        return self.host.name
+
+    def start(self, nursery: trio.Nursery) -> None:
+        self.done = trio.Event()
+        self.running = True
+        self.starts += 1
+        nursery.start_soon(self._main, name=f"sim:{self.name}")
+
+    async def _main(self) -> None:
+        try:
+            with installed(self.host), trio.CancelScope() as self.scope:
+                self.service = self.make()
+                await self.service.run()
+        finally:
+            self.running = False
+            self.done.set()
+
+    async def crash(self) -> None:
+        self.host.net.crash(self.name)
+        if self.scope is not None:
+            self.scope.cancel(reason="simulated crash")
+        await self.done.wait()
+
+    def stop(self) -> None:
+        if self.service is not None:
+            self.service.stop()
+
+
+class SimCluster:
+    def __init__(
+        self, net: SimNetwork, seed: int, *, nodes: int, replicas: int, shards: int
+    ) -> None:
+        self.net = net
+        self.seed = seed
+        self.hosts: dict[str, SimHost] = {}
+        self.coordinator = Proc(self._host(COORDINATOR), self._make_coordinator(replicas, shards))
+        self.nodes: dict[str, Proc] = {}
+        self.stores: dict[str, tuple[MemoryStore, str]] = {}
+        for i in range(1, nodes + 1):
+            name = f"n{i}"
+            self.nodes[name] = Proc(self._host(name), self._make_node(name))
+        self.client_host = self._host(CLIENT)
+        self.url = f"http://{COORDINATOR}:{COORDINATOR_PORT}"
+
+    def _host(self, name: str) -> SimHost:
+        host = SimHost(name, self.net, random.Random(f"{self.seed}:{name}"))
+        self.hosts[name] = host
+        return host
+
+    def _make_coordinator(self, replicas: int, shards: int) -> Callable[[], Service]:
+        settings = CoordinatorSettings(
+            host=COORDINATOR,
+            port=COORDINATOR_PORT,
+            shards=shards,
+            replication_factor=replicas,
+            memory=True,
+            insecure=True,
+            health=HealthSettings(interval=1.0, timeout=0.5, failures=3),
+        )
+        return lambda: Coordinator(settings)
+
+    def _make_node(self, name: str) -> Callable[[], Service]:
+        settings = NodeSettings(
+            node_id=name,
+            host=name,
+            port=NODE_PORT,
+            coordinator=f"http://{COORDINATOR}:{COORDINATOR_PORT}",
+            memory=True,
+            insecure=True,
+            register_backoff_max=2.0,
+        )
+
+        def make() -> Service:
+            kept = self.stores.get(name)
+            if kept is None:
+                node = Node(settings, store=MemoryStore())
+                assert isinstance(node.store, MemoryStore)
+                self.stores[name] = (node.store, node.runtime.incarnation)
+            else:
+                node = Node(settings, store=kept[0])
+                node.runtime.incarnation = kept[1]
+            node.runtime.durable = True
+            return node
+
+        return make
+
+    def lose_data(self, name: str) -> None:
+        """The next start of ``name`` finds an empty data directory."""
+        self.stores.pop(name, None)
+
+    def procs(self) -> list[Proc]:
+        return [self.coordinator, *self.nodes.values()]
+
+    def start(self, nursery: trio.Nursery) -> None:
+        for proc in self.procs():
+            proc.start(nursery)
+
+    def coordinator_service(self) -> Coordinator:
+        service = self.coordinator.service
+        assert isinstance(service, Coordinator)
+        return service

@@ -1,0 +1,229 @@
+"""One seed: build the cluster, run clients and the nemesis, heal, check.
+
+Everything runs in one ``trio.run`` on a ``MockClock(autojump_threshold=0)``:
+virtual time jumps whenever every task waits, so a simulated minute costs
+only the CPU its messages need. Trio's scheduler shuffles each batch of
+runnable tasks with a module-level random source; it is seeded from the
+seed here, which (with a fixed ``PYTHONHASHSEED``, see ``__main__``) makes a
+seed replay exactly.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import httpx
+import trio
+import trio._core._run as trio_run
+import trio.testing
+
+from ..jepsen.workload import History, one_op
+from ..linearizability import check_history
+from .cluster import SimCluster
+from .nemesis import FaultLog, Nemesis
+from .network import SimNetwork
+
+__all__ = ["SimConfig", "SeedResult", "run_seed"]
+
+OP_TIMEOUT = 2.5
+SETTLE_LIMIT = 300.0  # simulated seconds the healed cluster gets to converge
+STOP_LIMIT = 60.0  # simulated seconds every process gets to shut down
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    seed: int
+    seconds: float = 60.0
+    nodes: int = 4
+    replicas: int = 2
+    shards: int = 8
+    clients: int = 3
+    keys: int = 5
+    plant: Callable[[], Callable[[], None]] | None = None  # installs a bug, returns its undo
+
+
+@dataclass
+class SeedResult:
+    seed: int
+    failures: list[str] = field(default_factory=list)
+    faults: list[str] = field(default_factory=list)
+    history: list[str] = field(default_factory=list)
+    shortest: list[str] = field(default_factory=list)  # the failing key's ops
+    ops: int = 0
+    simulated: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    def history_bytes(self) -> bytes:
+        return "\n".join([*self.faults, *self.history]).encode()
+
+
+def run_seed(config: SimConfig) -> SeedResult:
+    undo = config.plant() if config.plant is not None else None
+    trio_run._r.seed(config.seed)
+    try:
+        clock = trio.testing.MockClock(autojump_threshold=0)
+        return trio.run(_simulate, config, clock=clock)
+    finally:
+        if undo is not None:
+            undo()
+
+
+async def _simulate(config: SimConfig) -> SeedResult:
+    result = SeedResult(config.seed)
+    rng = random.Random(config.seed)
+    net = SimNetwork(random.Random(f"{config.seed}:net"))
+    cluster = SimCluster(
+        net, config.seed, nodes=config.nodes, replicas=config.replicas, shards=config.shards
+    )
+    log = FaultLog()
+    history = History()
+    keys = [f"k{i}" for i in range(config.keys)]
+    async with trio.open_nursery() as nursery:
+        cluster.start(nursery)
+        if not await _wait(lambda: _healthy(cluster, config.nodes), 120.0):
+            result.failures.append("the cluster never became healthy before any fault")
+        start = trio.current_time()
+        until = start + config.seconds
+        nemesis = Nemesis(cluster, random.Random(f"{config.seed}:nemesis"), log)
+        async with trio.open_nursery() as work:
+            for client in range(config.clients):
+                work.start_soon(
+                    _client, cluster, client, keys, random.Random(rng.random()), history, until
+                )
+            with trio.move_on_at(until):
+                await nemesis.run(nursery, until)
+        await nemesis.heal_all(nursery)
+        if not await _wait(lambda: _healthy(cluster, config.nodes), SETTLE_LIMIT):
+            result.failures.append(f"not back to full replication: {_replication(cluster)}")
+        missing = await _final_reads(cluster, keys, history)
+        if missing:
+            result.failures.append(f"keys never readable after healing: {missing}")
+        result.simulated = trio.current_time()
+        for proc in cluster.procs():
+            proc.stop()
+        with trio.move_on_after(STOP_LIMIT):
+            for proc in cluster.procs():
+                await proc.done.wait()
+        stuck = [p.name for p in cluster.procs() if not p.done.is_set()]
+        if stuck:
+            result.failures.append(f"did not shut down within {STOP_LIMIT:g}s: {stuck}")
+        left = _leftover_tasks()
+        if left:
+            result.failures.append(f"tasks left over after every process stopped: {left}")
+        nursery.cancel_scope.cancel(reason="simulation over")
+    _check(history, result)
+    result.faults = log.lines
+    return result
+
+
+async def _client(
+    cluster: SimCluster,
+    client: int,
+    keys: list[str],
+    rng: random.Random,
+    history: History,
+    until: float,
+) -> None:
+    transport = cluster.client_host.http_transport()
+    async with httpx.AsyncClient(
+        base_url=cluster.url, timeout=OP_TIMEOUT, transport=transport
+    ) as http:
+        serial = 0
+        while trio.current_time() < until:
+            key = rng.choice(keys)
+            roll = rng.random()
+            if roll < 0.45:
+                await one_op(http, history, client, key, "read", None)
+            elif roll < 0.9:
+                serial += 1
+                value = f"c{client}-{serial}".encode()
+                await one_op(http, history, client, key, "write", value)
+            else:
+                await one_op(http, history, client, key, "delete", None)
+            await trio.sleep(rng.uniform(0.02, 0.3))
+
+
+async def _final_reads(cluster: SimCluster, keys: list[str], history: History) -> list[str]:
+    missing = []
+    transport = cluster.client_host.http_transport()
+    async with httpx.AsyncClient(
+        base_url=cluster.url, timeout=OP_TIMEOUT, transport=transport
+    ) as http:
+        for key in keys:
+            with trio.move_on_after(60.0):
+                # A bounded retry, in virtual time.
+                while await one_op(http, history, -1, key, "read", None) != "ok":  # noqa: ASYNC110
+                    await trio.sleep(0.5)
+                continue
+            missing.append(key)
+    return missing
+
+
+async def _wait(condition: Callable[[], bool], limit: float) -> bool:
+    with trio.move_on_after(limit):
+        # Polls the coordinator's state in memory, in virtual time.
+        while not condition():  # noqa: ASYNC110
+            await trio.sleep(0.5)
+        return True
+    return False
+
+
+def _healthy(cluster: SimCluster, nodes: int) -> bool:
+    """Every node registered and up, every shard at its factor, every copy in sync."""
+    service = cluster.coordinator.service
+    if service is None or service.__class__.__name__ != "Coordinator":
+        return False
+    state = cluster.coordinator_service().state
+    if len(state.registry) < nodes or not all(state.is_up(n) for n in cluster.nodes):
+        return False
+    factor = state.settings.replication_factor
+    return all(
+        len(s.copies) == factor and set(s.copies) <= s.in_sync for s in state.table.shards
+    ) and not (state.lost or state.dropping or state.retiring)
+
+
+def _replication(cluster: SimCluster) -> str:
+    state = cluster.coordinator_service().state
+    down = [n for n in cluster.nodes if not state.is_up(n)]
+    short = [
+        f"shard {s.shard_id} copies={s.copies} in_sync={sorted(s.in_sync)}"
+        for s in state.table.shards
+        if len(s.copies) != state.settings.replication_factor or not set(s.copies) <= s.in_sync
+    ]
+    return f"down={down} lost={dict(state.lost)} {'; '.join(short[:4])}"
+
+
+def _leftover_tasks() -> list[str]:
+    """Tasks still alive besides this runner and the nursery's own bookkeeping."""
+    me = trio.lowlevel.current_task()
+    names = []
+    pending = [trio.lowlevel.current_root_task()]
+    while pending:
+        task = pending.pop()
+        for nursery in task.child_nurseries:
+            pending.extend(nursery.child_tasks)
+        if task is not me and task.name.startswith("sim:"):
+            names.append(task.name)
+    return sorted(names)
+
+
+def _check(history: History, result: SeedResult) -> None:
+    result.ops = len(history.records)
+    result.history = [
+        f"{r.op.describe()} {r.outcome}{' ' + r.detail if r.detail else ''}"
+        for r in history.records
+    ]
+    for key_result in check_history(history.checkable()):
+        if key_result.ok is False:
+            result.failures.append(
+                f"key {key_result.key!r} is not linearizable: {key_result.explanation}"
+            )
+            if not result.shortest:
+                result.shortest = [op.describe() for op in key_result.failing]
+        elif key_result.ok is None:
+            result.failures.append(f"key {key_result.key!r}: the checker ran out of budget")
