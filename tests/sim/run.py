@@ -10,7 +10,9 @@ seed replay exactly.
 
 from __future__ import annotations
 
+import logging
 import random
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -24,6 +26,7 @@ from ..linearizability import check_history
 from .cluster import SimCluster
 from .nemesis import FaultLog, Nemesis
 from .network import SimNetwork
+from .plants import PLANTS
 
 __all__ = ["SimConfig", "SeedResult", "run_seed"]
 
@@ -41,7 +44,7 @@ class SimConfig:
     shards: int = 8
     clients: int = 3
     keys: int = 5
-    plant: Callable[[], Callable[[], None]] | None = None  # installs a bug, returns its undo
+    plant: str | None = None  # a bug from tests.sim.plants to install for this run
 
 
 @dataclass
@@ -51,6 +54,7 @@ class SeedResult:
     faults: list[str] = field(default_factory=list)
     history: list[str] = field(default_factory=list)
     shortest: list[str] = field(default_factory=list)  # the failing key's ops
+    warnings: list[str] = field(default_factory=list)  # the last ones Torua logged
     ops: int = 0
     simulated: float = 0.0
 
@@ -63,14 +67,35 @@ class SeedResult:
 
 
 def run_seed(config: SimConfig) -> SeedResult:
-    undo = config.plant() if config.plant is not None else None
+    undo = PLANTS[config.plant]() if config.plant is not None else None
     trio_run._r.seed(config.seed)
+    capture = _Recent()
+    root = logging.getLogger()
+    root.addHandler(capture)
     try:
         clock = trio.testing.MockClock(autojump_threshold=0)
-        return trio.run(_simulate, config, clock=clock)
+        result = trio.run(_simulate, config, clock=clock)
     finally:
+        root.removeHandler(capture)
         if undo is not None:
             undo()
+    result.warnings = list(capture.lines)
+    return result
+
+
+class _Recent(logging.Handler):
+    """Keeps the last warnings Torua logged (with simulated times) for a failure report."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.lines: deque[str] = deque(maxlen=25)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            at = f"{trio.current_time():9.3f}"
+        except RuntimeError:
+            at = "        -"
+        self.lines.append(f"{at}  {record.name}: {record.getMessage()}"[:300])
 
 
 async def _simulate(config: SimConfig) -> SeedResult:

@@ -1,0 +1,123 @@
+"""``python -m tests.sim --seeds N [--start S] [--hours H | --seconds T]``
+
+Runs N seeds (from S) plus every seed in ``regressions.txt``, on two worker
+processes by default; prints simulated hours per wall second; for each
+failing seed prints the seed, the fault log, the shortest failing history and
+the last warnings Torua logged, and exits 1. ``--replay SEED`` runs one seed
+in this process and prints its whole history.
+
+Set-iteration order of strings depends on ``PYTHONHASHSEED``; a seed must
+replay the same on every run, so the runner re-executes itself with it fixed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+from .plants import PLANTS
+from .run import SeedResult, SimConfig, run_seed
+
+HASH_SEED = "0"
+REGRESSIONS = Path(__file__).with_name("regressions.txt")
+
+
+def regression_seeds() -> list[int]:
+    """Seeds that once failed: one per line, ``#`` starts a comment."""
+    seeds = []
+    for line in REGRESSIONS.read_text().splitlines():
+        text = line.split("#", 1)[0].strip()
+        if text:
+            seeds.append(int(text))
+    return seeds
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m tests.sim", description=__doc__)
+    parser.add_argument("--seeds", type=int, default=200, help="how many seeds (default 200)")
+    parser.add_argument("--start", type=int, default=0, help="the first seed (default 0)")
+    length = parser.add_mutually_exclusive_group()
+    length.add_argument("--seconds", type=float, default=60.0, help="simulated seconds a seed")
+    length.add_argument("--hours", type=float, help="simulated hours a seed")
+    parser.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
+    parser.add_argument("--plant", choices=sorted(PLANTS), help="run with a bug planted")
+    parser.add_argument("--no-regressions", action="store_true", help="skip regressions.txt")
+    parser.add_argument("--replay", type=int, help="run one seed here, print its history")
+    parser.add_argument("--dump", type=Path, help="with --replay: write the history here")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str]) -> int:
+    if os.environ.get("PYTHONHASHSEED") != HASH_SEED:
+        os.environ["PYTHONHASHSEED"] = HASH_SEED
+        os.execv(sys.executable, [sys.executable, "-m", "tests.sim", *argv])
+    args = parse(argv)
+    seconds = args.hours * 3600 if args.hours is not None else args.seconds
+    if args.replay is not None:
+        return replay(SimConfig(args.replay, seconds=seconds, plant=args.plant), args.dump)
+    seeds = list(range(args.start, args.start + args.seeds))
+    if not args.no_regressions:
+        seeds += [s for s in regression_seeds() if s not in seeds]
+    configs = [SimConfig(seed, seconds=seconds, plant=args.plant) for seed in seeds]
+    started = time.monotonic()
+    failed: list[SeedResult] = []
+    simulated = 0.0
+    with ProcessPoolExecutor(max_workers=max(1, args.workers)) as pool:
+        for done, result in enumerate(pool.map(quiet_run, configs, chunksize=1), 1):
+            simulated += result.simulated
+            if not result.ok:
+                failed.append(result)
+                print(report(result), flush=True)
+            if done % 10 == 0 or done == len(configs):
+                wall = time.monotonic() - started
+                print(
+                    f"{done}/{len(configs)} seeds, {len(failed)} failed, "
+                    f"{simulated / 3600:.2f} simulated hours in {wall:.0f}s wall: "
+                    f"{simulated / 3600 / wall:.3f} simulated hours per wall second "
+                    f"({simulated / wall:.1f} simulated seconds per wall second)",
+                    flush=True,
+                )
+    if failed:
+        print(f"FAILED seeds: {' '.join(str(r.seed) for r in failed)}")
+        return 1
+    return 0
+
+
+def quiet_run(config: SimConfig) -> SeedResult:
+    return run_seed(config)
+
+
+def report(result: SeedResult) -> str:
+    lines = [f"=== seed {result.seed} FAILED (replay: python -m tests.sim --replay {result.seed})"]
+    lines += [f"  {failure}" for failure in result.failures]
+    lines.append("  fault log:")
+    lines += [f"    {line}" for line in result.faults]
+    if result.shortest:
+        lines.append("  shortest failing history (the key's ops up to the first violation):")
+        lines += [f"    {line}" for line in result.shortest]
+    if result.warnings:
+        lines.append("  last warnings logged:")
+        lines += [f"    {line}" for line in result.warnings]
+    return "\n".join(lines)
+
+
+def replay(config: SimConfig, dump: Path | None) -> int:
+    result = run_seed(config)
+    text = result.history_bytes()
+    if dump is not None:
+        dump.write_bytes(text)
+    else:
+        sys.stdout.write(text.decode() + "\n")
+    if not result.ok:
+        print(report(result))
+        return 1
+    print(f"seed {config.seed} passed: {result.ops} ops in {result.simulated:.1f} simulated s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
