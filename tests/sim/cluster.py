@@ -10,6 +10,7 @@ directory would keep them, unless the crash loses the data.
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Callable
 from typing import Protocol
@@ -17,6 +18,7 @@ from typing import Protocol
 import trio
 
 from torua.config import CoordinatorSettings, HealthSettings, NodeSettings
+from torua.coordinator.persistence import StateBackend, restore
 from torua.coordinator.service import Coordinator
 from torua.node.service import Node
 from torua.node.store import MemoryStore
@@ -37,6 +39,35 @@ class Service(Protocol):
     def stop(self) -> None: ...
 
     async def run(self, *, task_status: trio.TaskStatus[str] = ...) -> None: ...
+
+
+class SimDisk:
+    """The coordinator's saved state: survives its crashes; a save can be slow."""
+
+    def __init__(self) -> None:
+        self.payload: bytes | None = None
+        self.delay = 0.0  # seconds each save takes (the nemesis's slow disk)
+
+    async def save(self, payload: bytes) -> bool:
+        if self.delay:
+            await trio.sleep(self.delay)
+        self.payload = payload
+        return True
+
+
+class SimCoordinator(Coordinator):
+    """The real coordinator, saving its state on a :class:`SimDisk` (no file, no thread)."""
+
+    def __init__(self, settings: CoordinatorSettings, disk: SimDisk) -> None:
+        super().__init__(settings)
+        self._disk = disk
+
+    def _load(self) -> None:
+        if self._disk.payload is not None:
+            restore(self.state, json.loads(self._disk.payload))
+
+    def _backend(self) -> StateBackend | None:
+        return self._disk
 
 
 class Proc:
@@ -87,7 +118,9 @@ class SimCluster:
     ) -> None:
         self.net = net
         self.seed = seed
+        self.shards = shards
         self.hosts: dict[str, SimHost] = {}
+        self.disk = SimDisk()
         self.coordinator = Proc(self._host(COORDINATOR), self._make_coordinator(replicas, shards))
         self.nodes: dict[str, Proc] = {}
         self.stores: dict[str, tuple[MemoryStore, str]] = {}
@@ -108,11 +141,10 @@ class SimCluster:
             port=COORDINATOR_PORT,
             shards=shards,
             replication_factor=replicas,
-            memory=True,
             insecure=True,
             health=HealthSettings(interval=1.0, timeout=0.5, failures=3),
         )
-        return lambda: Coordinator(settings)
+        return lambda: SimCoordinator(settings, self.disk)
 
     def _make_node(self, name: str) -> Callable[[], Service]:
         settings = NodeSettings(

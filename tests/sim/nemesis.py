@@ -2,7 +2,9 @@
 
 Faults: partitions (halves, one host cut off, one direction only), node
 crashes with restart (data kept), freezes (SIGSTOP/SIGCONT), wall-clock jumps,
-slow links and dropped connections. Every decision comes from the nemesis's
+slow links and dropped connections; and what an operator does while all that
+happens, through the API: maintenance on and off, evacuations, explicit shard
+moves, rebalances, live health-check and move-limit changes. Every decision comes from the nemesis's
 own random source, so the fault log of a seed is the same on every run.
 """
 
@@ -10,7 +12,9 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
+from typing import Any
 
+import httpx
 import trio
 
 from .cluster import CLIENT, COORDINATOR, SimCluster
@@ -22,11 +26,19 @@ FAULTS = (
     ("isolate", 3),
     ("one_way", 2),
     ("crash", 4),
+    ("crash_coordinator", 2),
+    ("slow_disk", 1),
     ("freeze", 3),
     ("clock", 2),
     ("slow", 2),
     ("reset", 2),
+    ("maintenance", 2),
+    ("evacuate", 1),
+    ("assign", 2),
+    ("rebalance", 1),
+    ("config", 1),
 )
+OPERATOR_TIMEOUT = 10.0
 
 
 @dataclass
@@ -42,7 +54,11 @@ class Nemesis:
         self.cluster = cluster
         self.rng = rng
         self.log = log
-        self._undo: list[tuple[str, object]] = []
+        self.operator = httpx.AsyncClient(
+            base_url=cluster.url,
+            timeout=OPERATOR_TIMEOUT,
+            transport=cluster.client_host.http_transport(),
+        )
 
     def _servers(self) -> list[str]:
         return [COORDINATOR, *self.cluster.nodes]
@@ -100,6 +116,21 @@ class Nemesis:
         proc.start(nursery)
         self.log.add(f"restart {name}")
 
+    async def _crash_coordinator(self, nursery: trio.Nursery, duration: float) -> None:
+        proc = self.cluster.coordinator
+        self.log.add(f"crash {proc.name}, restart in {duration:.1f}s (saved state kept)")
+        await proc.crash()
+        await trio.sleep(duration)
+        proc.start(nursery)
+        self.log.add(f"restart {proc.name}")
+
+    async def _slow_disk(self, nursery: trio.Nursery, duration: float) -> None:
+        delay = self.rng.uniform(0.1, 3.0)
+        self.log.add(f"coordinator saves take {delay:.2f}s for {duration:.1f}s")
+        self.cluster.disk.delay = delay
+        await trio.sleep(duration)
+        self.cluster.disk.delay = 0.0
+
     async def _freeze(self, nursery: trio.Nursery, duration: float) -> None:
         name = self.rng.choice(self._servers())
         self.log.add(f"freeze {name} for {duration:.1f}s")
@@ -126,12 +157,71 @@ class Nemesis:
         self.log.add(f"reset every connection of {name}")
         self.cluster.net.reset_host(name)
 
+    # what an operator does -------------------------------------------------------
+
+    async def _call(self, method: str, path: str, body: Any = None) -> None:
+        """One operator request; its answer goes to the log (refusals are normal)."""
+        try:
+            response = await self.operator.request(method, path, json=body)
+            answer = f"HTTP {response.status_code}"
+        except httpx.HTTPError as exc:
+            answer = type(exc).__name__
+        self.log.add(f"  {method} {path} {body if body is not None else ''} -> {answer}")
+
+    async def _maintenance(self, nursery: trio.Nursery, duration: float) -> None:
+        name = self.rng.choice(sorted(self.cluster.nodes))
+        self.log.add(f"maintenance on {name} for {duration:.1f}s")
+        await self._call("POST", "/nodes/maintenance", {"nodes": [name], "enabled": True})
+        await trio.sleep(duration)
+        await self._call("POST", "/nodes/maintenance", {"nodes": [name], "enabled": False})
+
+    async def _evacuate(self, nursery: trio.Nursery, duration: float) -> None:
+        name = self.rng.choice(sorted(self.cluster.nodes))
+        self.log.add(f"evacuate {name}, back to active in {duration:.1f}s")
+        await self._call("POST", f"/nodes/{name}/evacuate")
+        await trio.sleep(duration)
+        await self._call("POST", "/nodes/maintenance", {"nodes": [name], "enabled": False})
+
+    async def _assign(self, nursery: trio.Nursery, duration: float) -> None:
+        shard = self.rng.randrange(self.cluster.shards)
+        name = self.rng.choice(sorted(self.cluster.nodes))
+        self.log.add(f"move shard {shard} to {name}")
+        await self._call("POST", "/shards/assign", {"shard_id": shard, "node_id": name})
+
+    async def _rebalance(self, nursery: trio.Nursery, duration: float) -> None:
+        self.log.add("rebalance")
+        await self._call("POST", "/rebalance")
+
+    async def _config(self, nursery: trio.Nursery, duration: float) -> None:
+        interval = self.rng.choice(("500ms", "2s", "3s"))
+        moves = self.rng.randint(1, 4)
+        self.log.add(f"config: probe every {interval}, {moves} moves, for {duration:.1f}s")
+        change = {"health_check_interval": interval, "max_moves": moves}
+        await self._call("PUT", "/cluster/config", change)
+        await trio.sleep(duration)
+        await self._call("PUT", "/cluster/config", {"health_check_interval": "1s", "max_moves": 2})
+
     async def heal_all(self, nursery: trio.Nursery) -> None:
-        """The end of the run: no partition, nothing frozen, every process up."""
+        """The end of the run: no partition, nothing frozen, every process up, every
+        node active."""
         self.cluster.net.heal()
+        self.cluster.disk.delay = 0.0
         for name in sorted(self.cluster.net.frozen):
             self.cluster.net.thaw(name)
         for proc in self.cluster.procs():
             if not proc.running:
                 proc.start(nursery)
         self.log.add("heal all")
+        nodes = sorted(self.cluster.nodes)
+        for _ in range(10):
+            try:
+                response = await self.operator.post(
+                    "/nodes/maintenance", json={"nodes": nodes, "enabled": False}
+                )
+                if response.status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            await trio.sleep(2.0)
+        await self._call("PUT", "/cluster/config", {"health_check_interval": "1s", "max_moves": 2})
+        await self.operator.aclose()

@@ -21,6 +21,8 @@ import trio
 import trio._core._run as trio_run
 import trio.testing
 
+from torua.coordinator.service import Coordinator
+
 from ..jepsen.workload import History, one_op
 from ..linearizability import check_history
 from .cluster import SimCluster
@@ -201,9 +203,9 @@ async def _wait(condition: Callable[[], bool], limit: float) -> bool:
 def _healthy(cluster: SimCluster, nodes: int) -> bool:
     """Every node registered and up, every shard at its factor, every copy in sync."""
     service = cluster.coordinator.service
-    if service is None or service.__class__.__name__ != "Coordinator":
+    if not isinstance(service, Coordinator) or not cluster.coordinator.running:
         return False
-    state = cluster.coordinator_service().state
+    state = service.state
     if len(state.registry) < nodes or not all(state.is_up(n) for n in cluster.nodes):
         return False
     factor = state.settings.replication_factor
