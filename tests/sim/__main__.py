@@ -43,6 +43,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
     length = parser.add_mutually_exclusive_group()
     length.add_argument("--seconds", type=float, default=60.0, help="simulated seconds a seed")
     length.add_argument("--hours", type=float, help="simulated hours a seed")
+    parser.add_argument(
+        "--coordinators",
+        default="mix",
+        help="1, or N > 1 for HA coordinators on the fake etcd, or mix (the default: "
+        "every fourth seed runs three HA coordinators)",
+    )
     parser.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
     parser.add_argument("--plant", choices=sorted(PLANTS), help="run with a bug planted")
     parser.add_argument("--no-regressions", action="store_true", help="skip regressions.txt")
@@ -57,12 +63,20 @@ def main(argv: list[str]) -> int:
         os.execv(sys.executable, [sys.executable, "-m", "tests.sim", *argv])
     args = parse(argv)
     seconds = args.hours * 3600 if args.hours is not None else args.seconds
+
+    def config(seed: int) -> SimConfig:
+        if args.coordinators == "mix":
+            coordinators = 3 if seed % 4 == 3 else 1
+        else:
+            coordinators = int(args.coordinators)
+        return SimConfig(seed, seconds=seconds, plant=args.plant, coordinators=coordinators)
+
     if args.replay is not None:
-        return replay(SimConfig(args.replay, seconds=seconds, plant=args.plant), args.dump)
+        return replay(config(args.replay), args.dump)
     seeds = list(range(args.start, args.start + args.seeds))
     if not args.no_regressions:
         seeds += [s for s in regression_seeds() if s not in seeds]
-    configs = [SimConfig(seed, seconds=seconds, plant=args.plant) for seed in seeds]
+    configs = [config(seed) for seed in seeds]
     started = time.monotonic()
     failed: list[SeedResult] = []
     simulated = 0.0

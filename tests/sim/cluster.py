@@ -20,17 +20,23 @@ import trio
 from torua.config import CoordinatorSettings, HealthSettings, NodeSettings
 from torua.coordinator.persistence import StateBackend, restore
 from torua.coordinator.service import Coordinator
+from torua.coordinator.state import ClusterState
+from torua.ha import HACoordinator
+from torua.ha.etcd import EtcdUnavailable
 from torua.node.service import Node
 from torua.node.store import MemoryStore
 from torua.sim.seam import installed
 
+from ..fake_etcd import FakeClient, FakeEtcd
 from .hosts import SimHost
 from .network import SimNetwork
 
-__all__ = ["Proc", "SimCluster", "COORDINATOR", "CLIENT"]
+__all__ = ["Proc", "SimCluster", "COORDINATOR", "CLIENT", "ETCD"]
 
 COORDINATOR = "coord"
 CLIENT = "client"
+ETCD = "etcd"
+ETCD_TIMEOUT = 2.0  # how long an etcd call across a partition waits before failing
 COORDINATOR_PORT = 8080
 NODE_PORT = 7000
 
@@ -112,46 +118,105 @@ class Proc:
             self.service.stop()
 
 
+class SimEtcdClient(FakeClient):
+    """The in-memory fake etcd, reached over the simulated network's partitions:
+    a coordinator cut off from the ``etcd`` host (or frozen) gets no answer."""
+
+    net: SimNetwork | None = None
+
+    async def _enter(self) -> FakeEtcd:
+        net = self.net
+        if net is not None and (
+            (self.name, ETCD) in net.blocked
+            or (ETCD, self.name) in net.blocked
+            or self.name in net.frozen
+        ):
+            await trio.sleep(ETCD_TIMEOUT)
+            raise EtcdUnavailable(f"{self.name}: etcd unreachable")
+        return await super()._enter()
+
+
 class SimCluster:
     def __init__(
-        self, net: SimNetwork, seed: int, *, nodes: int, replicas: int, shards: int
+        self,
+        net: SimNetwork,
+        seed: int,
+        *,
+        nodes: int,
+        replicas: int,
+        shards: int,
+        coordinators: int = 1,
     ) -> None:
         self.net = net
         self.seed = seed
         self.shards = shards
         self.hosts: dict[str, SimHost] = {}
         self.disk = SimDisk()
-        self.coordinator = Proc(self._host(COORDINATOR), self._make_coordinator(replicas, shards))
+        self.etcd = FakeEtcd() if coordinators > 1 else None
+        names = (
+            [COORDINATOR] if coordinators == 1 else [f"c{i}" for i in range(1, coordinators + 1)]
+        )
+        self.coordinators = {
+            name: Proc(self._host(name), self._make_coordinator(name, replicas, shards))
+            for name in names
+        }
+        self.urls = [f"http://{name}:{COORDINATOR_PORT}" for name in names]
         self.nodes: dict[str, Proc] = {}
         self.stores: dict[str, tuple[MemoryStore, str]] = {}
         for i in range(1, nodes + 1):
             name = f"n{i}"
             self.nodes[name] = Proc(self._host(name), self._make_node(name))
         self.client_host = self._host(CLIENT)
-        self.url = f"http://{COORDINATOR}:{COORDINATOR_PORT}"
+        self.url = self.urls[0]
 
     def _host(self, name: str) -> SimHost:
         host = SimHost(name, self.net, random.Random(f"{self.seed}:{name}"))
         self.hosts[name] = host
         return host
 
-    def _make_coordinator(self, replicas: int, shards: int) -> Callable[[], Service]:
+    def _make_coordinator(self, name: str, replicas: int, shards: int) -> Callable[[], Service]:
         settings = CoordinatorSettings(
-            host=COORDINATOR,
+            host=name,
             port=COORDINATOR_PORT,
             shards=shards,
             replication_factor=replicas,
             insecure=True,
             health=HealthSettings(interval=1.0, timeout=0.5, failures=3),
+            etcd_endpoints=(f"http://{ETCD}:2379",) if self.etcd is not None else (),
+            leader_ttl=3.0,
         )
-        return lambda: SimCoordinator(settings, self.disk)
+        etcd = self.etcd
+        if etcd is None:
+            return lambda: SimCoordinator(settings, self.disk)
+
+        def make() -> Service:
+            client = SimEtcdClient(etcd, name)
+            client.net = self.net
+            return HACoordinator(settings, etcd=client)
+
+        return make
+
+    def leader_state(self) -> ClusterState | None:
+        """The state of the coordinator that leads now (the newest term's, in HA)."""
+        best: tuple[int, ClusterState] | None = None
+        for proc in self.coordinators.values():
+            service = proc.service
+            if not proc.running:
+                continue
+            if isinstance(service, SimCoordinator):
+                return service.state
+            if isinstance(service, HACoordinator) and service.services is not None:
+                state = service.services.state
+                if best is None or state.epoch > best[0]:
+                    best = (state.epoch, state)
+        return None if best is None else best[1]
 
     def _make_node(self, name: str) -> Callable[[], Service]:
         settings = NodeSettings(
             node_id=name,
             host=name,
             port=NODE_PORT,
-            coordinator=f"http://{COORDINATOR}:{COORDINATOR_PORT}",
+            coordinator=",".join(self.urls),
             memory=True,
             insecure=True,
             register_backoff_max=2.0,
@@ -176,13 +241,8 @@ class SimCluster:
         self.stores.pop(name, None)
 
     def procs(self) -> list[Proc]:
-        return [self.coordinator, *self.nodes.values()]
+        return [*self.coordinators.values(), *self.nodes.values()]
 
     def start(self, nursery: trio.Nursery) -> None:
         for proc in self.procs():
             proc.start(nursery)
-
-    def coordinator_service(self) -> Coordinator:
-        service = self.coordinator.service
-        assert isinstance(service, Coordinator)
-        return service

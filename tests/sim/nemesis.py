@@ -1,7 +1,8 @@
 """The seeded nemesis: one fault at a time, drawn from the seed, each undone.
 
 Faults: partitions (halves, one host cut off, one direction only), node
-crashes with restart (data kept), freezes (SIGSTOP/SIGCONT), wall-clock jumps,
+crashes with restart (data kept, or lost: one node at a time), coordinator
+crashes (its saved state kept) and slow saves, freezes (SIGSTOP/SIGCONT), wall-clock jumps,
 slow links and dropped connections; and what an operator does while all that
 happens, through the API: maintenance on and off, evacuations, explicit shard
 moves, rebalances, live health-check and move-limit changes. Every decision comes from the nemesis's
@@ -17,7 +18,7 @@ from typing import Any
 import httpx
 import trio
 
-from .cluster import CLIENT, COORDINATOR, SimCluster
+from .cluster import CLIENT, ETCD, SimCluster
 
 __all__ = ["FaultLog", "Nemesis"]
 
@@ -26,6 +27,7 @@ FAULTS = (
     ("isolate", 3),
     ("one_way", 2),
     ("crash", 4),
+    ("wipe", 1),
     ("crash_coordinator", 2),
     ("slow_disk", 1),
     ("freeze", 3),
@@ -61,7 +63,11 @@ class Nemesis:
         )
 
     def _servers(self) -> list[str]:
-        return [COORDINATOR, *self.cluster.nodes]
+        return [*self.cluster.coordinators, *self.cluster.nodes]
+
+    def _everyone(self) -> list[str]:
+        etcd = [ETCD] if self.cluster.etcd is not None else []
+        return [*self._servers(), *etcd, CLIENT]
 
     async def run(self, nursery: trio.Nursery, until: float) -> None:
         kinds = [k for k, _ in FAULTS]
@@ -75,7 +81,7 @@ class Nemesis:
             await getattr(self, f"_{kind}")(nursery, duration)
 
     async def _partition(self, nursery: trio.Nursery, duration: float) -> None:
-        hosts = [*self._servers(), CLIENT]
+        hosts = self._everyone()
         side = {h for h in hosts if self.rng.random() < 0.5}
         other = set(hosts) - side
         if not side or not other:
@@ -90,7 +96,7 @@ class Nemesis:
     async def _isolate(self, nursery: trio.Nursery, duration: float) -> None:
         victim = self.rng.choice(self._servers())
         self.log.add(f"isolate {victim} for {duration:.1f}s")
-        for other in [*self._servers(), CLIENT]:
+        for other in self._everyone():
             if other != victim:
                 self.cluster.net.block(victim, other)
                 self.cluster.net.block(other, victim)
@@ -116,8 +122,18 @@ class Nemesis:
         proc.start(nursery)
         self.log.add(f"restart {name}")
 
+    async def _wipe(self, nursery: trio.Nursery, duration: float) -> None:
+        name = self.rng.choice(sorted(self.cluster.nodes))
+        proc = self.cluster.nodes[name]
+        self.log.add(f"crash {name}, restart in {duration:.1f}s with its data lost")
+        await proc.crash()
+        self.cluster.lose_data(name)
+        await trio.sleep(duration)
+        proc.start(nursery)
+        self.log.add(f"restart {name} (empty)")
+
     async def _crash_coordinator(self, nursery: trio.Nursery, duration: float) -> None:
-        proc = self.cluster.coordinator
+        proc = self.cluster.coordinators[self.rng.choice(sorted(self.cluster.coordinators))]
         self.log.add(f"crash {proc.name}, restart in {duration:.1f}s (saved state kept)")
         await proc.crash()
         await trio.sleep(duration)

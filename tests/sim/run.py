@@ -13,15 +13,14 @@ from __future__ import annotations
 import logging
 import random
 from collections import deque
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 
 import httpx
 import trio
 import trio._core._run as trio_run
 import trio.testing
-
-from torua.coordinator.service import Coordinator
 
 from ..jepsen.workload import History, one_op
 from ..linearizability import check_history
@@ -46,6 +45,7 @@ class SimConfig:
     shards: int = 8
     clients: int = 3
     keys: int = 5
+    coordinators: int = 1  # more than one: HA coordinators on the fake etcd
     plant: str | None = None  # a bug from tests.sim.plants to install for this run
 
 
@@ -105,7 +105,12 @@ async def _simulate(config: SimConfig) -> SeedResult:
     rng = random.Random(config.seed)
     net = SimNetwork(random.Random(f"{config.seed}:net"))
     cluster = SimCluster(
-        net, config.seed, nodes=config.nodes, replicas=config.replicas, shards=config.shards
+        net,
+        config.seed,
+        nodes=config.nodes,
+        replicas=config.replicas,
+        shards=config.shards,
+        coordinators=config.coordinators,
     )
     log = FaultLog()
     history = History()
@@ -156,12 +161,10 @@ async def _client(
     history: History,
     until: float,
 ) -> None:
-    transport = cluster.client_host.http_transport()
-    async with httpx.AsyncClient(
-        base_url=cluster.url, timeout=OP_TIMEOUT, transport=transport
-    ) as http:
+    async with _clients(cluster) as https:
         serial = 0
         while trio.current_time() < until:
+            http = rng.choice(https)
             key = rng.choice(keys)
             roll = rng.random()
             if roll < 0.45:
@@ -177,18 +180,37 @@ async def _client(
 
 async def _final_reads(cluster: SimCluster, keys: list[str], history: History) -> list[str]:
     missing = []
-    transport = cluster.client_host.http_transport()
-    async with httpx.AsyncClient(
-        base_url=cluster.url, timeout=OP_TIMEOUT, transport=transport
-    ) as http:
+    async with _clients(cluster) as https:
         for key in keys:
             with trio.move_on_after(60.0):
-                # A bounded retry, in virtual time.
-                while await one_op(http, history, -1, key, "read", None) != "ok":  # noqa: ASYNC110
+                # A bounded retry, in virtual time, through each coordinator in turn.
+                attempt = 0
+                while (
+                    await one_op(https[attempt % len(https)], history, -1, key, "read", None)
+                    != "ok"
+                ):  # noqa: ASYNC110
+                    attempt += 1
                     await trio.sleep(0.5)
                 continue
             missing.append(key)
     return missing
+
+
+@asynccontextmanager
+async def _clients(cluster: SimCluster) -> AsyncIterator[list[httpx.AsyncClient]]:
+    """One httpx client per coordinator, on the client host's network."""
+    async with AsyncExitStack() as stack:
+        https = [
+            await stack.enter_async_context(
+                httpx.AsyncClient(
+                    base_url=url,
+                    timeout=OP_TIMEOUT,
+                    transport=cluster.client_host.http_transport(),
+                )
+            )
+            for url in cluster.urls
+        ]
+        yield https
 
 
 async def _wait(condition: Callable[[], bool], limit: float) -> bool:
@@ -202,10 +224,9 @@ async def _wait(condition: Callable[[], bool], limit: float) -> bool:
 
 def _healthy(cluster: SimCluster, nodes: int) -> bool:
     """Every node registered and up, every shard at its factor, every copy in sync."""
-    service = cluster.coordinator.service
-    if not isinstance(service, Coordinator) or not cluster.coordinator.running:
+    state = cluster.leader_state()
+    if state is None:
         return False
-    state = service.state
     if len(state.registry) < nodes or not all(state.is_up(n) for n in cluster.nodes):
         return False
     factor = state.settings.replication_factor
@@ -215,7 +236,9 @@ def _healthy(cluster: SimCluster, nodes: int) -> bool:
 
 
 def _replication(cluster: SimCluster) -> str:
-    state = cluster.coordinator_service().state
+    state = cluster.leader_state()
+    if state is None:
+        return "no coordinator leads"
     down = [n for n in cluster.nodes if not state.is_up(n)]
     short = [
         f"shard {s.shard_id} copies={s.copies} in_sync={sorted(s.in_sync)}"
