@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import random
+import traceback
 from collections.abc import Callable
 from typing import Protocol
 
@@ -87,6 +88,7 @@ class Proc:
         self.done = trio.Event()
         self.running = False
         self.starts = 0
+        self.errors: list[str] = []  # tracebacks of exceptions that ended the process
 
     @property
     def name(self) -> str:
@@ -103,14 +105,18 @@ class Proc:
             with installed(self.host), trio.CancelScope() as self.scope:
                 self.service = self.make()
                 await self.service.run()
+        except Exception as exc:  # a process that dies of a bug fails the seed, not the run
+            self.errors.append("".join(traceback.format_exception(exc))[-3000:])
         finally:
             self.running = False
             self.done.set()
 
     async def crash(self) -> None:
-        self.host.net.crash(self.name)
+        # The process stops first (its tasks get Cancelled, not a closed stream),
+        # then the kernel's part: listeners gone, peers read EOF.
         if self.scope is not None:
             self.scope.cancel(reason="simulated crash")
+        self.host.net.crash(self.name)
         await self.done.wait()
 
     def stop(self) -> None:

@@ -144,6 +144,9 @@ async def _simulate(config: SimConfig) -> SeedResult:
         stuck = [p.name for p in cluster.procs() if not p.done.is_set()]
         if stuck:
             result.failures.append(f"did not shut down within {STOP_LIMIT:g}s: {stuck}")
+        for proc in cluster.procs():
+            for error in proc.errors:
+                result.failures.append(f"{proc.name} died of an exception:\n{error}")
         left = _leftover_tasks()
         if left:
             result.failures.append(f"tasks left over after every process stopped: {left}")
@@ -249,16 +252,15 @@ def _replication(cluster: SimCluster) -> str:
 
 
 def _leftover_tasks() -> list[str]:
-    """Tasks still alive besides this runner and the nursery's own bookkeeping."""
-    me = trio.lowlevel.current_task()
+    """Every task still alive under this runner once every process has stopped
+    (the clients and the nemesis are done by then too)."""
     names = []
-    pending = [trio.lowlevel.current_root_task()]
+    pending = list(trio.lowlevel.current_task().child_nurseries)
     while pending:
-        task = pending.pop()
-        for nursery in task.child_nurseries:
-            pending.extend(nursery.child_tasks)
-        if task is not me and task.name.startswith("sim:"):
+        nursery = pending.pop()
+        for task in nursery.child_tasks:
             names.append(task.name)
+            pending.extend(task.child_nurseries)
     return sorted(names)
 
 
