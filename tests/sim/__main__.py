@@ -54,6 +54,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--no-regressions", action="store_true", help="skip regressions.txt")
     parser.add_argument("--replay", type=int, help="run one seed here, print its history")
     parser.add_argument("--dump", type=Path, help="with --replay: write the history here")
+    parser.add_argument("--dump-dir", type=Path, help="write each seed's history to DIR/SEED.txt")
     return parser.parse_args(argv)
 
 
@@ -79,10 +80,14 @@ def main(argv: list[str]) -> int:
     configs = [config(seed) for seed in seeds]
     started = time.monotonic()
     failed: list[SeedResult] = []
-    simulated = 0.0
+    simulated = cpu = 0.0
     with ProcessPoolExecutor(max_workers=max(1, args.workers)) as pool:
         for done, result in enumerate(pool.map(quiet_run, configs, chunksize=1), 1):
             simulated += result.simulated
+            cpu += result.cpu
+            if args.dump_dir is not None:
+                args.dump_dir.mkdir(parents=True, exist_ok=True)
+                (args.dump_dir / f"{result.seed}.txt").write_bytes(result.history_bytes())
             if not result.ok:
                 failed.append(result)
                 print(report(result), flush=True)
@@ -92,7 +97,8 @@ def main(argv: list[str]) -> int:
                     f"{done}/{len(configs)} seeds, {len(failed)} failed, "
                     f"{simulated / 3600:.2f} simulated hours in {wall:.0f}s wall: "
                     f"{simulated / 3600 / wall:.3f} simulated hours per wall second "
-                    f"({simulated / wall:.1f} simulated seconds per wall second)",
+                    f"({simulated / wall:.1f} simulated seconds per wall second; "
+                    f"{simulated / cpu:.1f} per CPU second)",
                     flush=True,
                 )
     if failed:

@@ -12,26 +12,26 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
-import httpx
 import trio
 import trio._core._run as trio_run
 import trio.testing
 
-from ..jepsen.workload import History, one_op
+from ..jepsen.workload import History
 from ..linearizability import check_history
-from .cluster import SimCluster
+from .client import WireClient, one_op
+from .cluster import COORDINATOR_PORT, SimCluster
 from .nemesis import FaultLog, Nemesis
 from .network import SimNetwork
 from .plants import PLANTS
 
 __all__ = ["SimConfig", "SeedResult", "run_seed"]
 
-OP_TIMEOUT = 2.5
 SETTLE_LIMIT = 300.0  # simulated seconds the healed cluster gets to converge
 STOP_LIMIT = 60.0  # simulated seconds every process gets to shut down
 
@@ -59,6 +59,7 @@ class SeedResult:
     warnings: list[str] = field(default_factory=list)  # the last ones Torua logged
     ops: int = 0
     simulated: float = 0.0
+    cpu: float = 0.0  # CPU seconds the seed took (wall time depends on the machine's load)
 
     @property
     def ok(self) -> bool:
@@ -74,6 +75,7 @@ def run_seed(config: SimConfig) -> SeedResult:
     capture = _Recent()
     root = logging.getLogger()
     root.addHandler(capture)
+    started = time.process_time()
     try:
         clock = trio.testing.MockClock(autojump_threshold=0)
         result = trio.run(_simulate, config, clock=clock)
@@ -81,6 +83,7 @@ def run_seed(config: SimConfig) -> SeedResult:
         root.removeHandler(capture)
         if undo is not None:
             undo()
+    result.cpu = time.process_time() - started
     result.warnings = list(capture.lines)
     return result
 
@@ -200,20 +203,16 @@ async def _final_reads(cluster: SimCluster, keys: list[str], history: History) -
 
 
 @asynccontextmanager
-async def _clients(cluster: SimCluster) -> AsyncIterator[list[httpx.AsyncClient]]:
-    """One httpx client per coordinator, on the client host's network."""
-    async with AsyncExitStack() as stack:
-        https = [
-            await stack.enter_async_context(
-                httpx.AsyncClient(
-                    base_url=url,
-                    timeout=OP_TIMEOUT,
-                    transport=cluster.client_host.http_transport(),
-                )
-            )
-            for url in cluster.urls
-        ]
-        yield https
+async def _clients(cluster: SimCluster) -> AsyncIterator[list[WireClient]]:
+    """One client connection per coordinator, from the client host."""
+    clients = [
+        WireClient(cluster.client_host, name, COORDINATOR_PORT) for name in cluster.coordinators
+    ]
+    try:
+        yield clients
+    finally:
+        for client in clients:
+            await client.aclose()
 
 
 async def _wait(condition: Callable[[], bool], limit: float) -> bool:
