@@ -26,7 +26,7 @@ from ..jepsen.workload import History
 from ..linearizability import check_history
 from .client import WireClient, one_op
 from .cluster import COORDINATOR_PORT, SimCluster
-from .nemesis import FaultLog, Nemesis
+from .nemesis import NETWORK_FAULTS, PROCESS_FAULTS, FaultLog, Nemesis
 from .network import SimNetwork
 from .plants import PLANTS
 
@@ -46,6 +46,7 @@ class SimConfig:
     clients: int = 3
     keys: int = 5
     coordinators: int = 1  # more than one: HA coordinators on the fake etcd
+    overlap: bool = True  # network faults and process faults at the same time
     plant: str | None = None  # a bug from tests.sim.plants to install for this run
 
 
@@ -124,15 +125,29 @@ async def _simulate(config: SimConfig) -> SeedResult:
             result.failures.append("the cluster never became healthy before any fault")
         start = trio.current_time()
         until = start + config.seconds
-        nemesis = Nemesis(cluster, random.Random(f"{config.seed}:nemesis"), log)
+
+        def healthy() -> bool:
+            return _healthy(cluster, config.nodes)
+
+        nemeses = [
+            Nemesis(cluster, random.Random(f"{config.seed}:{name}"), log, healthy=healthy)
+            for name in ("nemesis", "network nemesis")
+        ]
         async with trio.open_nursery() as work:
             for client in range(config.clients):
                 work.start_soon(
                     _client, cluster, client, keys, random.Random(rng.random()), history, until
                 )
             with trio.move_on_at(until):
-                await nemesis.run(nursery, until)
-        await nemesis.heal_all(nursery)
+                if config.overlap:
+                    async with trio.open_nursery() as faults:
+                        faults.start_soon(nemeses[0].run, nursery, until, PROCESS_FAULTS)
+                        faults.start_soon(nemeses[1].run, nursery, until, NETWORK_FAULTS)
+                else:
+                    await nemeses[0].run(nursery, until)
+        await nemeses[0].heal_all(nursery)
+        for nemesis in nemeses:
+            await nemesis.aclose()
         if not await _wait(lambda: _healthy(cluster, config.nodes), SETTLE_LIMIT):
             result.failures.append(f"not back to full replication: {_replication(cluster)}")
         missing = await _final_reads(cluster, keys, history)
