@@ -13,11 +13,14 @@ replay the same on every run, so the runner re-executes itself with it fixed.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+
+import trio
 
 from .plants import PLANTS
 from .run import SeedResult, SimConfig, run_seed
@@ -54,6 +57,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--no-regressions", action="store_true", help="skip regressions.txt")
     parser.add_argument("--replay", type=int, help="run one seed here, print its history")
     parser.add_argument("--dump", type=Path, help="with --replay: write the history here")
+    parser.add_argument(
+        "--log", action="store_true", help="with --replay: Torua's log (INFO) on stderr"
+    )
     parser.add_argument("--dump-dir", type=Path, help="write each seed's history to DIR/SEED.txt")
     return parser.parse_args(argv)
 
@@ -73,6 +79,8 @@ def main(argv: list[str]) -> int:
         return SimConfig(seed, seconds=seconds, plant=args.plant, coordinators=coordinators)
 
     if args.replay is not None:
+        if args.log:
+            log_to_stderr()
         return replay(config(args.replay), args.dump)
     seeds = list(range(args.start, args.start + args.seeds))
     if not args.no_regressions:
@@ -123,6 +131,24 @@ def report(result: SeedResult) -> str:
         lines.append("  last warnings logged:")
         lines += [f"    {line}" for line in result.warnings]
     return "\n".join(lines)
+
+
+def log_to_stderr() -> None:
+    """Every INFO line, stamped with simulated time (it may change how the seed
+    schedules: log records allocate objects, and Trio orders some wake-ups by
+    object identity)."""
+
+    class Stamped(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            try:
+                at = f"{trio.current_time():9.3f}"
+            except RuntimeError:
+                at = "        -"
+            sys.stderr.write(f"{at} {record.name}: {record.getMessage()}\n")
+
+    root = logging.getLogger()
+    root.setLevel(logging.INFO)
+    root.addHandler(Stamped())
 
 
 def replay(config: SimConfig, dump: Path | None) -> int:

@@ -29,6 +29,7 @@ from .cluster import COORDINATOR_PORT, SimCluster
 from .nemesis import NETWORK_FAULTS, PROCESS_FAULTS, FaultLog, Nemesis
 from .network import SimNetwork
 from .plants import PLANTS
+from .stable import stable_hashes
 
 __all__ = ["SimConfig", "SeedResult", "run_seed"]
 
@@ -79,7 +80,8 @@ def run_seed(config: SimConfig) -> SeedResult:
     started = time.process_time()
     try:
         clock = trio.testing.MockClock(autojump_threshold=0)
-        result = trio.run(_simulate, config, clock=clock)
+        with stable_hashes():
+            result = trio.run(_simulate, config, clock=clock)
     finally:
         root.removeHandler(capture)
         if undo is not None:
@@ -281,7 +283,7 @@ def _leftover_tasks() -> list[str]:
 def _check(history: History, result: SeedResult) -> None:
     result.ops = len(history.records)
     result.history = [
-        f"{r.op.describe()} {r.outcome}{' ' + r.detail if r.detail else ''}"
+        f"{r.op.key} {r.op.describe()} {r.outcome}{' ' + r.detail if r.detail else ''}"
         for r in history.records
     ]
     for key_result in check_history(history.checkable()):
