@@ -251,7 +251,7 @@ def _healthy(cluster: SimCluster, nodes: int) -> bool:
     factor = state.settings.replication_factor
     return all(
         len(s.copies) == factor and set(s.copies) <= s.in_sync for s in state.table.shards
-    ) and not (state.lost or state.dropping or state.retiring)
+    ) and not any(any(group.values()) for group in (state.lost, state.dropping, state.retiring))
 
 
 def _replication(cluster: SimCluster) -> str:
