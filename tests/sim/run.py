@@ -23,7 +23,7 @@ import trio._core._run as trio_run
 import trio.testing
 
 from ..jepsen.workload import History
-from ..linearizability import check_history
+from ..linearizability import Op, check_history
 from .client import WireClient, one_op
 from .cluster import COORDINATOR_PORT, SimCluster
 from .nemesis import NETWORK_FAULTS, PROCESS_FAULTS, FaultLog, Nemesis
@@ -280,6 +280,23 @@ def _leftover_tasks() -> list[str]:
     return sorted(names)
 
 
+def _shortest(history: History, key: str, failing: list[Op]) -> list[str]:
+    """The checker's failing ops, plus the writes of unknown outcome that one of
+    them could have read (the checker leaves those out, but they explain it)."""
+    reads = [op for op in failing if op.kind == "read"]
+
+    def explains(op: Op) -> bool:
+        return any(r.value == op.value and (r.complete or 0.0) > op.invoke for r in reads)
+
+    unknown = [
+        r.op
+        for r in history.records
+        if r.op.key == key and r.outcome == "unknown" and r.op.kind != "read" and explains(r.op)
+    ]
+    ops = sorted({*failing, *unknown}, key=lambda op: (op.invoke, op.index))
+    return [op.describe() for op in ops]
+
+
 def _check(history: History, result: SeedResult) -> None:
     result.ops = len(history.records)
     result.history = [
@@ -292,6 +309,6 @@ def _check(history: History, result: SeedResult) -> None:
                 f"key {key_result.key!r} is not linearizable: {key_result.explanation}"
             )
             if not result.shortest:
-                result.shortest = [op.describe() for op in key_result.failing]
+                result.shortest = _shortest(history, key_result.key, key_result.failing)
         elif key_result.ok is None:
             result.failures.append(f"key {key_result.key!r}: the checker ran out of budget")
