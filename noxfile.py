@@ -73,7 +73,8 @@ def sim(session: nox.Session) -> None:
 
     Without arguments: the simulator's own tests (a seed replays byte for byte;
     a planted bug is found), then the CI block of 200 seeds of 60 simulated
-    seconds plus every seed in tests/sim/regressions.txt, on two workers.
+    seconds plus every seed in tests/sim/regressions.txt and known_failures.txt
+    (known Torua bugs: reported, not counted), on two workers.
     ``nox -s sim -- --seeds N [--start S] [--hours H]`` runs just those seeds;
     ``-- --replay SEED`` replays one and prints its history.
     """

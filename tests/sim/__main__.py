@@ -1,6 +1,8 @@
 """``python -m tests.sim --seeds N [--start S] [--hours H | --seconds T]``
 
-Runs N seeds (from S) plus every seed in ``regressions.txt``, on two worker
+Runs N seeds (from S) plus every seed in ``regressions.txt`` and
+``known_failures.txt`` (seeds a Torua bug still fails: reported, not counted),
+on two worker
 processes by default; prints simulated hours per wall second; for each
 failing seed prints the seed, the fault log, the shortest failing history and
 the last warnings Torua logged, and exits 1. ``--replay SEED`` runs one seed
@@ -27,12 +29,13 @@ from .run import SeedResult, SimConfig, run_seed
 
 HASH_SEED = "0"
 REGRESSIONS = Path(__file__).with_name("regressions.txt")
+KNOWN = Path(__file__).with_name("known_failures.txt")
 
 
-def regression_seeds() -> list[int]:
-    """Seeds that once failed: one per line, ``#`` starts a comment."""
+def seeds_in(path: Path) -> list[int]:
+    """One seed a line; ``#`` starts a comment."""
     seeds = []
-    for line in REGRESSIONS.read_text().splitlines():
+    for line in path.read_text().splitlines():
         text = line.split("#", 1)[0].strip()
         if text:
             seeds.append(int(text))
@@ -54,7 +57,11 @@ def parse(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
     parser.add_argument("--plant", choices=sorted(PLANTS), help="run with a bug planted")
-    parser.add_argument("--no-regressions", action="store_true", help="skip regressions.txt")
+    parser.add_argument(
+        "--no-regressions",
+        action="store_true",
+        help="skip regressions.txt and known_failures.txt (seeds in the range still run)",
+    )
     parser.add_argument("--replay", type=int, help="run one seed here, print its history")
     parser.add_argument("--dump", type=Path, help="with --replay: write the history here")
     parser.add_argument(
@@ -84,10 +91,12 @@ def main(argv: list[str]) -> int:
         return replay(config(args.replay), args.dump)
     seeds = list(range(args.start, args.start + args.seeds))
     if not args.no_regressions:
-        seeds += [s for s in regression_seeds() if s not in seeds]
+        seeds += [s for s in seeds_in(REGRESSIONS) + seeds_in(KNOWN) if s not in seeds]
+    known = set(seeds_in(KNOWN))  # a known failure in the range is still known
     configs = [config(seed) for seed in seeds]
     started = time.monotonic()
     failed: list[SeedResult] = []
+    known_failed: list[int] = []
     simulated = cpu = 0.0
     with ProcessPoolExecutor(max_workers=max(1, args.workers)) as pool:
         for done, result in enumerate(pool.map(quiet_run, configs, chunksize=1), 1):
@@ -96,9 +105,17 @@ def main(argv: list[str]) -> int:
             if args.dump_dir is not None:
                 args.dump_dir.mkdir(parents=True, exist_ok=True)
                 (args.dump_dir / f"{result.seed}.txt").write_bytes(result.history_bytes())
-            if not result.ok:
+            if not result.ok and result.seed in known:
+                known_failed.append(result.seed)
+                print(f"seed {result.seed}: known failure (known_failures.txt)", flush=True)
+            elif not result.ok:
                 failed.append(result)
                 print(report(result), flush=True)
+            elif result.seed in known:
+                print(
+                    f"seed {result.seed} (known_failures.txt) passes now: "
+                    "move it to regressions.txt"
+                )
             if done % 10 == 0 or done == len(configs):
                 wall = time.monotonic() - started
                 print(
@@ -109,6 +126,8 @@ def main(argv: list[str]) -> int:
                     f"{simulated / cpu:.1f} per CPU second)",
                     flush=True,
                 )
+    if known_failed:
+        print(f"known failures (not counted): {' '.join(map(str, sorted(known_failed)))}")
     if failed:
         print(f"FAILED seeds: {' '.join(str(r.seed) for r in failed)}")
         return 1
