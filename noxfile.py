@@ -30,7 +30,9 @@ def install_with_tests(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
     """Unit, property and in-process cluster tests (everything but e2e)."""
     install_with_tests(session)
-    session.run("pytest", "-m", "not e2e and not faults and not jepsen", *session.posargs)
+    session.run(
+        "pytest", "-m", "not e2e and not faults and not jepsen and not sim", *session.posargs
+    )
 
 
 @nox.session(python=None)
@@ -63,6 +65,25 @@ def jepsen(session: nox.Session) -> None:
         external=True,
     )
     session.run("python", "-m", "tests.jepsen", *session.posargs)
+
+
+@nox.session(python=None)
+def sim(session: nox.Session) -> None:
+    """The whole cluster in one deterministic simulation (docs/simulation.md).
+
+    Without arguments: the simulator's own tests (a seed replays byte for byte;
+    a planted bug is found), then the CI block of 200 seeds of 60 simulated
+    seconds plus every seed in tests/sim/regressions.txt and known_failures.txt
+    (known Torua bugs: reported, not counted), on two workers.
+    ``nox -s sim -- --seeds N [--start S] [--hours H]`` runs just those seeds;
+    ``-- --replay SEED`` replays one and prints its history.
+    """
+    install_with_tests(session)
+    if session.posargs:
+        session.run("python", "-m", "tests.sim", *session.posargs)
+        return
+    session.run("pytest", "-m", "sim", "tests/sim")
+    session.run("python", "-m", "tests.sim", "--seeds", "200", "--seconds", "60")
 
 
 @nox.session(python=None)

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import trio
+
+from torua.sim import seam
 
 __all__ = [
     "ClusterEvent",
@@ -34,7 +35,7 @@ log = logging.getLogger(__name__)
 
 
 def _now() -> float:
-    return time.time()
+    return seam.current().time()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

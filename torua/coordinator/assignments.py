@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -22,6 +21,7 @@ import trio
 from torua.coordinator.node_client import NodeClient, NodeUnreachable
 from torua.coordinator.state import ClusterState
 from torua.fanout import fan_out
+from torua.sim import seam
 
 __all__ = ["AssignmentSync"]
 
@@ -49,7 +49,7 @@ class AssignmentSync:
         self._dirty: set[str] = set()
         self._wake = trio.Event()
         # Numbered per run, not by a clock: a node takes a new session's first push.
-        self._session = uuid.uuid4().hex
+        self._session = seam.current().unique_hex()
         self._seq = 0
         self.on_incarnation = on_incarnation
 

@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 import zlib
 from collections import deque
 from collections.abc import Callable
@@ -60,6 +59,7 @@ from torua.cluster.states import NodeStatus, ProbeResult
 from torua.config import HealthSettings, format_duration
 from torua.coordinator.probes import Probe
 from torua.events import ClusterEvent, NodeHealthChanged
+from torua.sim import seam
 from torua.timestamps import rfc3339
 
 __all__ = [
@@ -194,14 +194,14 @@ class HealthMonitor:
         events: trio.MemorySendChannel[ClusterEvent],
         settings: HealthSettings,
         *,
-        wall_clock: Callable[[], float] = time.time,
+        wall_clock: Callable[[], float] | None = None,
         on_probe: Callable[[str, ProbeRecord], None] | None = None,
     ) -> None:
         self._probe = probe
         self._on_probe = on_probe  # sees every recorded probe (metrics)
         self._events = events
         self._settings = settings
-        self._wall_clock = wall_clock
+        self._wall_clock = wall_clock or seam.current().time
         self._nodes: dict[str, _Watched] = {}
         self._nursery: trio.Nursery | None = None
         self._finished = False

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -28,6 +27,7 @@ from torua.coordinator.load_history import MAX_POINTS, WINDOW, CopyRate, Series,
 from torua.coordinator.node_client import NodeClient, NodeUnreachable
 from torua.coordinator.state import ClusterState
 from torua.fanout import fan_out
+from torua.sim import seam
 
 __all__ = ["MIN_POLL", "LoadMonitor"]
 
@@ -43,7 +43,11 @@ node never delays the next round."""
 
 class LoadMonitor:
     def __init__(
-        self, state: ClusterState, nodes: NodeClient, *, wall_clock: Callable[[], float] = time.time
+        self,
+        state: ClusterState,
+        nodes: NodeClient,
+        *,
+        wall_clock: Callable[[], float] = seam.wall_time,
     ) -> None:
         self._state = state
         self._nodes = nodes

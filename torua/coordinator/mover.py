@@ -19,7 +19,6 @@ in sync until the copy is whole.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 
 import trio
@@ -31,6 +30,7 @@ from torua.coordinator.node_client import NodeClient, NodeUnreachable
 from torua.coordinator.page_copy import MoveAborted, copy_pages, ok_or_abort
 from torua.coordinator.state import ClusterState
 from torua.coordinator.write_tracker import WriteTracker
+from torua.sim import seam
 
 __all__ = ["Mover"]
 
@@ -245,7 +245,7 @@ class Mover:
         donor's pages (docs/replication.md, "Tombstone GC"). True when it wiped."""
         state = self._state
         if state.in_sync_times.needs_full_fill(
-            state.copies, shard_id, target, time.time(), state.tombstone_grace
+            state.copies, shard_id, target, seam.wall_time(), state.tombstone_grace
         ):
             if not state.copies.fill_donors(shard_id, target, state.is_up):
                 # Wipe only what an authoritative copy can give back.

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import select
 import ssl
-import time
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -35,6 +34,7 @@ import trio
 
 from torua.config import normalize_url
 from torua.http.wire import Response, WireError, encode_request, exchange
+from torua.sim import seam
 
 __all__ = ["NodeConnections", "header_lines"]
 
@@ -78,6 +78,9 @@ def _socket(stream: trio.abc.Stream) -> trio.socket.SocketType:
 
 def _close(stream: trio.abc.Stream) -> None:
     """Close at once, without a TLS goodbye: usable where nothing may be awaited."""
+    if isinstance(stream, seam.SimulatedStream):
+        stream.close_now()
+        return
     _socket(stream).close()
 
 
@@ -87,6 +90,8 @@ def _stale(stream: trio.abc.Stream) -> bool:
     ``poll``, not ``select``: a coordinator watching many nodes has descriptors
     past ``select``'s limit of 1,024.
     """
+    if isinstance(stream, seam.SimulatedStream):
+        return stream.has_input()
     poller = select.poll()
     try:
         poller.register(_socket(stream).fileno(), select.POLLIN)
@@ -205,15 +210,16 @@ class NodeConnections:
         finally:
             node.busy.discard(stream)
         if response.reusable and not self._closed and len(node.idle) < self._max_idle:
-            node.idle.append((stream, time.monotonic()))
+            node.idle.append((stream, seam.current().monotonic()))
         else:
             _close(stream)
         return response
 
     async def _open(self, node: _Node) -> trio.abc.Stream:
-        tcp = await trio.open_tcp_stream(node.host, node.port)
+        tcp = await seam.current().open_tcp_stream(node.host, node.port)
         if not node.tls:
             return tcp
+        assert isinstance(tcp, trio.SocketStream)  # TLS is never simulated
         if self._ssl is None:
             self._ssl = ssl.create_default_context()
         stream = trio.SSLStream(tcp, self._ssl, server_hostname=node.host, https_compatible=True)
@@ -225,7 +231,7 @@ class NodeConnections:
         return stream
 
     def _take(self, node: _Node) -> trio.abc.Stream | None:
-        now = time.monotonic()
+        now = seam.current().monotonic()
         while node.idle:
             stream, since = node.idle.pop()
             if now - since < IDLE_SECONDS and not _stale(stream):

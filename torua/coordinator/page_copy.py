@@ -59,7 +59,10 @@ async def copy_pages(
                     await nodes.export_page(source(), shard_id, after, since=since, limit=PAGE_ROWS)
                 )
                 if page.body:
-                    await send.send(page.body)
+                    try:
+                        await send.send(page.body)
+                    except trio.BrokenResourceError:
+                        return  # the importer stopped: its error is the one to report
                 cursor = page.headers.get(NEXT_HEADER.lower())
                 if cursor is None:
                     return

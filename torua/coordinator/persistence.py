@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
@@ -27,6 +26,7 @@ from torua.cluster.copies import Copies
 from torua.cluster.states import NodeMode
 from torua.config import HealthSettings
 from torua.coordinator.state import ClusterState
+from torua.sim import seam
 
 __all__ = ["FileBackend", "Persister", "StateBackend", "load_state", "restore", "snapshot"]
 
@@ -89,7 +89,7 @@ def restore(state: ClusterState, data: dict[str, Any], *, origin: str = "saved s
     if "version_reserved" not in data:
         # Saved by a version that took write versions from the wall clock (ns), and
         # saved them lazily: start above the clock, as those versions were.
-        ceiling = max(ceiling, time.time_ns())
+        ceiling = max(ceiling, seam.current().time_ns())
     copies = Copies.from_json(data, default_floor=ceiling)
     table = copies.table
     if table.num_shards != state.table.num_shards:

@@ -21,9 +21,8 @@ import socket
 from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
 
-import trio
-
 from torua.config import HealthSettings, normalize_url
+from torua.sim import seam
 
 __all__ = ["Probe", "describe_error", "probe_tcp"]
 
@@ -48,7 +47,7 @@ async def probe_tcp(addr: str, settings: HealthSettings) -> str | None:
     except ValueError as exc:
         return _clip(f"bad address: {exc}")
     try:
-        stream = await trio.open_tcp_stream(host, port)
+        stream = await seam.current().open_tcp_stream(host, port)
     except OSError as exc:
         return describe_error(exc)
     await stream.aclose()

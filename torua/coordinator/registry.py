@@ -7,10 +7,10 @@ node stays listed until an operator removes it.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 
 from torua.cluster.states import NodeMode
+from torua.sim import seam
 
 __all__ = ["NodeRecord", "Registry"]
 
@@ -21,8 +21,8 @@ class NodeRecord:
     addr: str
     capacity: int | None = None
     mode: NodeMode = NodeMode.ACTIVE
-    registered_at: float = field(default_factory=time.time)
-    last_registered: float = field(default_factory=time.time)
+    registered_at: float = field(default_factory=lambda: seam.current().time())
+    last_registered: float = field(default_factory=lambda: seam.current().time())
     ever_healthy: bool = False
     incarnation: str | None = None
 
@@ -40,7 +40,7 @@ class Registry:
             return record, True
         changed = record.addr != addr or record.capacity != capacity
         record.addr, record.capacity = addr, capacity
-        record.last_registered = time.time()
+        record.last_registered = seam.current().time()
         return record, changed
 
     def get(self, node_id: str) -> NodeRecord | None:

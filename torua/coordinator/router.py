@@ -18,7 +18,6 @@ hold, never a false 404 nor an old value.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from functools import partial
 
@@ -31,6 +30,7 @@ from torua.coordinator.versions import Versions
 from torua.coordinator.write_tracker import WriteTracker
 from torua.errors import ApiError, BadGateway, NotFound, ToruaError, Unavailable
 from torua.fanout import fan_out
+from torua.sim import seam
 
 __all__ = ["Router"]
 
@@ -344,7 +344,7 @@ class Router:
                 failed.get(node_id, "down"),
             )
         copies = self._state.copies
-        self._state.in_sync_times.note_leaving(shard_id, node_ids, time.time())
+        self._state.in_sync_times.note_leaving(shard_id, node_ids, seam.wall_time())
         await self._actions.durably(copies.write_missed(shard_id, node_ids))
         self._actions.now(copies.missed_saved(shard_id, node_ids))
 

@@ -20,7 +20,7 @@ from torua.config import CoordinatorSettings
 from torua.coordinator.api import create_coordinator_app
 from torua.coordinator.api_docs import COORDINATOR_DOCS
 from torua.coordinator.assembly import open_services
-from torua.coordinator.persistence import FileBackend, load_state
+from torua.coordinator.persistence import FileBackend, StateBackend, load_state
 from torua.coordinator.services import Services
 from torua.coordinator.state import ClusterState
 from torua.http.openapi import install_openapi
@@ -65,10 +65,14 @@ class Coordinator:
         """What ``/cluster/info`` adds: a single coordinator always leads, at epoch 0."""
         return {"leader": self.url, "epoch": 0, "role": "leader"}
 
+    def _backend(self) -> StateBackend | None:
+        """Where the state is saved (None: in memory only); a simulator saves elsewhere."""
+        directory = self._state_dir()
+        return None if directory is None else FileBackend(directory)
+
     async def run(self, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
         self._load()
-        directory = self._state_dir()
-        backend = None if directory is None else FileBackend(directory)
+        backend = self._backend()
         async with (
             open_services(self.state, backend, stopping=self._stopping, info=self.info) as services,
             trio.open_nursery() as nursery,

@@ -28,10 +28,11 @@ Pure: no trio, no I/O; the clocks are given.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
+
+from torua.sim import seam
 
 __all__ = ["Away", "Kind", "Shutdown", "Shutdowns"]
 
@@ -64,7 +65,7 @@ class Away:
 
 
 class Shutdowns:
-    def __init__(self, *, wall: Clock = time.time, mono: Clock = time.monotonic) -> None:
+    def __init__(self, *, wall: Clock = seam.wall_time, mono: Clock = seam.monotonic) -> None:
         self.wall, self.mono = wall, mono
         self.records: dict[str, Shutdown] = {}
         self.away: dict[str, Away] = {}

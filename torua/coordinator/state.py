@@ -6,8 +6,6 @@ are atomic; only code that awaits between reading and writing must re-check.
 
 from __future__ import annotations
 
-import time
-import uuid
 from dataclasses import dataclass, field
 
 from torua.cluster import NodeState, ShardTable, cluster_health
@@ -18,6 +16,7 @@ from torua.config import CoordinatorSettings, HealthSettings
 from torua.coordinator.node_checks import NodeChecks
 from torua.coordinator.registry import NodeRecord, Registry
 from torua.coordinator.shutdowns import Shutdowns
+from torua.sim import seam
 
 __all__ = ["ClusterState"]
 
@@ -30,8 +29,8 @@ class ClusterState:
     # Every shard's copies and their lifecycle (torua.cluster.copies): only its event
     # methods change them; the properties below are for reading.
     copies: Copies = field(init=False)
-    cluster_id: str = field(default_factory=lambda: uuid.uuid4().hex)
-    started_at: float = field(default_factory=time.time)
+    cluster_id: str = field(default_factory=lambda: seam.current().unique_hex())
+    started_at: float = field(default_factory=lambda: seam.current().time())
     # Write versions (torua.coordinator.versions): the largest issued or seen, the
     # ceiling asked to be saved, and the ceiling known to be saved.
     version_hwm: int = 0
@@ -154,4 +153,4 @@ class ClusterState:
         return self.copies.held_by(node_id)
 
     def uptime(self) -> float:
-        return time.time() - self.started_at
+        return seam.current().time() - self.started_at

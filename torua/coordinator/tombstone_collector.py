@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import time
 from collections.abc import Callable
 
 import trio
@@ -23,6 +22,7 @@ from torua.cluster.states import NodeStatus
 from torua.cluster.tombstone_gc import purgeable
 from torua.coordinator.node_client import NodeClient, NodeUnreachable
 from torua.coordinator.state import ClusterState
+from torua.sim import seam
 
 __all__ = ["TombstoneCollector"]
 
@@ -33,7 +33,7 @@ MAX_ROUND = 60.0  # the in-sync times are never older than this (plus one purge)
 
 class TombstoneCollector:
     def __init__(
-        self, state: ClusterState, nodes: NodeClient, *, clock: Callable[[], float] = time.time
+        self, state: ClusterState, nodes: NodeClient, *, clock: Callable[[], float] = seam.wall_time
     ) -> None:
         self._state = state
         self._nodes = nodes

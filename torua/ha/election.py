@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import uuid
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing
 from typing import Any, Protocol
@@ -25,6 +24,7 @@ import trio
 
 from torua.ha.etcd import EtcdUnavailable, KeyValue
 from torua.ha.term import Term
+from torua.sim import seam
 
 __all__ = ["Election", "ElectionStore", "StateStore"]
 
@@ -64,7 +64,7 @@ class Election:
         self.url = url
         self.ttl = ttl
         self.retry = retry
-        self.instance = uuid.uuid4().hex
+        self.instance = seam.current().unique_hex()
         self.leader: str | None = None  # the leader's URL as last seen
         self.epoch = 0
         self.term: Term | None = None

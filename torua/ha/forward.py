@@ -19,6 +19,7 @@ import trio
 
 from torua.errors import Unavailable
 from torua.http.raw import RawResponder, header, read_body
+from torua.sim import seam
 
 __all__ = ["FORWARDED_HEADER", "Forwarder"]
 
@@ -37,7 +38,9 @@ class Forwarder:
         self._max_body = max_body
         timeout = httpx.Timeout(10.0, connect=2.0, read=None)
         limits = httpx.Limits(max_connections=64, max_keepalive_connections=16)
-        self._client = httpx.AsyncClient(timeout=timeout, limits=limits)
+        self._client = httpx.AsyncClient(
+            timeout=timeout, limits=limits, transport=seam.current().http_transport()
+        )
         self._unreachable: str | None = None
 
     async def aclose(self) -> None:

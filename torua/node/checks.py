@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -27,6 +26,7 @@ import trio
 from torua.cluster.states import CheckState
 from torua.config import DiskLimit
 from torua.node.store import Store
+from torua.sim import seam
 
 __all__ = ["PROBE_SHARD", "CheckResult", "SelfChecks"]
 
@@ -144,7 +144,7 @@ class SelfChecks:
             try:
                 current = await self._store.get(PROBE_SHARD, _PROBE_KEY)
                 version = (current.version if current is not None else 0) + 1
-                value = str(time.time_ns()).encode()
+                value = str(seam.current().time_ns()).encode()
                 await self._store.put(PROBE_SHARD, _PROBE_KEY, value, version)
                 back = await self._store.get(PROBE_SHARD, _PROBE_KEY)
                 if back is not None and back.value == value:

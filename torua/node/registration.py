@@ -10,13 +10,13 @@ plus a margin registers again (registration is idempotent).
 from __future__ import annotations
 
 import logging
-import random
 from collections.abc import Callable
 
 import httpx
 import trio
 
 from torua.node.state import NodeRuntime
+from torua.sim import seam
 
 __all__ = ["keep_registered", "register_once"]
 
@@ -74,7 +74,7 @@ async def keep_registered(
         error = await register_once(client, coordinator, runtime, capacity, max_version)
         if error is not None:
             index += 1
-            delay = min(backoff_max, 0.1 * 2**attempt) * random.uniform(0.5, 1.0)
+            delay = min(backoff_max, 0.1 * 2**attempt) * seam.current().uniform(0.5, 1.0)
             if attempt % 10 == 0:
                 log.warning("registering with %s failed (%s); retrying", coordinator, error)
             attempt += 1

@@ -23,6 +23,7 @@ from torua.node.registration import keep_registered
 from torua.node.state import NodeRuntime
 from torua.node.store import MemoryStore, Store
 from torua.node.stores import data_incarnation, open_store, store_directory
+from torua.sim import seam
 
 __all__ = ["Node"]
 
@@ -62,7 +63,9 @@ class Node:
         response: httpx.Response | None = None
         failure = "no coordinator answered"
         with trio.move_on_after(wait):
-            async with httpx.AsyncClient(headers=headers, timeout=wait) as client:
+            async with httpx.AsyncClient(
+                headers=headers, timeout=wait, transport=seam.current().http_transport()
+            ) as client:
                 # Any coordinator will do (followers forward); the first that answers decides.
                 for coordinator in self.settings.coordinators:
                     try:
@@ -122,7 +125,9 @@ class Node:
         if self.settings.token:
             headers["Authorization"] = f"Bearer {self.settings.token}"
         async with (
-            httpx.AsyncClient(headers=headers, timeout=10.0) as client,
+            httpx.AsyncClient(
+                headers=headers, timeout=10.0, transport=seam.current().http_transport()
+            ) as client,
             trio.open_nursery() as nursery,
         ):
             await nursery.start(checks.run)

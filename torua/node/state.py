@@ -7,13 +7,12 @@ it last heard from the coordinator, and how long that word is good for.
 
 from __future__ import annotations
 
-import time
-import uuid
 from dataclasses import dataclass, field
 
 import trio
 
 from torua.node.load import ShardLoad
+from torua.sim import seam
 
 __all__ = ["NodeRuntime"]
 
@@ -24,8 +23,8 @@ class NodeRuntime:
     durable: bool = True
     url: str = ""
     # A fresh id per process start: the coordinator tells a restart from a blip by it.
-    incarnation: str = field(default_factory=lambda: uuid.uuid4().hex)
-    started_at: float = field(default_factory=time.time)
+    incarnation: str = field(default_factory=lambda: seam.current().unique_hex())
+    started_at: float = field(default_factory=lambda: seam.current().time())
     held: set[int] = field(default_factory=set)
     lease: float = 17.0  # 3 x 5s + 2s until the coordinator says otherwise
     interval: float = 5.0
@@ -75,4 +74,4 @@ class NodeRuntime:
         return trio.current_time() - self.last_heard
 
     def uptime(self) -> float:
-        return time.time() - self.started_at
+        return seam.current().time() - self.started_at

@@ -13,12 +13,13 @@ or listing a large shard never holds the event loop for the whole shard.
 from __future__ import annotations
 
 import bisect
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
 import trio
+
+from torua.sim import seam
 
 __all__ = [
     "KEY_PAGE",
@@ -63,7 +64,7 @@ class ShardStats:
 
 def next_version(current: int = 0) -> int:
     """A version later than ``current`` and roughly wall-clock ordered (ns)."""
-    return max(current + 1, time.time_ns())
+    return max(current + 1, seam.current().time_ns())
 
 
 class Store(Protocol):
@@ -147,7 +148,7 @@ async def apply_write(
 class MemoryStore:
     """Dicts per shard; for ``--memory`` clusters, tests and demos."""
 
-    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, *, clock: Callable[[], float] = seam.wall_time) -> None:
         self._shards: dict[int, dict[str, Record]] = {}
         # Each shard's keys, sorted: a page starts with a bisection, not a sort of the shard.
         self._order: dict[int, list[str]] = {}

@@ -32,6 +32,7 @@ from torua.http.native.exchange import Exchange, NativeRequest
 from torua.http.native.lifespan import lifespan
 from torua.http.native.limits import ServerLimits
 from torua.http.native.parser import RequestReader
+from torua.sim import seam
 
 __all__ = ["Meter", "NativeServer", "serve_native"]
 
@@ -69,7 +70,7 @@ class NativeServer:
         self._connections: set[Connection] = set()
         self._all_closed = trio.Event()
         self._all_closed.set()
-        self._listeners: list[trio.SocketListener] = []
+        self._listeners: list[trio.abc.Listener[trio.abc.Stream]] = []
 
     @property
     def connections(self) -> int:
@@ -144,7 +145,7 @@ class NativeServer:
         """Listen on ``host:port`` until ``shutdown_trigger`` returns, then drain."""
         listeners = await _listen(host, port)
         self._listeners = listeners
-        bound = listeners[0].socket.getsockname()[1]
+        bound = _port(listeners[0])
         async with lifespan(self._app), trio.open_nursery() as nursery:
             for listener in listeners:
                 nursery.start_soon(self._accept, listener, nursery)
@@ -153,7 +154,9 @@ class NativeServer:
             await self.shutdown()
             nursery.cancel_scope.cancel(reason="server shut down")
 
-    async def _accept(self, listener: trio.SocketListener, nursery: trio.Nursery) -> None:
+    async def _accept(
+        self, listener: trio.abc.Listener[trio.abc.Stream], nursery: trio.Nursery
+    ) -> None:
         while not self._closing:
             try:
                 stream = await listener.accept()
@@ -181,8 +184,8 @@ class NativeServer:
             connection.scope.cancel(reason="server shut down")
 
 
-async def _listen(host: str, port: int) -> list[trio.SocketListener]:
-    listeners = await trio.open_tcp_listeners(port, host=host)
+async def _listen(host: str, port: int) -> list[trio.abc.Listener[trio.abc.Stream]]:
+    listeners = await seam.current().open_tcp_listeners(port, host)
     if port == 0 and len(listeners) > 1:
         # Several addresses (IPv4 and IPv6 for a name) would get several ports.
         for extra in listeners[1:]:
@@ -193,8 +196,17 @@ async def _listen(host: str, port: int) -> list[trio.SocketListener]:
         # A client that stops reading cannot hold a response's write forever:
         # the kernel drops a connection with data unacknowledged for 10 s.
         for listener in listeners:
-            listener.socket.setsockopt(socket.IPPROTO_TCP, option, 10_000)
+            if isinstance(listener, trio.SocketListener):
+                listener.socket.setsockopt(socket.IPPROTO_TCP, option, 10_000)
     return listeners
+
+
+def _port(listener: trio.abc.Listener[trio.abc.Stream]) -> int:
+    if isinstance(listener, seam.SimulatedListener):
+        return listener.port
+    assert isinstance(listener, trio.SocketListener)
+    port: int = listener.socket.getsockname()[1]
+    return port
 
 
 async def serve_native(

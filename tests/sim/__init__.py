@@ -1,0 +1,1 @@
+"""The deterministic whole-cluster simulator (``python -m tests.sim``)."""
