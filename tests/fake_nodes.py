@@ -18,14 +18,14 @@ from typing import Any
 import trio
 
 from torua.config import CoordinatorSettings
-from torua.coordinator.assignments import AssignmentSync
-from torua.coordinator.copy_actions import CopyActions
-from torua.coordinator.node_client import NodeUnreachable, Reply
-from torua.coordinator.persistence import Persister
-from torua.coordinator.router import Router
-from torua.coordinator.state import ClusterState
-from torua.coordinator.versions import Versions
-from torua.coordinator.write_tracker import WriteTracker
+from torua.coordinator.data.assignments import AssignmentSync
+from torua.coordinator.data.copy_actions import CopyActions
+from torua.coordinator.data.router import Router
+from torua.coordinator.data.versions import Versions
+from torua.coordinator.data.write_tracker import WriteTracker
+from torua.coordinator.nodes.client import NodeUnreachable, Reply
+from torua.coordinator.state.persistence import Persister
+from torua.coordinator.state.state import ClusterState
 from torua.http.records import decode_frames, encode_cursor, encode_frames
 
 

@@ -14,9 +14,9 @@ import pytest
 import trio
 import trio.testing
 
-from torua.coordinator.mover import Mover
-from torua.coordinator.persistence import restore, snapshot
-from torua.coordinator.state import ClusterState
+from torua.coordinator.control.mover import Mover
+from torua.coordinator.state.persistence import restore, snapshot
+from torua.coordinator.state.state import ClusterState
 from torua.errors import ApiError
 
 from .fake_nodes import router_rig
@@ -137,7 +137,7 @@ async def test_a_hit_older_than_what_a_lost_copy_may_hold_is_not_served() -> Non
 
 
 async def test_a_node_that_lost_its_data_leaves_the_in_sync_sets_before_it_is_assigned() -> None:
-    from torua.coordinator.incarnations import Incarnations
+    from torua.coordinator.control.incarnations import Incarnations
 
     async with router_rig(["a", "b"]) as rig:
         rig.state.registry.get("b").incarnation = "i1"

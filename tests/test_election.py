@@ -14,8 +14,8 @@ import trio
 
 from tests.fake_etcd import FakeEtcd
 from torua.config import CoordinatorSettings
-from torua.coordinator.persistence import Persister
-from torua.coordinator.state import ClusterState
+from torua.coordinator.state.persistence import Persister
+from torua.coordinator.state.state import ClusterState
 from torua.ha.election import Election, margin_for
 from torua.ha.term import Term
 

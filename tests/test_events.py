@@ -19,7 +19,8 @@ import pytest
 import trio
 
 from torua.config import CoordinatorSettings
-from torua.coordinator import Coordinator, api_events
+from torua.coordinator import Coordinator
+from torua.coordinator.api import events as api_events
 from torua.events import ConfigChanged
 
 from .conftest import local_cluster

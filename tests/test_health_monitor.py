@@ -19,7 +19,7 @@ import trio
 import trio.testing
 
 from torua.config import HealthSettings
-from torua.coordinator.health import (
+from torua.coordinator.control.health import (
     SPREAD_AFTER,
     HealthMonitor,
     ProbeRecord,

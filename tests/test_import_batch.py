@@ -7,8 +7,8 @@ import json
 import pytest
 import trio
 
-from torua.coordinator.import_batch import ImportBatcher
-from torua.coordinator.node_client import NodeUnreachable, Reply
+from torua.coordinator.data.import_batch import ImportBatcher
+from torua.coordinator.nodes.client import NodeUnreachable, Reply
 from torua.http.records import decode_sections
 
 

@@ -10,11 +10,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.conftest import LocalCluster, local_cluster
 from tests.test_metrics import value
 from torua.config import CoordinatorSettings, HealthSettings
-from torua.coordinator.health import ProbeRecord
-from torua.coordinator.load import MIN_POLL, LoadMonitor
-from torua.coordinator.load_history import MAX_POINTS, RATE_WINDOW, WINDOW, CopyRate, Series
-from torua.coordinator.node_client import NodeUnreachable, Reply
-from torua.coordinator.state import ClusterState
+from torua.coordinator.control.health import ProbeRecord
+from torua.coordinator.control.load import MIN_POLL, LoadMonitor
+from torua.coordinator.control.load_history import MAX_POINTS, RATE_WINDOW, WINDOW, CopyRate, Series
+from torua.coordinator.nodes.client import NodeUnreachable, Reply
+from torua.coordinator.state.state import ClusterState
 from torua.node.api import create_node_app
 from torua.node.state import NodeRuntime
 from torua.node.store import MemoryStore

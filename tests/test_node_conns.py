@@ -1,4 +1,4 @@
-"""The coordinator's raw HTTP/1.1 client (torua.http.wire, torua.coordinator.node_conns)
+"""The coordinator's raw HTTP/1.1 client (torua.http.wire, torua.coordinator.nodes.connections)
 against scripted loopback servers: framing, reuse, stale connections, headers."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import pytest
 import trio
 import trio.testing
 
-from torua.coordinator.node_client import NodeClient, NodeUnreachable
-from torua.coordinator.node_conns import NodeConnections
+from torua.coordinator.nodes.client import NodeClient, NodeUnreachable
+from torua.coordinator.nodes.connections import NodeConnections
 from torua.http.wire import WireError, exchange
 
 from .scripted_http import scripted_server
@@ -101,7 +101,7 @@ async def test_broken_responses_raise(raw: bytes, started: bool) -> None:
     assert caught.value.started is started
 
 
-# -- the pool (torua.coordinator.node_conns) against loopback servers ------------------
+# -- the pool (torua.coordinator.nodes.connections) against loopback servers ------------------
 
 
 OK = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"

@@ -6,8 +6,8 @@ import pytest
 import trio
 import trio.testing
 
-from torua.coordinator.node_client import NodeUnreachable
-from torua.coordinator.page_copy import PAGE_ROWS, MoveAborted, copy_pages
+from torua.coordinator.data.page_copy import PAGE_ROWS, MoveAborted, copy_pages
+from torua.coordinator.nodes.client import NodeUnreachable
 
 from .fake_nodes import FakeNode, FakeNodeClient
 

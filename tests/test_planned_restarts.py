@@ -8,8 +8,8 @@ import pytest
 import trio
 
 from torua.config import CoordinatorSettings, HealthSettings
-from torua.coordinator.persistence import restore, snapshot
-from torua.coordinator.state import ClusterState
+from torua.coordinator.state.persistence import restore, snapshot
+from torua.coordinator.state.state import ClusterState
 
 from .conftest import local_cluster
 

@@ -10,8 +10,8 @@ import pytest
 import trio
 
 from torua.config import HealthSettings
-from torua.coordinator.http_probe import RawHttpProbe
-from torua.coordinator.probes import describe_error, probe_tcp
+from torua.coordinator.nodes.http_probe import RawHttpProbe
+from torua.coordinator.nodes.probes import describe_error, probe_tcp
 
 from .scripted_http import scripted_server
 
@@ -171,11 +171,11 @@ def _accept_and_close(
     return handler
 
 
-# The raw HTTP probe the coordinator uses for http:// nodes (torua.coordinator.http_probe).
+# The raw HTTP probe the coordinator uses for http:// nodes (torua.coordinator.nodes.http_probe).
 
 
 async def test_raw_probe_keeps_one_connection_and_sends_the_coordinator_headers() -> None:
-    from torua.coordinator.http_probe import RawHttpProbe
+    from torua.coordinator.nodes.http_probe import RawHttpProbe
 
     ok = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
     seen: list[bytes] = []
@@ -194,7 +194,7 @@ async def test_raw_probe_keeps_one_connection_and_sends_the_coordinator_headers(
 
 
 async def test_raw_probe_fails_on_status_close_and_refused() -> None:
-    from torua.coordinator.http_probe import RawHttpProbe
+    from torua.coordinator.nodes.http_probe import RawHttpProbe
 
     settings = HealthSettings(interval=1.0, timeout=0.5)
     async with trio.open_nursery() as nursery:

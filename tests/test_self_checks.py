@@ -12,8 +12,8 @@ from rich.console import Console
 from torua.cli.render import nodes_table
 from torua.cluster.placement import reconcile
 from torua.config import CoordinatorSettings, DiskLimit, NodeSettings, parse_disk_limit
-from torua.coordinator.node_checks import NodeChecks
-from torua.coordinator.state import ClusterState
+from torua.coordinator.state.node_checks import NodeChecks
+from torua.coordinator.state.state import ClusterState
 from torua.environment import add_node_flags, node_settings
 from torua.errors import ConfigError
 from torua.node.api import create_node_app

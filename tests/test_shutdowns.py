@@ -1,6 +1,6 @@
 """Holds on nodes expected back: deadlines on two clocks, saved and re-armed.
 
-Pure (torua.coordinator.shutdowns), with the clocks in the test's hands: the
+Pure (torua.coordinator.state.shutdowns), with the clocks in the test's hands: the
 wall clock may step either way, and a hold must then end early rather than
 late (an early rebuild costs a copy; a late one leaves shards short longer
 than the operator allowed, and a hold never ends if the clock went back far).
@@ -11,9 +11,9 @@ from __future__ import annotations
 import trio
 
 from torua.config import CoordinatorSettings
-from torua.coordinator.planned import PlannedShutdowns
-from torua.coordinator.shutdowns import Shutdowns
-from torua.coordinator.state import ClusterState
+from torua.coordinator.control.planned import PlannedShutdowns
+from torua.coordinator.state.shutdowns import Shutdowns
+from torua.coordinator.state.state import ClusterState
 
 
 class Clocks:

@@ -17,10 +17,10 @@ import trio.testing
 from torua.cluster.placement import reconcile
 from torua.cluster.tombstone_gc import InSyncTimes, purgeable
 from torua.config import CoordinatorSettings
-from torua.coordinator.mover import MoveAborted, Mover
-from torua.coordinator.node_client import Reply
-from torua.coordinator.state import ClusterState
-from torua.coordinator.tombstone_collector import TombstoneCollector
+from torua.coordinator.control.mover import MoveAborted, Mover
+from torua.coordinator.control.tombstone_collector import TombstoneCollector
+from torua.coordinator.nodes.client import Reply
+from torua.coordinator.state.state import ClusterState
 from torua.errors import ConfigError
 from torua.node.api import create_node_app
 from torua.node.sqlite_store import SqliteStore, open_sqlite_store

@@ -1,5 +1,5 @@
 """The coordinator's HTTP/1.1 client transport (torua.http.wire on httptools, and
-torua.coordinator.node_conns over it): framing split anywhere, bounds, truncation,
+torua.coordinator.nodes.connections over it): framing split anywhere, bounds, truncation,
 scripted servers, and https with a trustme certificate."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from tests.native_fixture import make_server
 from tests.scripted_http import THEN_CLOSE, scripted_server
-from torua.coordinator.node_conns import NodeConnections
+from torua.coordinator.nodes.connections import NodeConnections
 from torua.http.wire import MAX_HEAD, WireError, exchange
 
 PROPERTY = settings(

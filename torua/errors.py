@@ -17,9 +17,9 @@ them (each converts to an :class:`ApiError` or a log line at its boundary):
     ├── PlacementError       torua.cluster.placement: a placement the table refuses
     │                        (also a ValueError: UnknownShard, UnknownNode, PlacementConflict)
     ├── WireError            torua.http.wire: a node's answer broke HTTP/1.1
-    ├── NodeUnreachable      torua.coordinator.node_client: no answer from a node
-    ├── StaleVersion         torua.coordinator.router: a copy holds a newer version
-    ├── MoveAborted          torua.coordinator.page_copy: a page copy gave up
+    ├── NodeUnreachable      torua.coordinator.nodes.client: no answer from a node
+    ├── StaleVersion         torua.coordinator.data.router: a copy holds a newer version
+    ├── MoveAborted          torua.coordinator.data.page_copy: a page copy gave up
     ├── EtcdUnavailable      torua.ha.etcd: etcd did not answer (also an OSError)
     ├── RollingRestartFailed torua.rolling: a node did not come back green
     └── CommandError         torua.cli.common: a CLI command's failure and exit status

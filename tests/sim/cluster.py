@@ -19,9 +19,9 @@ from typing import Protocol
 import trio
 
 from torua.config import CoordinatorSettings, HealthSettings, NodeSettings
-from torua.coordinator.persistence import StateBackend, restore
 from torua.coordinator.service import Coordinator
-from torua.coordinator.state import ClusterState
+from torua.coordinator.state.persistence import StateBackend, restore
+from torua.coordinator.state.state import ClusterState
 from torua.ha import HACoordinator
 from torua.ha.etcd import EtcdUnavailable
 from torua.node.service import Node

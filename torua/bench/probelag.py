@@ -20,7 +20,7 @@ Variants, so the lead can see which client layout to adopt:
 * ``httpx, client per node``: one small httpx client per node sharing one SSL
   context;
 * ``coordinator's probe``: what the coordinator probes with
-  (:class:`~torua.coordinator.http_probe.RawHttpProbe`: its own kept-alive
+  (:class:`~torua.coordinator.nodes.http_probe.RawHttpProbe`: its own kept-alive
   connection per node, httptools parsing);
 * the last again with every node watched at the same instant (``aligned``):
   all ticks coincide, as after a coordinator restart; the others spread the
@@ -50,8 +50,8 @@ import psutil
 import trio
 
 from torua.config import HealthSettings, normalize_url
-from torua.coordinator.health import HealthMonitor, ProbeRecord
-from torua.coordinator.probes import Probe, describe_error, probe_tcp
+from torua.coordinator.control.health import HealthMonitor, ProbeRecord
+from torua.coordinator.nodes.probes import Probe, describe_error, probe_tcp
 
 __all__ = ["percentile", "run_probe_lag"]
 
@@ -120,7 +120,7 @@ async def _client_per_node() -> AsyncIterator[Probe]:
 async def _coordinator_probe() -> AsyncIterator[Probe]:
     """Exactly what the coordinator probes http:// nodes with."""
     from torua.coordinator.assembly import outbound_clients
-    from torua.coordinator.http_probe import RawHttpProbe
+    from torua.coordinator.nodes.http_probe import RawHttpProbe
 
     probe = RawHttpProbe(outbound_clients(None, cluster_id="bench").headers)
     try:
@@ -256,7 +256,7 @@ async def _measure(
     loop_lags: list[float] = []
     watched = 0
     send, receive = trio.open_memory_channel[Any](math.inf)
-    health_log = logging.getLogger("torua.coordinator.health")
+    health_log = logging.getLogger("torua.coordinator.control.health")
     health_log.addHandler(logs)
     health_log.propagate = False
 

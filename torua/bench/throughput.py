@@ -26,7 +26,7 @@ from torua.bench.procs import Cluster, CpuMeter, Procs, RssSampler
 from torua.bench.profile import find_py_spy, start_recording
 from torua.bench.wrk import run_wrk, write_script
 from torua.cluster import shard_for_key
-from torua.coordinator.node_client import key_path
+from torua.coordinator.nodes.client import key_path
 
 __all__ = ["CONFIGS", "Config", "run_config"]
 

@@ -1,6 +1,6 @@
 """``watch``: follow ``GET /events`` (Server-Sent Events) and print one line per event.
 
-The wire format (torua/coordinator/api_events.py)::
+The wire format (torua/coordinator/api/events.py)::
 
     id: <n>
     event: <type>

@@ -1,7 +1,7 @@
 """What the copy state machine asks the coordinator's services to do.
 
 Values only: :mod:`torua.cluster.copies` returns them and
-``torua.coordinator.copy_actions`` carries them out, so the rules and the I/O
+``torua.coordinator.data.copy_actions`` carries them out, so the rules and the I/O
 stay apart and the rules can be tested without either.
 """
 

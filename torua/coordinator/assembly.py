@@ -17,27 +17,27 @@ from typing import Any
 
 import trio
 
-from torua.coordinator.assignments import AssignmentSync
-from torua.coordinator.copy_actions import CopyActions
-from torua.coordinator.health import HealthMonitor, ProbeRecord
-from torua.coordinator.http_probe import RawHttpProbe
-from torua.coordinator.incarnations import Incarnations
-from torua.coordinator.load import LoadMonitor
-from torua.coordinator.membership import Membership
-from torua.coordinator.metrics import probe_observer
-from torua.coordinator.mover import Mover
-from torua.coordinator.node_client import NodeClient
-from torua.coordinator.node_conns import NodeConnections
-from torua.coordinator.operations import Operations
-from torua.coordinator.persistence import Persister, StateBackend
-from torua.coordinator.planned import PlannedShutdowns
-from torua.coordinator.redistributor import Redistributor
-from torua.coordinator.router import Router
-from torua.coordinator.services import Services
-from torua.coordinator.state import ClusterState
-from torua.coordinator.tombstone_collector import TombstoneCollector
-from torua.coordinator.versions import Versions
-from torua.coordinator.write_tracker import WriteTracker
+from torua.coordinator.api.metrics import probe_observer
+from torua.coordinator.api.services import Services
+from torua.coordinator.control.health import HealthMonitor, ProbeRecord
+from torua.coordinator.control.incarnations import Incarnations
+from torua.coordinator.control.load import LoadMonitor
+from torua.coordinator.control.membership import Membership
+from torua.coordinator.control.mover import Mover
+from torua.coordinator.control.operations import Operations
+from torua.coordinator.control.planned import PlannedShutdowns
+from torua.coordinator.control.redistributor import Redistributor
+from torua.coordinator.control.tombstone_collector import TombstoneCollector
+from torua.coordinator.data.assignments import AssignmentSync
+from torua.coordinator.data.copy_actions import CopyActions
+from torua.coordinator.data.router import Router
+from torua.coordinator.data.versions import Versions
+from torua.coordinator.data.write_tracker import WriteTracker
+from torua.coordinator.nodes.client import NodeClient
+from torua.coordinator.nodes.connections import NodeConnections
+from torua.coordinator.nodes.http_probe import RawHttpProbe
+from torua.coordinator.state.persistence import Persister, StateBackend
+from torua.coordinator.state.state import ClusterState
 from torua.events import EventBus
 from torua.http.metrics import new_registry
 

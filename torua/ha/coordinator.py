@@ -23,12 +23,12 @@ import trio
 
 from torua import __version__
 from torua.config import CoordinatorSettings
-from torua.coordinator.api import create_coordinator_app
-from torua.coordinator.api_docs import COORDINATOR_DOCS
+from torua.coordinator.api.app import create_coordinator_app
+from torua.coordinator.api.docs import COORDINATOR_DOCS
+from torua.coordinator.api.services import Services
 from torua.coordinator.assembly import open_services
-from torua.coordinator.persistence import restore
-from torua.coordinator.services import Services
-from torua.coordinator.state import ClusterState
+from torua.coordinator.state.persistence import restore
+from torua.coordinator.state.state import ClusterState
 from torua.errors import ApiError, Unavailable
 from torua.ha.election import Election, StateStore
 from torua.ha.etcd import Etcd

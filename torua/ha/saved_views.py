@@ -19,11 +19,11 @@ from typing import Any
 
 from torua.cluster.states import NodeStatus
 from torua.config import CoordinatorSettings
-from torua.coordinator.health import NodeHealth
-from torua.coordinator.live_config import config_view
-from torua.coordinator.persistence import restore
-from torua.coordinator.state import ClusterState
-from torua.coordinator.views import cluster_info, node_info, node_view, shards_view
+from torua.coordinator.api.views import cluster_info, node_info, node_view, shards_view
+from torua.coordinator.control.health import NodeHealth
+from torua.coordinator.control.live_config import config_view
+from torua.coordinator.state.persistence import restore
+from torua.coordinator.state.state import ClusterState
 from torua.errors import NotFound, Unavailable
 from torua.ha.election import StateStore
 from torua.ha.etcd import EtcdUnavailable

@@ -1,7 +1,7 @@
 """Prometheus metrics every Torua app serves: requests, errors, bytes, the process.
 
 ``GET /metrics`` on the coordinator and on every node. This module
-holds what both share; ``torua.coordinator.metrics`` and ``torua.node.metrics``
+holds what both share; ``torua.coordinator.api.metrics`` and ``torua.node.metrics``
 add collectors computed from their live state at scrape time.
 
 Why a registry per app, never prometheus_client's global ``REGISTRY``: tests

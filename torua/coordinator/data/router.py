@@ -1,0 +1,372 @@
+"""Route client reads and writes to the nodes holding the key's shard.
+
+Writes go concurrently to every authoritative copy (in sync, or handing over
+after a move) and to every copy being filled; they are acknowledged only when
+every authoritative copy has *applied* them: a copy that answers "not applied,
+I hold a newer version" makes the write retry with a larger version, never an
+acknowledgement. An authoritative copy that fails leaves the in-sync set, and
+that change is saved *before* the client hears back and before the copy stops
+counting for anyone (it waits in ``state.dropping`` meanwhile), so no later
+read can reach a copy that misses an acknowledged write, even after a
+coordinator crash. Reads go to the primary and fail over to the other
+authoritative copies, and an answer counts only if its copy is still
+authoritative when it arrives. A shard that lost copies with failed nodes
+answers 503 for a miss, and for a hit older than what the lost copies may
+hold, never a false 404 nor an old value.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from functools import partial
+
+from torua.cluster import Shard, shard_for_key
+from torua.coordinator.data.assignments import AssignmentSync
+from torua.coordinator.data.copy_actions import CopyActions
+from torua.coordinator.data.versions import Versions
+from torua.coordinator.data.write_tracker import WriteTracker
+from torua.coordinator.nodes.client import NodeClient, NodeUnreachable, Reply
+from torua.coordinator.state.state import ClusterState
+from torua.errors import ApiError, BadGateway, NotFound, ToruaError, Unavailable
+from torua.fanout import fan_out
+from torua.sim import seam
+
+__all__ = ["Router"]
+
+log = logging.getLogger(__name__)
+
+Send = Callable[[str], Awaitable[Reply]]
+Judge = Callable[[Reply], bool]  # False: the copy answered but did not take the write
+
+WRITE_ATTEMPTS = 4  # versions tried before a write answers 503
+
+
+class NotSent(Unavailable):
+    """No copy could take the write, so none got it: nothing to settle afterwards."""
+
+
+class StaleVersion(ToruaError):
+    """A copy holds a newer version of the key than the one this write carried."""
+
+
+class Router:
+    def __init__(
+        self,
+        state: ClusterState,
+        nodes: NodeClient,
+        sync: AssignmentSync,
+        tracker: WriteTracker,
+        actions: CopyActions,
+        versions: Versions,
+    ) -> None:
+        self._state = state
+        self._actions = actions
+        self.versions = versions
+        self._nodes = nodes
+        self._sync = sync
+        self._tracker = tracker
+
+    def shard_of(self, key: str) -> Shard:
+        return self._state.table.shards[shard_for_key(key, self._state.table.num_shards)]
+
+    async def _call(self, node_id: str, send: Send) -> Reply:
+        """One node call, retried once after telling the node about its copy."""
+        record = self._state.registry.get(node_id)
+        if record is None:
+            raise NodeUnreachable(f"node {node_id} is no longer registered")
+        reply = await send(record.addr)
+        if reply.status == 404 and reply.error_code == "shard_not_held":
+            await self._sync.push(node_id)
+            reply = await send(record.addr)
+        return reply
+
+    def _unavailable(self, shard: Shard) -> Unavailable:
+        return Unavailable(
+            f"no copy of shard {shard.shard_id} is reachable; retry shortly", code="no_copy"
+        )
+
+    async def get(self, key: str) -> bytes:
+        shard = self.shard_of(key)
+        shard_id = shard.shard_id
+        if self._state.copies.is_unsettled(shard_id, key):
+            return await self._settle(shard_id, key)
+        candidates = self._state.readable_copies(shard_id)
+        if not candidates:
+            raise self._unavailable(shard)
+        errors: list[str] = []
+        unreachable = 0
+        for node_id in candidates:
+            if node_id not in self._state.readable_copies(shard_id):
+                continue  # left the authoritative set while an earlier copy was tried
+            try:
+                reply = await self._call(node_id, lambda addr: self._nodes.get(addr, shard_id, key))
+            except NodeUnreachable as exc:
+                errors.append(str(exc))
+                unreachable += 1
+                continue
+            if node_id not in self._state.readable_copies(shard_id):
+                # It answered after leaving the set: it may miss an acknowledged write.
+                errors.append(f"{node_id}: no longer in sync")
+                unreachable += 1
+                continue
+            if reply.status == 200:
+                self._check_not_older_than_lost(shard_id, reply.version)
+                return reply.body
+            if reply.status == 404 and reply.error_code == "key_not_found":
+                if self._state.lost.get(shard_id):
+                    raise Unavailable(
+                        f"shard {shard_id} lost its copy on "
+                        f"{', '.join(sorted(self._state.lost[shard_id]))}; the key may be "
+                        "there, so this miss is not final",
+                        code="incomplete_shard",
+                    )
+                raise NotFound(f"no key {key!r}", code="key_not_found")
+            errors.append(f"{node_id}: HTTP {reply.status}")
+        if unreachable == len(candidates) or not errors:
+            raise self._unavailable(shard)
+        raise BadGateway(f"every copy of shard {shard_id} failed: {'; '.join(errors)}")
+
+    async def _settle(self, shard_id: int, key: str) -> bytes:
+        """Read every authoritative copy of a key whose last write failed part-way,
+        bring them all to the newest version found, then answer from that.
+
+        Without this, reads would flip between the copy that took the failed write
+        and one that did not.
+        """
+        shard = self._state.table.shards[shard_id]
+        copies = self._state.readable_copies(shard_id)
+        if not copies:
+            raise self._unavailable(shard)
+        found: dict[str, tuple[bytes | None, int]] = {}
+
+        async def read(node_id: str) -> None:
+            try:
+                reply = await self._call(node_id, lambda addr: self._nodes.get(addr, shard_id, key))
+            except NodeUnreachable:
+                return
+            if reply.status == 200:
+                found[node_id] = (reply.body, reply.version or 0)
+            elif reply.status == 404 and reply.error_code == "key_not_found":
+                found[node_id] = (None, reply.version or 0)
+
+        await fan_out(read, copies)
+        if set(found) != set(copies):
+            raise Unavailable(
+                f"key {key!r}: its last write failed part-way and not every copy of shard "
+                f"{shard_id} answered to settle it; retry shortly",
+                code="unsettled_key",
+            )
+        value, version = max(found.values(), key=lambda item: item[1])
+        behind = [n for n, (_, v) in found.items() if v < version]
+        if behind and version:
+            await self.replicate_to(shard_id, behind, key, value, version)
+        self._actions.now(self._state.copies.key_settled(shard_id, key))
+        if value is None:
+            if self._state.lost.get(shard_id):
+                raise Unavailable(
+                    f"shard {shard_id} lost copies; this miss is not final",
+                    code="incomplete_shard",
+                )
+            raise NotFound(f"no key {key!r}", code="key_not_found")
+        self._check_not_older_than_lost(shard_id, version)
+        return value
+
+    async def replicate_to(
+        self, shard_id: int, node_ids: list[str], key: str, value: bytes | None, version: int
+    ) -> None:
+        """Repair: give these copies one version they lack; 503 unless all took it."""
+        failed: list[str] = []
+
+        async def one(node_id: str) -> None:
+            try:
+                reply = await self._call(
+                    node_id, partial(self._send_write, shard_id, key, value, version)
+                )
+            except NodeUnreachable:
+                failed.append(node_id)
+                return
+            stored = reply.version or 0
+            if reply.status != 204 or stored < version:
+                failed.append(node_id)
+
+        await fan_out(one, node_ids)
+        if failed:
+            raise Unavailable(
+                f"key {key!r} could not be repaired on {', '.join(sorted(failed))}; retry",
+                code="unsettled_key",
+            )
+
+    def _check_not_older_than_lost(self, shard_id: int, version: int | None) -> None:
+        """A lost copy may hold any version below the shard's floor: a hit older than
+        that may have been overwritten there, so it is not served (503)."""
+        if self._state.copies.may_be_stale(shard_id, version):
+            raise Unavailable(
+                f"shard {shard_id} lost its copy on "
+                f"{', '.join(sorted(self._state.lost[shard_id]))}, which may hold a newer "
+                "version of this key",
+                code="incomplete_shard",
+            )
+
+    async def write(self, key: str, value: bytes | None) -> None:
+        shard_id = self.shard_of(key).shard_id
+        for _ in range(WRITE_ATTEMPTS):
+            version = await self.versions.next()
+            try:
+                await self.replicate(
+                    shard_id,
+                    partial(self._send_write, shard_id, key, value, version),
+                    expect=204,
+                    judge=self._applied(version),
+                    lowest=version,
+                )
+            except StaleVersion:
+                continue  # the newer version was observed: the next one is larger
+            except NotSent:
+                raise
+            except ApiError:
+                # Some copies may have applied it and others not: until a read or a
+                # write settles the key, its copies must not be read one at a time.
+                await self.write_failed(shard_id, [key])
+                raise
+            self.write_settled(shard_id, [key])  # every in-sync copy has it
+            return
+        raise Unavailable(
+            f"copies of shard {shard_id} kept holding newer versions of {key!r}; retry",
+            code="version_conflict",
+        )
+
+    async def write_failed(self, shard_id: int, keys: list[str]) -> None:
+        """Writes of these keys failed on the copies but may have landed on some:
+        saved as unsettled before the error is answered (reads repair them)."""
+        instructions = [i for key in keys for i in self._state.copies.key_failed(shard_id, key)]
+        await self._actions.durably(instructions)
+
+    def write_settled(self, shard_id: int, keys: list[str]) -> None:
+        """Acknowledged writes of these keys: their copies agree again."""
+        copies = self._state.copies
+        self._actions.now([i for key in keys for i in copies.key_settled(shard_id, key)])
+
+    async def _send_write(
+        self, shard_id: int, key: str, value: bytes | None, version: int, addr: str
+    ) -> Reply:
+        return await self._nodes.write(addr, shard_id, key, value, version)
+
+    def _applied(self, version: int) -> Judge:
+        def judge(reply: Reply) -> bool:
+            if reply.headers.get("x-torua-applied") != "0":
+                return True
+            stored = reply.version
+            # Equal: this very write is already there (a resend). Larger: not taken.
+            self.versions.observe(stored)
+            return stored == version
+
+        return judge
+
+    async def replicate(
+        self,
+        shard_id: int,
+        send: Send,
+        *,
+        expect: int,
+        judge: Judge | None = None,
+        lowest: int = 0,
+    ) -> None:
+        """Send one write (a key, or a batch) to every copy that must have it.
+
+        Acknowledged only when every authoritative copy answered ``expect`` and
+        ``judge`` accepted the answer; raises 503 when none could be reached,
+        502 when none took it, :class:`StaleVersion` when a copy holds newer data.
+        ``lowest`` is the smallest version the write carries (0 when unknown): a
+        copy that misses it catches up from below it later.
+        """
+        shard = self._state.table.shards[shard_id]
+        copies = self._state.copies
+        with self._tracker.writing(shard_id):
+            authoritative, filling = copies.write_targets(shard_id, self._state.is_up)
+            if not authoritative:
+                raise NotSent(str(self._unavailable(shard)), code="no_copy")
+            for node_id in shard.copies:
+                if node_id not in shard.in_sync and not self._state.is_up(node_id):
+                    self._tracker.note_missed(shard_id, node_id)
+            failed: dict[str, str] = {}
+            unreachable: set[str] = set()
+            stale: set[str] = set()
+
+            async def one(node_id: str) -> None:
+                try:
+                    reply = await self._call(node_id, send)
+                except NodeUnreachable as exc:
+                    failed[node_id] = str(exc)
+                    unreachable.add(node_id)
+                    return
+                if reply.status != expect:
+                    failed[node_id] = f"HTTP {reply.status}: {reply.body[:200]!r}"
+                    if reply.status == 503:  # e.g. its lease lapsed: unavailable, not broken
+                        unreachable.add(node_id)
+                elif judge is not None and not judge(reply):
+                    stale.add(node_id)
+
+            await fan_out(one, authoritative + filling)  # one copy (R = 1): no task
+            for node_id in filling:
+                if node_id in failed or node_id in stale:
+                    self._tracker.note_missed(shard_id, node_id)
+        ok, behind = copies.write_done(
+            shard_id, authoritative, filling, set(failed), self._state.is_up, lowest
+        )
+        if not ok:
+            if set(failed) <= unreachable:
+                raise self._unavailable(shard)
+            raise BadGateway(
+                f"no copy of shard {shard_id} took the write: {'; '.join(failed.values())}"
+            )
+        if behind:
+            await self._drop_from_in_sync(shard_id, behind, failed)
+        await self._actions.durably(copies.since_saves(shard_id))
+        if stale:
+            raise StaleVersion(f"shard {shard_id}: {sorted(stale)} hold a newer version")
+
+    async def _drop_from_in_sync(
+        self, shard_id: int, node_ids: list[str], failed: dict[str, str]
+    ) -> None:
+        """Take copies that missed a write out of the authoritative set, durably first.
+
+        Until the save completes they still count (for reads and later writes): the
+        write they missed is not acknowledged yet, so serving from them is right, and
+        a coordinator that crashes meanwhile comes back with them still in the set
+        only if no write they missed was acknowledged.
+        """
+        for node_id in node_ids:
+            log.warning(
+                "copy of shard %d on %s is out of sync: %s",
+                shard_id,
+                node_id,
+                failed.get(node_id, "down"),
+            )
+        copies = self._state.copies
+        self._state.in_sync_times.note_leaving(shard_id, node_ids, seam.wall_time())
+        await self._actions.durably(copies.write_missed(shard_id, node_ids))
+        self._actions.now(copies.missed_saved(shard_id, node_ids))
+
+    async def read_from_copies(self, shard_id: int, send: Send) -> Reply:
+        """The first authoritative copy's 200 answer, primary first."""
+        shard = self._state.table.shards[shard_id]
+        candidates = self._state.readable_copies(shard_id)
+        errors: list[str] = []
+        for node_id in candidates:
+            if node_id not in self._state.readable_copies(shard_id):
+                continue
+            try:
+                reply = await self._call(node_id, send)
+            except NodeUnreachable as exc:
+                errors.append(str(exc))
+                continue
+            if node_id not in self._state.readable_copies(shard_id):
+                errors.append(f"{node_id}: no longer in sync")
+                continue
+            if reply.status == 200:
+                return reply
+            errors.append(f"{node_id}: HTTP {reply.status}")
+        if all("HTTP" not in e for e in errors):
+            raise self._unavailable(shard)
+        raise BadGateway(f"every copy of shard {shard_id} failed: {'; '.join(errors)}")

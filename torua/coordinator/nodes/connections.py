@@ -1,0 +1,261 @@
+"""Kept-alive raw HTTP/1.1 connections from the coordinator to each node, http or https.
+
+Every routed read or write is one or two calls to nodes; through httpx each
+cost ~0.7 ms of CPU, about as much as the node spent answering. This
+pool writes the request itself (:mod:`torua.http.wire`) over connections it
+keeps per node: a LIFO idle list (the most recently used connection is the one
+least likely to have been closed), at most ``per_node`` connections in use at
+once and ``max_idle`` kept when idle.
+
+A kept connection can have been closed by the node meanwhile (it restarted,
+or its keep-alive timeout ran out). Before reuse a connection with anything to
+read (EOF included) is dropped; and a request that failed on a reused
+connection before any byte of the answer arrived is sent again on a fresh one
+when it is idempotent, since the node may not have seen it at all.
+
+An https:// node gets the same pool over ``trio.SSLStream`` (one SSL context
+for all of them: building one costs ~26 ms), so every call to a node, and
+every health probe (:mod:`torua.coordinator.nodes.http_probe`, with a pool of its
+own), goes through this one transport.
+
+Headers (coordinator id, leader epoch, token) are fixed at construction; a new
+leader term builds a new pool. ``close()`` closes every socket,
+idle or in use, so nothing outlives the coordinator's nursery.
+"""
+
+from __future__ import annotations
+
+import select
+import ssl
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import trio
+
+from torua.config import normalize_url
+from torua.http.wire import Response, WireError, encode_request, exchange
+from torua.sim import seam
+
+__all__ = ["NodeConnections", "header_lines"]
+
+IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+MAX_BODY = 256 * 1024 * 1024  # an export page or a bulk read can be large
+IDLE_SECONDS = 15.0  # below the nodes' keep-alive timeout (30 s, torua.http.server)
+
+
+def header_lines(headers: dict[str, str]) -> bytes:
+    """``Name: value\\r\\n`` for each header, ready to go after the request line."""
+    return "".join(f"{name}: {value}\r\n" for name, value in headers.items()).encode("latin-1")
+
+
+@dataclass(slots=True, eq=False)
+class _Node:
+    host: str
+    port: int
+    prefix: str  # a path the address carries, e.g. "/n17"
+    head: bytes  # Host line and the pool's headers
+    tls: bool
+    idle: list[tuple[trio.abc.Stream, float]] = field(default_factory=list)
+    busy: set[trio.abc.Stream] = field(default_factory=set)
+    in_use: int = 0
+    lot: trio.lowlevel.ParkingLot = field(default_factory=trio.lowlevel.ParkingLot)
+
+
+class _StaleConnection(WireError):
+    """A kept connection failed before any byte of the answer: the node may not have
+    seen the request."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, started=False)
+
+
+def _socket(stream: trio.abc.Stream) -> trio.socket.SocketType:
+    if isinstance(stream, trio.SSLStream):
+        stream = stream.transport_stream
+    assert isinstance(stream, trio.SocketStream)
+    return stream.socket
+
+
+def _close(stream: trio.abc.Stream) -> None:
+    """Close at once, without a TLS goodbye: usable where nothing may be awaited."""
+    if isinstance(stream, seam.SimulatedStream):
+        stream.close_now()
+        return
+    _socket(stream).close()
+
+
+def _stale(stream: trio.abc.Stream) -> bool:
+    """Anything to read on an idle connection (EOF, a reset, stray bytes) rules it out.
+
+    ``poll``, not ``select``: a coordinator watching many nodes has descriptors
+    past ``select``'s limit of 1,024.
+    """
+    if isinstance(stream, seam.SimulatedStream):
+        return stream.has_input()
+    poller = select.poll()
+    try:
+        poller.register(_socket(stream).fileno(), select.POLLIN)
+        return bool(poller.poll(0))
+    except (OSError, ValueError):
+        return True
+
+
+class NodeConnections:
+    def __init__(
+        self,
+        headers: dict[str, str],
+        *,
+        per_node: int = 64,
+        max_idle: int = 32,
+        max_body: int = MAX_BODY,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        """``ssl_context`` verifies https nodes (default: the system's trust store)."""
+        self._headers = dict(headers)
+        self._extra = header_lines(headers)
+        self._max_body = max_body
+        self._ssl = ssl_context
+        self._per_node = per_node
+        self._max_idle = per_node if max_idle is None else max_idle
+        self._nodes: dict[str, _Node | None] = {}
+        self._closed = False
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The headers every call carries (a copy: the pool's own are fixed)."""
+        return dict(self._headers)
+
+    async def __aenter__(self) -> NodeConnections:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def handles(self, addr: str) -> bool:
+        """True for http:// and https:// addresses."""
+        return self._node(addr) is not None
+
+    def _node(self, addr: str) -> _Node | None:
+        try:
+            return self._nodes[addr]
+        except KeyError:
+            pass
+        url = urlsplit(normalize_url(addr))
+        node = None
+        if url.scheme in ("http", "https"):
+            tls = url.scheme == "https"
+            host, port = url.hostname or "127.0.0.1", url.port or (443 if tls else 80)
+            shown = f"[{host}]" if ":" in host else host
+            head = f"Host: {shown}:{port}\r\n".encode("latin-1") + self._extra
+            node = _Node(host, port, url.path.rstrip("/"), head, tls)
+        self._nodes[addr] = node
+        return node
+
+    async def request(
+        self,
+        addr: str,
+        method: str,
+        path: str,
+        *,
+        body: bytes | None = None,
+        headers: bytes = b"",
+        idempotent: bool | None = None,
+    ) -> Response:
+        """One request to a node; ``headers`` are extra ready-made header lines.
+
+        Raises :class:`~torua.http.wire.WireError`, ``OSError`` or
+        ``trio.BrokenResourceError`` when the node cannot be reached or answers
+        garbage; the caller applies the deadline.
+        """
+        node = self._node(addr)
+        if node is None:
+            raise ValueError(f"{addr} is not an http:// or https:// address")
+        if body is None and method in ("PUT", "POST", "PATCH"):
+            body = b""
+        request = encode_request(method, node.prefix + path, node.head + headers, body)
+        retry = method in IDEMPOTENT if idempotent is None else idempotent
+        while node.in_use >= self._per_node:
+            await node.lot.park()
+        node.in_use += 1
+        try:
+            try:
+                return await self._send(node, request, method, fresh=False)
+            except _StaleConnection:
+                if not retry:
+                    raise
+            # a kept connection the node had closed: once more, on a fresh one
+            return await self._send(node, request, method, fresh=True)
+        finally:
+            node.in_use -= 1
+            node.lot.unpark()
+
+    async def _send(self, node: _Node, request: bytes, method: str, *, fresh: bool) -> Response:
+        stream = None if fresh else self._take(node)
+        reused = stream is not None
+        if stream is None:
+            stream = await self._open(node)
+        node.busy.add(stream)
+        try:
+            response = await exchange(
+                stream, request, head_only=method == "HEAD", max_body=self._max_body
+            )
+        except (WireError, OSError, trio.BrokenResourceError) as exc:
+            _close(stream)
+            if reused and not (isinstance(exc, WireError) and exc.started):
+                raise _StaleConnection(str(exc) or type(exc).__name__) from exc
+            raise
+        except BaseException:  # cancelled mid-exchange: the connection is unusable
+            _close(stream)
+            raise
+        finally:
+            node.busy.discard(stream)
+        if response.reusable and not self._closed and len(node.idle) < self._max_idle:
+            node.idle.append((stream, seam.current().monotonic()))
+        else:
+            _close(stream)
+        return response
+
+    async def _open(self, node: _Node) -> trio.abc.Stream:
+        tcp = await seam.current().open_tcp_stream(node.host, node.port)
+        if not node.tls:
+            return tcp
+        assert isinstance(tcp, trio.SocketStream)  # TLS is never simulated
+        if self._ssl is None:
+            self._ssl = ssl.create_default_context()
+        stream = trio.SSLStream(tcp, self._ssl, server_hostname=node.host, https_compatible=True)
+        try:
+            await stream.do_handshake()
+        except BaseException:
+            tcp.socket.close()
+            raise
+        return stream
+
+    def _take(self, node: _Node) -> trio.abc.Stream | None:
+        now = seam.current().monotonic()
+        while node.idle:
+            stream, since = node.idle.pop()
+            if now - since < IDLE_SECONDS and not _stale(stream):
+                return stream
+            _close(stream)
+        return None
+
+    def forget(self, addr: str) -> None:
+        """Close the connections kept for ``addr`` (a node that left)."""
+        node = self._nodes.pop(addr, None)
+        if node is not None:
+            for stream, _ in node.idle:
+                _close(stream)
+            node.idle.clear()
+
+    def close(self) -> None:
+        """Close every connection, in use ones included; later requests still work
+        but keep no connection."""
+        self._closed = True
+        for node in self._nodes.values():
+            if node is None:
+                continue
+            for stream, _ in node.idle:
+                _close(stream)
+            for stream in node.busy:
+                _close(stream)
+            node.idle.clear()
