@@ -35,6 +35,7 @@ class FakeNode:
     fail: str | None = None  # "unreachable", "500", or "apply-then-unreachable"
     gate: trio.Event | None = None  # requests wait for it when set
     get_gate: trio.Event | None = None  # reads only
+    write_gate: trio.Event | None = None  # single-key writes only
     import_gate: trio.Event | None = None  # imports only
     incarnation: str = "i1"
     calls: int = 0
@@ -75,6 +76,8 @@ class FakeNodeClient:
         self, addr: str, shard_id: int, key: str, value: bytes | None, version: int
     ) -> Reply:
         node = self._node(addr)
+        if node.write_gate is not None:
+            await node.write_gate.wait()
         await self._enter(node, addr)
         if node.fail == "500":
             return Reply(500, b"{}", {})

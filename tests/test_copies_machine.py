@@ -788,3 +788,24 @@ def test_delta_catch_up_includes_a_write_older_than_the_one_that_dropped_the_cop
     r.recover("n2")
     assert r.fill(0, "n2")
     assert 1 in r.m.held("n2", 0), "the delta skipped a write older than its point"
+
+
+def test_a_dead_copy_replaced_while_another_served_is_kept_for_a_later_loss() -> None:
+    """Found by the simulator (seed 91): n1 and n2 hold a write; n2 is cut off and its
+    copy replaced while n1 serves; then n1 comes back without its data. The write
+    survives only on n2: it must be merged back when n2 returns, never forgotten."""
+    r = Replay(1, 2, 3)
+    assert r.fill(0, "n2")
+    write = r.write(0)
+    assert isinstance(write, int)
+    r.fail("n2")  # n3 takes n2's place (filling); n1 alone in sync
+    assert "n2" not in r.m.table.shards[0].copies
+    r.lose_data("n1")
+    assert r.m.read(0, write) != "missing"  # never a 404 for an acknowledged write
+    r.recover("n2")
+    assert "n2" in r.m.lost.get(0, set())
+    for target, _ in [(n, 0) for n in r.m.table.shards[0].copies]:
+        if target not in r.m.table.shards[0].in_sync:
+            assert r.fill(0, target)  # the merge waits for a settled shard
+    assert r.merge(0, "n2")
+    assert r.m.read(0, write) == "found"

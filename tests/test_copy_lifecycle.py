@@ -239,3 +239,40 @@ async def test_a_copy_since_a_version_transfers_only_the_newer_records() -> None
         assert await mover._copy_pages(0, "a", "b", lambda: None, since=21) == 0
         everything = await mover._copy_pages(0, "a", "b", lambda: None)
         assert everything == 2500 and len(target.records) == 2500
+
+
+async def test_reads_during_a_write_in_flight_never_go_back_after_seeing_it(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Found by the simulator (seed 182): a read served the value of a write still
+    in flight from the copy that had applied it; that copy then failed, and the
+    next read, from the copy the write had not reached yet, went back in time."""
+    async with router_rig(["a", "b"]) as rig:
+        await rig.router.write("k", b"old")
+        rig.nodes["b"].write_gate = trio.Event()  # b takes reads, not the next write
+        seen: list[object] = []
+
+        async def read() -> None:
+            with trio.move_on_after(5) as scope:  # a node call's deadline, in effect
+                try:
+                    seen.append(await rig.router.get("k"))
+                except ApiError as exc:
+                    seen.append(exc.status)
+            if scope.cancelled_caught:
+                seen.append("timeout")
+
+        async def write() -> None:
+            try:
+                await rig.router.write("k", b"new")
+            except ApiError:
+                pass
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(write)
+            await trio.testing.wait_all_tasks_blocked()  # a applied it; b has not
+            await read()
+            rig.nodes["a"].fail = "unreachable"
+            await read()
+            rig.nodes["b"].write_gate.set()
+        if b"new" in seen:
+            assert b"old" not in seen[seen.index(b"new") :], seen

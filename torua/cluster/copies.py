@@ -40,6 +40,11 @@ __all__ = ["Copies"]
 IsUp = Callable[[str], bool]
 
 
+# The floor of a shard whose lost copies may hold any version at all: every hit
+# on it may be stale until they are merged back.
+UNKNOWN_FLOOR = 2**63 - 1
+
+
 class Copies:
     """Every shard's copies and what they hold, with the rules for changing them."""
 
@@ -53,6 +58,10 @@ class Copies:
         self.unsettled: dict[int, set[str]] = {}
         # Copies that lost their data while being filled: they hold nothing yet.
         self.emptied: set[tuple[int, str]] = set()
+        # Authoritative copies on dead nodes that placement replaced while another
+        # copy served: kept in mind until the shard is whole again, because should
+        # the copies left lose their data meanwhile, these are where the data is.
+        self.departed: dict[int, set[str]] = {}
         # What the last placement declared lost, per shard (for logs and models).
         self.newly_lost: dict[int, set[str]] = {}
         # Out-of-sync copies that kept their data: each holds every write of its
@@ -148,12 +157,16 @@ class Copies:
                 self.retiring[shard.shard_id] = result.retiring
             else:
                 self.retiring.pop(shard.shard_id, None)
+            if result.departed:
+                self.departed.setdefault(shard.shard_id, set()).update(result.departed)
             if result.lost:
-                self.newly_lost[shard.shard_id] = set(result.lost)
-                self.lost.setdefault(shard.shard_id, set()).update(result.lost)
+                lost = set(result.lost) | self._departed_back(shard.shard_id)
+                self.newly_lost[shard.shard_id] = lost
+                self.lost.setdefault(shard.shard_id, set()).update(lost)
                 self.lost_floor[shard.shard_id] = max(
                     self.lost_floor.get(shard.shard_id, 0), version
                 )
+            self._forget_departed_if_whole(shard.shard_id)
         moves = list(moves)
         for move in moves:
             touched.update(n for n in (move.source, move.target) if n is not None)
@@ -163,6 +176,16 @@ class Copies:
             touched.update(n for nodes in self.retiring.values() for n in nodes)
             out += [Push(tuple(sorted(touched))), Save("placement changed"), Refill()]
         return out
+
+    def _departed_back(self, shard_id: int) -> set[str]:
+        """The shard's departed copies, now wanted as lost ones (merged on return)."""
+        shard = self.table.shards[shard_id]
+        return self.departed.pop(shard_id, set()) - set(shard.copies)
+
+    def _forget_departed_if_whole(self, shard_id: int) -> None:
+        shard = self.table.shards[shard_id]
+        if shard.copies and set(shard.copies) <= shard.in_sync:
+            self.departed.pop(shard_id, None)
 
     # ---- writes --------------------------------------------------------------
 
@@ -293,6 +316,7 @@ class Copies:
         shard.in_sync.add(node_id)
         self.emptied.discard((shard_id, node_id))
         self.catch_up.done(shard_id, node_id)
+        self._forget_departed_if_whole(shard_id)
         return [
             Save("a copy was filled"),
             Announce(shard_id, donor, node_id, node_id == shard.primary, "filled"),
@@ -345,6 +369,16 @@ class Copies:
             retiring.discard(node_id)
             self.lost.get(shard.shard_id, set()).discard(node_id)
             self.dropping.get(shard.shard_id, set()).discard(node_id)
+            self.departed.get(shard.shard_id, set()).discard(node_id)
+            if (
+                had
+                and not shard.in_sync | retiring
+                and (back := self._departed_back(shard.shard_id))
+            ):
+                # Copies replaced while this one served still hold what it held: the
+                # shard is incomplete until they are merged back, not emptied for good.
+                self.lost.setdefault(shard.shard_id, set()).update(back)
+                self.lost_floor[shard.shard_id] = UNKNOWN_FLOOR
             if had and not shard.in_sync | retiring:
                 # Nothing holds the data any more. Copies being filled hold at least
                 # every write since their fill began: they serve and this empty one
@@ -368,6 +402,10 @@ class Copies:
             self.lost[shard_id].discard(node_id)
             if not self.lost[shard_id]:
                 del self.lost[shard_id]
+        for shard_id in list(self.departed):
+            self.departed[shard_id].discard(node_id)
+            if not self.departed[shard_id]:
+                del self.departed[shard_id]
         return [Save("a node was removed")]
 
     # ---- the saved form --------------------------------------------------------
@@ -386,6 +424,7 @@ class Copies:
             "lost": {str(k): sorted(v) for k, v in self.lost.items() if v},
             "lost_floor": {str(k): v for k, v in self.lost_floor.items() if self.lost.get(k)},
             "unsettled": {str(k): sorted(v) for k, v in self.unsettled.items() if v},
+            "departed": {str(k): sorted(v) for k, v in self.departed.items() if v},
             "since": self.catch_up.to_json(),
         }
 
@@ -399,5 +438,6 @@ class Copies:
         floors = data.get("lost_floor", {})
         copies.lost_floor = {k: int(floors.get(str(k), default_floor)) for k in copies.lost}
         copies.unsettled = {int(k): set(v) for k, v in data.get("unsettled", {}).items()}
+        copies.departed = {int(k): set(v) for k, v in data.get("departed", {}).items()}
         copies.catch_up = CatchUp.from_json(data.get("since", []))
         return copies

@@ -36,6 +36,8 @@ __all__ = ["Settled", "authoritative", "handover_done", "roll_back", "settle"]
 class Settled:
     retiring: set[str] = field(default_factory=set)
     lost: set[str] = field(default_factory=set)
+    # Authoritative copies on dead nodes, replaced while a live one served.
+    departed: set[str] = field(default_factory=set)
 
 
 def authoritative(shard: Shard, retiring: set[str], is_up: Callable[[str], bool]) -> list[str]:
@@ -64,7 +66,8 @@ def settle(
         shard.in_sync.difference_update(n for n in added if n not in live)
         shard.in_sync.update(n for n in added if n in live)
         kept = (retiring | {n for n in removed if n in live}) - set(shard.copies)
-        return Settled(retiring=kept)
+        departed = {n for n in removed if n in old_authoritative and n not in live}
+        return Settled(retiring=kept, departed=departed)
     lost = old_authoritative - set(shard.copies)
     if old_authoritative & set(shard.copies):
         shard.in_sync.difference_update(added)

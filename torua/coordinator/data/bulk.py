@@ -131,6 +131,10 @@ async def run_bulk(
     batcher = ImportBatcher(nodes)  # one import request per node, not per shard
 
     async def write_shard(shard_id: int, indexes: list[int]) -> None:
+        with router.writing(shard_id, [body.ops[i].key for i in indexes]):
+            await write_shard_now(shard_id, indexes)
+
+    async def write_shard_now(shard_id: int, indexes: list[int]) -> None:
         for _ in range(WRITE_ATTEMPTS):
             versions = [await router.versions.next() for _ in indexes]
             frames = encode_frames(
@@ -165,7 +169,7 @@ async def run_bulk(
             results[i].update(_error(stale))
 
     async def read_shard(shard_id: int, indexes: list[int]) -> None:
-        unsettled = [i for i in indexes if state.copies.is_unsettled(shard_id, body.ops[i].key)]
+        unsettled = [i for i in indexes if router.needs_settle(shard_id, body.ops[i].key)]
         for i in unsettled:  # their copies may differ: compared and repaired one by one
             try:
                 _found(results[i], await router.get(body.ops[i].key))

@@ -18,7 +18,8 @@ hold, never a false 404 nor an old value.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from contextlib import contextmanager
 from functools import partial
 
 from torua.cluster import Shard, shard_for_key
@@ -66,6 +67,8 @@ class Router:
         self._nodes = nodes
         self._sync = sync
         self._tracker = tracker
+        # Keys with a write on its way to the copies: (shard, key) -> writes.
+        self._in_flight: dict[tuple[int, str], int] = {}
 
     def shard_of(self, key: str) -> Shard:
         return self._state.table.shards[shard_for_key(key, self._state.table.num_shards)]
@@ -86,10 +89,36 @@ class Router:
             f"no copy of shard {shard.shard_id} is reachable; retry shortly", code="no_copy"
         )
 
+    @contextmanager
+    def writing(self, shard_id: int, keys: Iterable[str]) -> Iterator[None]:
+        """Mark these keys as being written until the write has its outcome."""
+        marked = [(shard_id, key) for key in keys]
+        for item in marked:
+            self._in_flight[item] = self._in_flight.get(item, 0) + 1
+        try:
+            yield
+        finally:
+            for item in marked:
+                if self._in_flight[item] == 1:
+                    del self._in_flight[item]
+                else:
+                    self._in_flight[item] -= 1
+
+    def needs_settle(self, shard_id: int, key: str) -> bool:
+        """Whether a read must compare every copy instead of asking one.
+
+        A key whose last write failed part-way, or that has a write in flight:
+        one copy may hold the new value while another does not yet, and a read
+        answered from the first would be contradicted by the next one answered
+        from the second, should the first fail meanwhile. Settling brings every
+        copy to the newest version before answering, or answers 503.
+        """
+        return (shard_id, key) in self._in_flight or self._state.copies.is_unsettled(shard_id, key)
+
     async def get(self, key: str) -> bytes:
         shard = self.shard_of(key)
         shard_id = shard.shard_id
-        if self._state.copies.is_unsettled(shard_id, key):
+        if self.needs_settle(shard_id, key):
             return await self._settle(shard_id, key)
         candidates = self._state.readable_copies(shard_id)
         if not candidates:
@@ -128,8 +157,9 @@ class Router:
         raise BadGateway(f"every copy of shard {shard_id} failed: {'; '.join(errors)}")
 
     async def _settle(self, shard_id: int, key: str) -> bytes:
-        """Read every authoritative copy of a key whose last write failed part-way,
-        bring them all to the newest version found, then answer from that.
+        """Read every authoritative copy of a key whose last write failed part-way
+        (or is still in flight), bring them all to the newest version found, then
+        answer from that.
 
         Without this, reads would flip between the copy that took the failed write
         and one that did not.
@@ -210,6 +240,10 @@ class Router:
 
     async def write(self, key: str, value: bytes | None) -> None:
         shard_id = self.shard_of(key).shard_id
+        with self.writing(shard_id, [key]):
+            await self._write(shard_id, key, value)
+
+    async def _write(self, shard_id: int, key: str, value: bytes | None) -> None:
         for _ in range(WRITE_ATTEMPTS):
             version = await self.versions.next()
             try:
