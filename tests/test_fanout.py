@@ -19,7 +19,7 @@ async def test_calls_run_together_and_answers_keep_the_items_order(autojump_cloc
     assert trio.current_time() - start == 3.0  # the longest, not the sum
 
 
-async def test_no_items_and_one_item() -> None:
+async def test_no_items_and_one_item() -> None:  # one item runs in a task too
     async def double(n: int) -> int:
         return 2 * n
 
@@ -41,4 +41,6 @@ async def test_a_failing_call_fails_the_fan_out_and_cancels_the_rest(
 
     with pytest.RaisesGroup(ValueError):
         await fan_out(call, [0, 5])
+    with pytest.RaisesGroup(ValueError):  # the same shape with one item
+        await fan_out(call, [0])
     assert finished == []

@@ -97,7 +97,7 @@ class AssignmentSync:
                 await self._report(node_id, reply)
             return None if reply.status == 200 else f"HTTP {reply.status}"
 
-        targets = list(dict.fromkeys(node_ids))
+        targets = list(set(node_ids))
         results = dict(zip(targets, await fan_out(one, targets), strict=True))
         for node_id, error in results.items():
             if error is None:

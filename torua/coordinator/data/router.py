@@ -341,7 +341,11 @@ class Router:
                 elif judge is not None and not judge(reply):
                     stale.add(node_id)
 
-            await fan_out(one, authoritative + filling)  # one copy (R = 1): no task
+            targets = authoritative + filling
+            if len(targets) == 1:  # one copy (R = 1): no task to spawn
+                await one(targets[0])
+            else:
+                await fan_out(one, targets)
             for node_id in filling:
                 if node_id in failed or node_id in stale:
                     self._tracker.note_missed(shard_id, node_id)
