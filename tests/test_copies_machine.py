@@ -809,3 +809,20 @@ def test_a_dead_copy_replaced_while_another_served_is_kept_for_a_later_loss() ->
             assert r.fill(0, target)  # the merge waits for a settled shard
     assert r.merge(0, "n2")
     assert r.m.read(0, write) == "found"
+
+
+def test_a_write_taken_only_by_a_copy_replaced_meanwhile_is_not_acknowledged() -> None:
+    """Found by the simulator (seed 213): a write went to a and b; a (slow, judged
+    down) was replaced while it ran; a took it late and b refused it. Counting a's
+    answer acknowledged a write that no copy of the shard held any more."""
+    copies = Copies(ShardTable(1, 2))
+    shard = copies.table.shards[0]
+    shard.copies, shard.in_sync = ["a", "b"], {"a", "b"}
+    sent, _filling = copies.write_targets(0, lambda n: True)
+    assert sorted(sent) == ["a", "b"]
+    before = {0: (list(shard.copies), set(shard.in_sync))}
+    shard.copies = ["b", "c"]  # placement, while the write runs: a is down
+    shard.in_sync.discard("a")  # as ShardTable.apply does for a moved copy
+    copies.placed([], before, lambda n: n != "a", 1)
+    ok, _behind = copies.write_done(0, sent, [], {"b"}, lambda n: n != "a", lowest=1)
+    assert not ok

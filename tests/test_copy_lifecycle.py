@@ -276,3 +276,29 @@ async def test_reads_during_a_write_in_flight_never_go_back_after_seeing_it(
             rig.nodes["b"].write_gate.set()
         if b"new" in seen:
             assert b"old" not in seen[seen.index(b"new") :], seen
+
+
+async def test_a_write_overtaken_by_a_newer_one_of_ours_is_not_resent_above_it() -> None:
+    """Found by the simulator (seed 264, and 184 before it): a copy answered "not
+    applied, I hold a newer version" because a concurrent newer write had reached
+    it first. The router took that for its counter being behind and resent the
+    older write with a larger version, so it took effect again after the newer
+    one had been acknowledged and read. A version this cluster issued means the
+    write was overtaken: it is acknowledged as applied and then overwritten."""
+    from functools import partial
+
+    async with router_rig(["a", "b"]) as rig:
+        router = rig.router
+        await router.write("k", b"first")
+        older = await router.versions.next()
+        newer = await router.versions.next()
+        rig.nodes["b"].records[(0, "k")] = (b"newer", newer)  # it reached b first
+        await router.replicate(
+            0,
+            partial(router._send_write, 0, "k", b"older", older),
+            expect=204,
+            judge=router._applied(older),
+            lowest=older,
+        )
+        assert rig.nodes["b"].records[(0, "k")] == (b"newer", newer)
+        assert rig.nodes["a"].records[(0, "k")] == (b"older", older)

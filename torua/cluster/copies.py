@@ -159,8 +159,9 @@ class Copies:
                 self.retiring.pop(shard.shard_id, None)
             if result.departed:
                 self.departed.setdefault(shard.shard_id, set()).update(result.departed)
-            if result.lost:
-                lost = set(result.lost) | self._departed_back(shard.shard_id)
+            back = self._departed_back(shard.shard_id) if result.orphaned else set()
+            if result.lost or back:
+                lost = set(result.lost) | back
                 self.newly_lost[shard.shard_id] = lost
                 self.lost.setdefault(shard.shard_id, set()).update(lost)
                 self.lost_floor[shard.shard_id] = max(
@@ -220,7 +221,11 @@ class Copies:
         for node_id in set(shard.copies) - took:
             self.catch_up.moved_back(shard_id, node_id, lowest - 1)
         lost = [n for n in sent if n in failed]
-        if sent and len(lost) == len(sent):
+        # Only a copy still authoritative now vouches for the write: one that
+        # placement replaced while the write ran (it was judged down) holds it
+        # outside the shard, where no read and no fill will look.
+        holders = shard.in_sync | self.retiring.get(shard_id, set())
+        if sent and not any(n in holders for n in took if n in sent):
             return False, []
         down = [n for n in shard.copies if n in shard.in_sync and n not in sent and not is_up(n)]
         down += [

@@ -38,6 +38,8 @@ class Settled:
     lost: set[str] = field(default_factory=set)
     # Authoritative copies on dead nodes, replaced while a live one served.
     departed: set[str] = field(default_factory=set)
+    # No authoritative copy was live: whatever the shard held is on dead nodes.
+    orphaned: bool = False
 
 
 def authoritative(shard: Shard, retiring: set[str], is_up: Callable[[str], bool]) -> list[str]:
@@ -71,9 +73,9 @@ def settle(
     lost = old_authoritative - set(shard.copies)
     if old_authoritative & set(shard.copies):
         shard.in_sync.difference_update(added)
-        return Settled(lost=lost)
+        return Settled(lost=lost, orphaned=True)
     shard.in_sync.update(shard.copies)
-    return Settled(lost=lost)
+    return Settled(lost=lost, orphaned=True)
 
 
 def handover_done(shard: Shard, is_up: Callable[[str], bool]) -> bool:

@@ -98,6 +98,8 @@ def _all_taken(router: Router, reply: Reply) -> bool:
     except (ValueError, AttributeError):
         return True
     if isinstance(newer, int) and newer > 0:
+        if router.versions.ours(newer):
+            return True  # overtaken by a newer write of ours: not to be resent above it
         router.versions.observe(newer)
         return False
     return True

@@ -291,7 +291,12 @@ class Router:
             if reply.headers.get("x-torua-applied") != "0":
                 return True
             stored = reply.version
-            # Equal: this very write is already there (a resend). Larger: not taken.
+            # Equal: this very write is already there (a resend). Larger, issued by
+            # us: a newer write overtook this one there, which is as if this one
+            # took effect just before it; resending it above the newer one would
+            # apply it twice. Larger than anything issued: the counter is behind.
+            if stored is not None and stored >= version and self.versions.ours(stored):
+                return True
             self.versions.observe(stored)
             return stored == version
 

@@ -26,6 +26,19 @@ class Versions:
     def __init__(self, state: ClusterState, persister: Persister) -> None:
         self._state = state
         self._persister = persister
+        # Every version at or below this was issued by a coordinator of this
+        # cluster (this one, or one before it: a coordinator starts at the saved
+        # ceiling); versions merely observed on nodes do not raise it.
+        self.issued = state.version_hwm
+
+    def ours(self, version: int) -> bool:
+        """Whether a copy's newer ``version`` came from a write this cluster issued.
+
+        Then the write that found it was overtaken by a newer one and needs no
+        resend; a version above every issued one means the counter is behind
+        (data from an older scheme, a lost state file) and the write must be
+        resent above it."""
+        return version <= self.issued
 
     def observe(self, version: int | None) -> None:
         """A copy holds ``version``: issue only larger ones from now on."""
@@ -42,4 +55,5 @@ class Versions:
             # Everything marked before flush() returned is saved, this reservation too.
             state.version_saved = max(state.version_saved, wanted)
         state.version_hwm += 1
+        self.issued = state.version_hwm
         return state.version_hwm
