@@ -302,3 +302,30 @@ async def test_a_write_overtaken_by_a_newer_one_of_ours_is_not_resent_above_it()
         )
         assert rig.nodes["b"].records[(0, "k")] == (b"newer", newer)
         assert rig.nodes["a"].records[(0, "k")] == (b"older", older)
+
+
+async def test_a_read_that_outlives_a_handover_asks_the_successor() -> None:
+    """A read sent to a move's retiring copy, answered after the handover ended,
+    is not served from it (it may miss a write acknowledged since): the copy that
+    took over is asked instead of answering 503."""
+    async with router_rig(["a", "b"]) as rig:
+        await rig.router.write("k", b"v")
+        shard = rig.state.table.shards[0]
+        shard.copies, shard.in_sync = ["b"], set()  # a -> b: b filled, a retiring
+        rig.state.copies.retiring[0] = {"a"}
+        rig.nodes["a"].get_gate = trio.Event()
+        outcome: list[object] = []
+
+        async def read() -> None:
+            try:
+                outcome.append(await rig.router.get("k"))
+            except ApiError as exc:
+                outcome.append(exc.status)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(read)  # waits on a
+            await trio.testing.wait_all_tasks_blocked()
+            shard.in_sync.add("b")  # the handover ends: a is released
+            del rig.state.copies.retiring[0]
+            rig.nodes["a"].get_gate.set()
+        assert outcome == [b"v"]

@@ -125,9 +125,12 @@ class Router:
             raise self._unavailable(shard)
         errors: list[str] = []
         unreachable = 0
-        for node_id in candidates:
+        candidates = list(candidates)
+        for node_id in candidates:  # grows when a handover ends meanwhile (below)
             if node_id not in self._state.readable_copies(shard_id):
-                continue  # left the authoritative set while an earlier copy was tried
+                unreachable += 1  # left the authoritative set while an earlier copy was tried
+                self._add_successors(shard_id, candidates)
+                continue
             try:
                 reply = await self._call(node_id, lambda addr: self._nodes.get(addr, shard_id, key))
             except NodeUnreachable as exc:
@@ -136,8 +139,10 @@ class Router:
                 continue
             if node_id not in self._state.readable_copies(shard_id):
                 # It answered after leaving the set: it may miss an acknowledged write.
+                # Its successor, in sync by now (a move's handover ended), is asked.
                 errors.append(f"{node_id}: no longer in sync")
                 unreachable += 1
+                self._add_successors(shard_id, candidates)
                 continue
             if reply.status == 200:
                 self._check_not_older_than_lost(shard_id, reply.version)
@@ -155,6 +160,10 @@ class Router:
         if unreachable == len(candidates) or not errors:
             raise self._unavailable(shard)
         raise BadGateway(f"every copy of shard {shard_id} failed: {'; '.join(errors)}")
+
+    def _add_successors(self, shard_id: int, candidates: list[str]) -> None:
+        """Copies that became authoritative since ``candidates`` was read."""
+        candidates += [n for n in self._state.readable_copies(shard_id) if n not in candidates]
 
     async def _settle(self, shard_id: int, key: str) -> bytes:
         """Read every authoritative copy of a key whose last write failed part-way
