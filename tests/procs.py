@@ -20,6 +20,7 @@ import pytest
 import trio
 
 from torua.ha.local_etcd import MISSING_ETCD, etcd_argv, find_etcd, free_port
+from torua.supervise import stop_child
 
 __all__ = ["Proc", "ProcessGroup", "needs_etcd", "stop_up", "wait_until"]
 
@@ -209,16 +210,8 @@ class ProcessGroup:
 
     async def stop(self, proc: Proc, grace: float = 10.0, signum: int = signal.SIGINT) -> int:
         """SIGINT by default: a node stops without draining (SIGTERM would drain it)."""
-        if proc.process.returncode is None:
-            try:
-                proc.resume()
-                proc.process.send_signal(signum)
-            except (psutil.NoSuchProcess, ProcessLookupError):
-                pass
-            with trio.move_on_after(grace):
-                return await proc.wait()
-            proc.process.kill()
-        return await proc.wait()
+        status, _ = await stop_child(proc.process, signum=signum, grace=grace)
+        return status
 
     async def stop_all(self) -> None:
         for proc in reversed(self.procs):

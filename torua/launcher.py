@@ -30,6 +30,7 @@ import trio
 
 from torua.ha.local_etcd import MISSING_ETCD, etcd_argv, find_etcd, free_port, wait_healthy
 from torua.rolling import Restart, RollingRestartFailed, rolling_restart, up_file, write_up_file
+from torua.supervise import STOP_GRACE, stop_child
 from torua.up_settings import (
     UpSettings,
     check_children,
@@ -72,20 +73,14 @@ async def _wait_ready(
 
 
 async def _stop(
-    process: trio.Process, name: str, grace: float = 10.0, signum: int = signal.SIGINT
+    process: trio.Process, name: str, grace: float = STOP_GRACE, signum: int = signal.SIGINT
 ) -> None:
     """SIGINT: stop without draining. The whole cluster is stopping, so there is
     nowhere to drain to; every copy stays on disk for the next ``up``. (A node
     restarted on its own gets SIGTERM: it tells the coordinator it stops.)"""
-    if process.returncode is not None:
-        return
-    process.send_signal(signum)
-    with trio.move_on_after(grace):
-        await process.wait()
-        return
-    log.warning("%s did not stop within %.0fs; killing it", name, grace)
-    process.kill()
-    await process.wait()
+    _, killed = await stop_child(process, signum=signum, grace=grace)
+    if killed:
+        log.warning("%s did not stop within %.0fs; it was killed", name, grace)
 
 
 async def run_up(settings: UpSettings) -> int:

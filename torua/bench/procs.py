@@ -23,6 +23,8 @@ from typing import Any
 import httpx
 import psutil
 
+from torua.supervise import stop_children
+
 __all__ = ["Cluster", "CpuMeter", "Proc", "Procs", "RssSampler", "wait_for"]
 
 READY_WITHIN = 60.0  # seconds; 20 nodes starting together on 2 cores take a while
@@ -145,20 +147,7 @@ class Procs:
 
     def stop_all(self, grace: float = 10.0) -> None:
         """SIGCONT + SIGINT every live process, then SIGKILL what is left; reap all."""
-        live = [p for p in self.procs if p.popen.poll() is None]
-        for proc in live:
-            proc.resume()
-            try:
-                proc.popen.send_signal(signal.SIGINT)
-            except ProcessLookupError:
-                pass
-        deadline = time.monotonic() + grace
-        for proc in live:
-            try:
-                proc.popen.wait(timeout=max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                proc.popen.kill()
-                proc.popen.wait(timeout=10)
+        stop_children([p.popen for p in self.procs], signum=signal.SIGINT, grace=grace)
         self.procs = [p for p in self.procs if p.popen.poll() is None]
 
 
