@@ -16,7 +16,7 @@ import trio
 
 from ..linearizability import Kind, Op
 
-__all__ = ["History", "Record", "run_client", "final_reads"]
+__all__ = ["History", "Record", "final_reads", "record_answer", "run_client"]
 
 OP_TIMEOUT = 2.5
 # After an answer-less failure (coordinator down), pause a little so a dead
@@ -109,11 +109,27 @@ async def one_op(
     except httpx.HTTPError as exc:
         history.add(key, kind, value, invoke, None, client, "unknown", type(exc).__name__)
         return "unknown"
+    return record_answer(
+        history, client, key, kind, value, invoke, response.status_code, response.content
+    )
+
+
+def record_answer(
+    history: History,
+    client: int,
+    key: str,
+    kind: Kind,
+    value: bytes | None,
+    invoke: float,
+    status: int,
+    body: bytes,
+) -> str:
+    """Record an op the cluster answered; its outcome ("ok", "fail" or "unknown").
+
+    A 5xx may have taken effect (unknown); another error did not (fail)."""
     complete = trio.current_time()
-    status = response.status_code
     if kind == "read" and status in (200, 404):
-        seen = response.content if status == 200 else None
-        history.add(key, kind, seen, invoke, complete, client, "ok")
+        history.add(key, kind, body if status == 200 else None, invoke, complete, client, "ok")
         return "ok"
     if kind != "read" and status == 204:
         history.add(key, kind, value, invoke, complete, client, "ok")

@@ -14,7 +14,7 @@ import trio
 
 from torua.http.wire import WireError, encode_request, exchange
 
-from ..jepsen.workload import History
+from ..jepsen.workload import History, record_answer
 from ..linearizability import Kind
 from .hosts import SimHost
 
@@ -70,13 +70,4 @@ async def one_op(
     except (OSError, WireError, trio.BrokenResourceError, trio.TooSlowError) as exc:
         history.add(key, kind, value, invoke, None, client, "unknown", type(exc).__name__)
         return "unknown"
-    complete = trio.current_time()
-    if kind == "read" and status in (200, 404):
-        history.add(key, kind, body if status == 200 else None, invoke, complete, client, "ok")
-        return "ok"
-    if kind != "read" and status == 204:
-        history.add(key, kind, value, invoke, complete, client, "ok")
-        return "ok"
-    outcome = "unknown" if status >= 500 else "fail"
-    history.add(key, kind, value, invoke, None, client, outcome, f"HTTP {status}")
-    return outcome
+    return record_answer(history, client, key, kind, value, invoke, status, body)
