@@ -246,3 +246,19 @@ async def test_the_mover_wipes_nothing_when_no_copy_could_give_the_data_back() -
         with pytest.raises(MoveAborted):
             await mover._fill(0, "b")
         assert rig.nodes["b"].records == {(0, "only-here"): (b"v", 1)}
+
+
+async def test_a_copy_wiped_for_the_grace_is_filled_whole_whatever_its_catch_up_point() -> None:
+    """A copy away longer than the grace that also has a catch-up point (it left
+    the in-sync set at a write, with its data) is emptied first: a delta from
+    that point onto the empty store would leave out every older record."""
+    async with router_rig(["a", "b"]) as rig:
+        shard = rig.state.table.shards[0]
+        shard.in_sync.discard("b")
+        rig.state.copies.catch_up.lower(0, "b", 4)  # b held everything up to version 4
+        rig.nodes["a"].records[(0, "old")] = (b"v", 2)
+        rig.nodes["a"].records[(0, "new")] = (b"v", 5)
+        rig.nodes["b"].records[(0, "old")] = (b"v", 2)
+        mover = Mover(rig.state, rig.client, rig.sync, rig.tracker, rig.actions)  # type: ignore[arg-type]
+        await mover._fill(0, "b")  # never seen in sync by this coordinator: wiped
+        assert rig.nodes["b"].records == {(0, "old"): (b"v", 2), (0, "new"): (b"v", 5)}
