@@ -85,8 +85,15 @@ async def copy_pages(
     except BaseExceptionGroup as group:
         # One side failed and the other was cancelled for it: raise that failure alone.
         failed, rest = group.split((MoveAborted, NodeUnreachable))
-        if failed is None or rest is not None:
+        if failed is None:
             raise
+        if rest is not None:
+            # Cancelled from outside as a node failed (the coordinator stopping):
+            # the cancellation alone goes on, for the cancel scope to absorb; the
+            # failure would otherwise escape it and crash the mover.
+            if rest.split(trio.Cancelled)[1] is not None:
+                raise
+            raise rest from None
         first: BaseException = failed
         while isinstance(first, BaseExceptionGroup):
             first = first.exceptions[0]
