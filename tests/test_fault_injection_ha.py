@@ -127,8 +127,14 @@ async def test_acknowledged_writes_survive_coordinator_faults(tmp_path: Path) ->
 
 
 async def _settled(clients: list[httpx.AsyncClient]) -> bool:
-    """Every coordinator names the same leader, and the cluster is green."""
-    leaders = set()
+    """Exactly one coordinator leads, every coordinator names it, and it is green.
+
+    Naming the same leader is not enough: after the leader is killed and
+    restarted on its port, every coordinator (the new process too) names that
+    URL until the dead instance's lease lapses, yet nobody leads.
+    """
+    leaders: set[str | None] = set()
+    leading: list[dict[str, object]] = []
     try:
         for client in clients:
             response = await client.get("/cluster/info")
@@ -136,8 +142,12 @@ async def _settled(clients: list[httpx.AsyncClient]) -> bool:
                 return False
             info = response.json()
             leaders.add(info["leader"])
-            if info["role"] == "leader" and info["cluster_state"] != "green":
-                return False
+            if info["role"] == "leader":
+                leading.append(info)
+                if info["cluster_state"] != "green" or info["leader"] != str(
+                    client.base_url
+                ).rstrip("/"):
+                    return False
     except httpx.HTTPError:
         return False
-    return len(leaders) == 1 and None not in leaders
+    return len(leading) == 1 and len(leaders) == 1 and None not in leaders
