@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import trio
+import trio.testing
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -251,6 +252,28 @@ async def test_listing_a_large_shard_leaves_the_loop_free_meanwhile(tmp_path: Pa
             nursery.cancel_scope.cancel()
 
 
+async def test_a_large_merge_commits_off_the_loop(tmp_path: Path) -> None:
+    """A move's or a bulk request's rows commit on a worker thread: the node
+    keeps answering meanwhile. Single-key writes commit on the loop (cheaper)."""
+    async with open_sqlite_store(tmp_path / "node") as store:
+        rows = [(f"k{i:06}", Record(b"v" * 100, 1)) for i in range(50_000)]
+        ticks = 0
+
+        async def other_work() -> None:
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await trio.lowlevel.checkpoint()
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(other_work)
+            await trio.lowlevel.checkpoint()
+            before = ticks
+            assert await store.put_many(0, rows) == 50_000
+            assert ticks > before
+            nursery.cancel_scope.cancel()
+
+
 async def test_one_failing_write_fails_only_its_caller(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -284,23 +307,56 @@ async def test_bad_versions_and_values_are_refused_before_queueing(tmp_path: Pat
         assert await s.export(0) == []
 
 
-async def test_no_thread_outlives_the_store_even_when_close_is_cancelled(
+def _writer_tasks() -> list[str]:
+    """Names of the store writer tasks alive in this run (they are system tasks)."""
+    found: list[str] = []
+    todo = [trio.lowlevel.current_root_task()]
+    while todo:
+        task = todo.pop()
+        if task.name.startswith("sqlite writer"):
+            found.append(task.name)
+        todo += [child for nursery in task.child_nurseries for child in nursery.child_tasks]
+    return found
+
+
+async def test_no_task_outlives_the_store_even_when_close_is_cancelled(
     tmp_path: Path,
 ) -> None:
-    before = set(threading.enumerate())
     s = SqliteStore(tmp_path)
     await s.put(0, "k", b"v", 1)
-    assert len(set(threading.enumerate()) - before) == 1  # the writer
+    assert len(_writer_tasks()) == 1
     with trio.CancelScope() as scope:
         scope.cancel()
-        await s.close()  # shielded: still commits and joins
-    assert set(threading.enumerate()) == before
+        await s.close()  # shielded: still commits and ends the writer
+    assert _writer_tasks() == []
     await s.close()  # idempotent
     with pytest.raises(RuntimeError, match="closed"):
         await s.put(0, "k", b"v", 2)
     async with open_sqlite_store(tmp_path) as again:
         assert await again.get(0, "k") == Record(b"v", 1)
-    assert set(threading.enumerate()) == before
+    assert _writer_tasks() == []
+
+
+async def test_close_waits_for_the_commit_in_flight(tmp_path: Path) -> None:
+    rows = [(f"k{i:05}", Record(b"v", 1)) for i in range(20_000)]  # commits on a thread
+    async with open_sqlite_store(tmp_path) as s:
+        done: list[object] = []
+
+        async def put_many() -> None:
+            done.append(await s.put_many(0, rows))
+
+        async def put() -> None:
+            done.append(await s.put(1, "late", b"v", 5))
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(put_many)
+            nursery.start_soon(put)
+            await trio.testing.wait_all_tasks_blocked()  # both queued, the commit running
+            await s.close()
+        assert sorted(done, key=str) == [20_000, True]
+    async with open_sqlite_store(tmp_path) as again:
+        assert await again.get(1, "late") == Record(b"v", 5)
+        assert again.stats(0).keys == 20_000
 
 
 async def test_a_directory_serves_one_store_at_a_time(tmp_path: Path) -> None:
@@ -330,10 +386,10 @@ async def test_a_dead_writer_fails_its_callers_instead_of_hanging(tmp_path: Path
 
     before = set(threading.enumerate())
     async with open_sqlite_store(tmp_path) as s:
-        s._transaction = broken  # type: ignore[method-assign]
+        s._commits._transaction = broken  # type: ignore[method-assign]
         with trio.fail_after(5), pytest.raises(WriterBug):
             await s.put(0, "k", b"v", 1)
-        with pytest.raises(RuntimeError, match="writer thread failed"):
+        with pytest.raises(RuntimeError, match="writer failed"):
             await s.put(0, "k", b"v", 2)
     assert set(threading.enumerate()) == before
 
