@@ -194,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--only takes {', '.join(SECTIONS)}")
     wrk = require_wrk()
     out = Path(args.out)
-    seconds, bulk_batches = (2.0, 5) if args.quick else (5.0, 20)
+    seconds, bulk_batches = (2.0, 20) if args.quick else (5.0, 100)
     warmup, window = (2.0, 6.0) if args.quick else (5.0, 20.0)
     started = time.monotonic()
     results: dict[str, Any] = {
