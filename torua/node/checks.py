@@ -137,7 +137,7 @@ class SelfChecks:
 
     async def _check_store(self) -> CheckResult:
         """Write a record and read it back through the real store: a full disk, a
-        read-only file or a dead writer thread all fail here before a client sees it."""
+        read-only file or a dead writer task all fail here before a client sees it."""
         started = trio.current_time()
         state: State = CheckState.CRITICAL
         with trio.move_on_after(max(self.interval, 1.0)) as scope:

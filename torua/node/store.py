@@ -2,8 +2,8 @@
 
 Every value carries a version and a delete leaves a tombstone, so two copies of
 a shard can be compared and merged (highest version wins) when a shard moves or
-a node returns. The interface is async because the durable store commits
-through a writer thread and reads whole-shard listings on worker threads.
+a node returns. The interface is async because the durable store waits for
+its group commit and reads whole-shard listings on worker threads.
 
 Listings of a shard (``keys``, ``export``, ``export_page``) go page by page
 in key order, each page bounded in rows, bytes and rows examined, so moving
