@@ -811,6 +811,28 @@ def test_a_dead_copy_replaced_while_another_served_is_kept_for_a_later_loss() ->
     assert r.m.read(0, write) == "found"
 
 
+def test_a_dead_copy_dropped_with_no_replacement_is_kept_for_a_later_loss() -> None:
+    """Found by the simulator (seed 91 with single calls run inline): n1 and n2 hold
+    a write; n2 fails and no node can take its place, so the shard keeps n1 alone,
+    whose copies are all in sync: the departed n2 was forgotten at once. Then n1
+    lost its data and the shard counted as complete: the write read as a 404."""
+    r = Replay(1, 2, 2)
+    assert r.fill(0, "n2")
+    write = r.write(0)
+    assert isinstance(write, int)
+    r.fail("n2")  # nowhere to put a second copy: n1 alone, in sync
+    assert r.m.table.shards[0].copies == ["n1"]
+    r.lose_data("n1")
+    assert r.m.read(0, write) != "missing"  # never a 404 for an acknowledged write
+    r.recover("n2")
+    assert "n2" in r.m.lost.get(0, set())
+    for target in list(r.m.table.shards[0].copies):
+        if target not in r.m.table.shards[0].in_sync:
+            assert r.fill(0, target)  # the merge waits for a settled shard
+    assert r.merge(0, "n2")
+    assert r.m.read(0, write) == "found"
+
+
 def test_a_write_taken_only_by_a_copy_replaced_meanwhile_is_not_acknowledged() -> None:
     """Found by the simulator (seed 213): a write went to a and b; a (slow, judged
     down) was replaced while it ran; a took it late and b refused it. Counting a's

@@ -184,8 +184,13 @@ class Copies:
         return self.departed.pop(shard_id, set()) - set(shard.copies)
 
     def _forget_departed_if_whole(self, shard_id: int) -> None:
+        """Departed copies are redundant once the shard has its full count of
+        in-sync copies. All current copies in sync is not enough: a shard left
+        with one copy because no node could take the other's place still needs
+        the departed one if that last copy loses its data."""
         shard = self.table.shards[shard_id]
-        if shard.copies and set(shard.copies) <= shard.in_sync:
+        whole = len(shard.copies) >= self.table.replication_factor
+        if whole and set(shard.copies) <= shard.in_sync:
             self.departed.pop(shard_id, None)
 
     # ---- writes --------------------------------------------------------------
