@@ -21,8 +21,6 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 from functools import partial
 
-import trio
-
 from torua.cluster import Shard, shard_for_key
 from torua.coordinator.data.assignments import AssignmentSync
 from torua.coordinator.data.copy_actions import CopyActions
@@ -39,6 +37,7 @@ __all__ = ["Router"]
 log = logging.getLogger(__name__)
 
 Send = Callable[[str], Awaitable[Reply]]
+SendEach = Callable[[list[str]], Awaitable[list[Reply | NodeUnreachable]]]
 Judge = Callable[[Reply], bool]  # False: the copy answered but did not take the write
 
 WRITE_ATTEMPTS = 4  # versions tried before a write answers 503
@@ -285,6 +284,7 @@ class Router:
                     expect=204,
                     judge=self._applied(version),
                     lowest=version,
+                    send_each=partial(self._send_write_each, shard_id, key, value, version),
                 )
             except StaleVersion:
                 continue  # the newer version was observed: the next one is larger
@@ -318,6 +318,11 @@ class Router:
     ) -> Reply:
         return await self._nodes.write(addr, shard_id, key, value, version)
 
+    async def _send_write_each(
+        self, shard_id: int, key: str, value: bytes | None, version: int, addrs: list[str]
+    ) -> list[Reply | NodeUnreachable]:
+        return await self._nodes.write_each(addrs, shard_id, key, value, version)
+
     def _applied(self, version: int) -> Judge:
         def judge(reply: Reply) -> bool:
             if reply.headers.get("x-torua-applied") != "0":
@@ -342,6 +347,7 @@ class Router:
         expect: int,
         judge: Judge | None = None,
         lowest: int = 0,
+        send_each: SendEach | None = None,
     ) -> None:
         """Send one write (a key, or a batch) to every copy that must have it.
 
@@ -349,7 +355,9 @@ class Router:
         ``judge`` accepted the answer; raises 503 when none could be reached,
         502 when none took it, :class:`StaleVersion` when a copy holds newer data.
         ``lowest`` is the smallest version the write carries (0 when unknown): a
-        copy that misses it catches up from below it later.
+        copy that misses it catches up from below it later. ``send_each``, when
+        given, sends the same write to several addresses at once (instead of a
+        task per copy calling ``send``).
         """
         state = self._state
         shard = state.table.shards[shard_id]
@@ -368,31 +376,31 @@ class Router:
             unreachable: set[str] = set()
             stale: set[str] = set()
 
-            async def one(node_id: str) -> None:
-                try:
-                    reply = await self._call(node_id, send)
-                except NodeUnreachable as exc:
-                    failed[node_id] = str(exc)
+            def record(node_id: str, reply: Reply | NodeUnreachable) -> None:
+                if isinstance(reply, NodeUnreachable):
+                    failed[node_id] = str(reply)
                     unreachable.add(node_id)
-                    return
-                if reply.status != expect:
+                elif reply.status != expect:
                     failed[node_id] = f"HTTP {reply.status}: {reply.body[:200]!r}"
                     if reply.status == 503:  # e.g. its lease lapsed: unavailable, not broken
                         unreachable.add(node_id)
                 elif judge is not None and not judge(reply):
                     stale.add(node_id)
 
+            async def one(node_id: str) -> None:
+                try:
+                    reply: Reply | NodeUnreachable = await self._call(node_id, send)
+                except NodeUnreachable as exc:
+                    reply = exc
+                record(node_id, reply)
+
             targets = authoritative + filling if filling else authoritative
-            if len(targets) > 1:
-                # The first copy's call runs in this task, the others in tasks of
-                # their own: one task fewer per write than fan_out, and the nursery
-                # still ends every call before the write has its outcome.
-                async with trio.open_nursery() as nursery:
-                    for node_id in targets[1:]:
-                        nursery.start_soon(one, node_id)
-                    await one(targets[0])
-            else:  # one copy (R = 1): no task to spawn
+            if send_each is not None:
+                await self._call_each(targets, send, send_each, record)
+            elif len(targets) == 1:  # one copy (R = 1): no task to spawn
                 await one(targets[0])
+            else:
+                await fan_out(one, targets)
             for node_id in filling:
                 if node_id in failed or node_id in stale:
                     tracker.note_missed(shard_id, node_id)
@@ -412,6 +420,50 @@ class Router:
         await self._actions.durably(copies.since_saves(shard_id))
         if stale:
             raise StaleVersion(f"shard {shard_id}: {sorted(stale)} hold a newer version")
+
+    async def _call_each(
+        self,
+        node_ids: list[str],
+        send: Send,
+        send_each: SendEach,
+        record: Callable[[str, Reply | NodeUnreachable], None],
+    ) -> None:
+        """:meth:`_call` for every copy at once, through ``send_each``; each outcome
+        goes to ``record``. A node that did not know it holds the shard is told,
+        and asked again, as in :meth:`_call`."""
+        registry = self._state.registry
+        addrs: list[str] = []
+        known: list[str] = []
+        for node_id in node_ids:
+            entry = registry.get(node_id)
+            if entry is None:
+                record(node_id, NodeUnreachable(f"node {node_id} is no longer registered"))
+            else:
+                known.append(node_id)
+                addrs.append(entry.addr)
+        if not known:
+            return
+        again: list[tuple[str, str]] = []
+        for node_id, addr, reply in zip(known, addrs, await send_each(addrs), strict=True):
+            if (
+                isinstance(reply, Reply)
+                and reply.status == 404
+                and reply.error_code == "shard_not_held"
+            ):
+                again.append((node_id, addr))
+            else:
+                record(node_id, reply)
+
+        async def retry(node_id: str, addr: str) -> None:
+            await self._sync.push(node_id)
+            try:
+                reply: Reply | NodeUnreachable = await send(addr)
+            except NodeUnreachable as exc:
+                reply = exc
+            record(node_id, reply)
+
+        if again:
+            await fan_out(lambda item: retry(*item), again)
 
     async def _drop_from_in_sync(
         self, shard_id: int, node_ids: list[str], failed: dict[str, str]

@@ -33,10 +33,11 @@ from urllib.parse import urlsplit
 import trio
 
 from torua.config import normalize_url
-from torua.http.wire import Response, WireError, encode_request, exchange
+from torua.http.direct_io import send_now
+from torua.http.wire import Response, WireError, encode_request, exchange, read_response
 from torua.sim import seam
 
-__all__ = ["NodeConnections", "header_lines"]
+__all__ = ["NodeConnections", "Sent", "header_lines"]
 
 IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 MAX_BODY = 256 * 1024 * 1024  # an export page or a bulk read can be large
@@ -195,10 +196,30 @@ class NodeConnections:
         if stream is None:
             stream = await self._open(node)
         node.busy.add(stream)
+        return await self._finish(node, stream, request, method, reused, None)
+
+    async def _finish(
+        self,
+        node: _Node,
+        stream: trio.abc.Stream,
+        request: bytes,
+        method: str,
+        reused: bool,
+        unsent: bytes | None,
+    ) -> Response:
+        """The exchange on ``stream`` (in ``node.busy``): all of it, or, when the
+        request already went out but for ``unsent``, the rest of it."""
         try:
-            response = await exchange(
-                stream, request, head_only=method == "HEAD", max_body=self._max_body
-            )
+            if unsent is None:
+                response = await exchange(
+                    stream, request, head_only=method == "HEAD", max_body=self._max_body
+                )
+            else:
+                if unsent:
+                    await stream.send_all(unsent)
+                response = await read_response(
+                    stream, head_only=method == "HEAD", max_body=self._max_body
+                )
         except (WireError, OSError, trio.BrokenResourceError) as exc:
             _close(stream)
             if reused and not (isinstance(exc, WireError) and exc.started):
@@ -214,6 +235,46 @@ class NodeConnections:
         else:
             _close(stream)
         return response
+
+    def send_nowait(
+        self,
+        addr: str,
+        method: str,
+        path: str,
+        *,
+        body: bytes | None = None,
+        headers: bytes = b"",
+        idempotent: bool | None = None,
+    ) -> Sent | None:
+        """Write a request on a kept connection without waiting; read its answer with
+        :meth:`Sent.answer`, and always end it with :meth:`Sent.abandon`.
+
+        None when that would need a wait: no free slot, no kept plain-socket
+        connection (TLS and simulated streams included), a connection that
+        failed. The caller then uses :meth:`request`, which waits. This is how
+        one task sends a write to several nodes at once and then reads their
+        answers one after another: no task per node.
+        """
+        node = self._node(addr)
+        if node is None or node.tls or node.in_use >= self._per_node:
+            return None
+        if not node.idle or type(node.idle[-1][0]) is not trio.SocketStream:
+            return None
+        stream = self._take(node)
+        if stream is None:
+            return None
+        if body is None and method in ("PUT", "POST", "PATCH"):
+            body = b""
+        request = encode_request(method, node.prefix + path, node.head + headers, body)
+        try:
+            sent = send_now(stream, request)
+        except OSError:  # closed by the node meanwhile: the waiting path opens another
+            _close(stream)
+            return None
+        node.in_use += 1
+        node.busy.add(stream)
+        retry = method in IDEMPOTENT if idempotent is None else idempotent
+        return Sent(self, node, stream, request, method, retry, request[sent:])
 
     async def _open(self, node: _Node) -> trio.abc.Stream:
         tcp = await seam.current().open_tcp_stream(node.host, node.port)
@@ -259,3 +320,78 @@ class NodeConnections:
             for stream in node.busy:
                 _close(stream)
             node.idle.clear()
+
+
+class Sent:
+    """A request written by :meth:`NodeConnections.send_nowait`, its answer unread.
+
+    It holds one of the node's slots and its connection until :meth:`answer`
+    returns or :meth:`abandon` is called (a no-op after a complete answer).
+    """
+
+    __slots__ = (
+        "_method",
+        "_node",
+        "_pool",
+        "_released",
+        "_request",
+        "_retry",
+        "_stream",
+        "_unsent",
+    )
+
+    def __init__(
+        self,
+        pool: NodeConnections,
+        node: _Node,
+        stream: trio.abc.Stream,
+        request: bytes,
+        method: str,
+        retry: bool,
+        unsent: bytes,
+    ) -> None:
+        self._pool = pool
+        self._node = node
+        self._stream: trio.abc.Stream | None = stream
+        self._request = request
+        self._method = method
+        self._retry = retry
+        self._unsent = unsent
+        self._released = False
+
+    def has_input(self) -> bool:
+        """Whether some of the answer (or the connection's end) is there to read."""
+        return self._stream is not None and _stale(self._stream)
+
+    async def answer(self) -> Response:
+        """The node's answer; a kept connection the node had closed before answering
+        is retried once on a fresh one when the request is idempotent."""
+        stream, self._stream = self._stream, None
+        if stream is None:
+            raise RuntimeError("this request was answered or abandoned already")
+        pool, node = self._pool, self._node
+        try:
+            try:
+                return await pool._finish(
+                    node, stream, self._request, self._method, True, self._unsent
+                )
+            except _StaleConnection:
+                if not self._retry:
+                    raise
+            return await pool._send(node, self._request, self._method, fresh=True)
+        finally:
+            self._release()
+
+    def abandon(self) -> None:
+        """Give up the answer: the connection closes (it is mid-exchange)."""
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            self._node.busy.discard(stream)
+            _close(stream)
+        self._release()
+
+    def _release(self) -> None:
+        if not self._released:
+            self._released = True
+            self._node.in_use -= 1
+            self._node.lot.unpark()
