@@ -7,9 +7,10 @@ from __future__ import annotations
 from functools import partial
 
 import trio
+import trio.testing
 
 from tests.fake_nodes import router_rig
-from tests.scripted_http import scripted_server
+from tests.scripted_http import THEN_CLOSE, scripted_server
 from torua.coordinator.nodes.client import NodeClient, NodeUnreachable, Reply
 from torua.coordinator.nodes.connections import NodeConnections
 
@@ -170,3 +171,19 @@ async def test_a_copy_that_did_not_know_its_shard_is_told_then_takes_the_write()
             assert rig.nodes[name].records[(0, "k")][0] == b"v"
         assert rig.state.table.shards[0].in_sync == {"n1", "n2", "n3"}
         assert await rig.router.get("k") == b"v"
+
+
+async def test_a_kept_connection_the_node_already_closed_still_carries_the_next_write() -> None:
+    log: list[bytes] = []
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            # answered, then closed by the node before the next write begins
+            port = await scripted_server(nursery, [NO_CONTENT + THEN_CLOSE, NO_CONTENT], log)
+            async with NodeConnections({}) as pool:
+                nodes = NodeClient(pool)
+                addr = f"http://127.0.0.1:{port}"
+                assert _statuses(await nodes.write_each([addr], 0, "k", b"v", 1)) == [204]
+                await trio.testing.wait_all_tasks_blocked()  # the close has happened
+                assert _statuses(await nodes.write_each([addr], 0, "k", b"v", 2)) == [204]
+            nursery.cancel_scope.cancel()
+    assert log.count(b"<connection>") == 2

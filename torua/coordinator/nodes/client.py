@@ -17,7 +17,8 @@ from urllib.parse import quote
 
 import trio
 
-from torua.coordinator.nodes.connections import NodeConnections, Sent, header_lines
+from torua.coordinator.nodes.connections import NodeConnections, header_lines
+from torua.coordinator.nodes.sent import Sent
 from torua.errors import ToruaError
 from torua.http.records import RECORDS_TYPE, encode_cursor
 from torua.http.wire import WireError

@@ -25,7 +25,6 @@ idle or in use, so nothing outlives the coordinator's nursery.
 
 from __future__ import annotations
 
-import select
 import ssl
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -33,11 +32,13 @@ from urllib.parse import urlsplit
 import trio
 
 from torua.config import normalize_url
+from torua.coordinator.nodes.sent import Sent
+from torua.coordinator.nodes.streams import StaleConnection, close_now, has_input
 from torua.http.direct_io import send_now
 from torua.http.wire import Response, WireError, encode_request, exchange, read_response
 from torua.sim import seam
 
-__all__ = ["NodeConnections", "Sent", "header_lines"]
+__all__ = ["NodeConnections", "header_lines"]
 
 IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 MAX_BODY = 256 * 1024 * 1024  # an export page or a bulk read can be large
@@ -60,45 +61,6 @@ class _Node:
     busy: set[trio.abc.Stream] = field(default_factory=set)
     in_use: int = 0
     lot: trio.lowlevel.ParkingLot = field(default_factory=trio.lowlevel.ParkingLot)
-
-
-class _StaleConnection(WireError):
-    """A kept connection failed before any byte of the answer: the node may not have
-    seen the request."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message, started=False)
-
-
-def _socket(stream: trio.abc.Stream) -> trio.socket.SocketType:
-    if isinstance(stream, trio.SSLStream):
-        stream = stream.transport_stream
-    assert isinstance(stream, trio.SocketStream)
-    return stream.socket
-
-
-def _close(stream: trio.abc.Stream) -> None:
-    """Close at once, without a TLS goodbye: usable where nothing may be awaited."""
-    if isinstance(stream, seam.SimulatedStream):
-        stream.close_now()
-        return
-    _socket(stream).close()
-
-
-def _stale(stream: trio.abc.Stream) -> bool:
-    """Anything to read on an idle connection (EOF, a reset, stray bytes) rules it out.
-
-    ``poll``, not ``select``: a coordinator watching many nodes has descriptors
-    past ``select``'s limit of 1,024.
-    """
-    if isinstance(stream, seam.SimulatedStream):
-        return stream.has_input()
-    poller = select.poll()
-    try:
-        poller.register(_socket(stream).fileno(), select.POLLIN)
-        return bool(poller.poll(0))
-    except (OSError, ValueError):
-        return True
 
 
 class NodeConnections:
@@ -181,7 +143,7 @@ class NodeConnections:
         try:
             try:
                 return await self._send(node, request, method, fresh=False)
-            except _StaleConnection:
+            except StaleConnection:
                 if not retry:
                     raise
             # a kept connection the node had closed: once more, on a fresh one
@@ -221,19 +183,19 @@ class NodeConnections:
                     stream, head_only=method == "HEAD", max_body=self._max_body
                 )
         except (WireError, OSError, trio.BrokenResourceError) as exc:
-            _close(stream)
+            close_now(stream)
             if reused and not (isinstance(exc, WireError) and exc.started):
-                raise _StaleConnection(str(exc) or type(exc).__name__) from exc
+                raise StaleConnection(str(exc) or type(exc).__name__) from exc
             raise
         except BaseException:  # cancelled mid-exchange: the connection is unusable
-            _close(stream)
+            close_now(stream)
             raise
         finally:
             node.busy.discard(stream)
         if response.reusable and not self._closed and len(node.idle) < self._max_idle:
             node.idle.append((stream, seam.current().monotonic()))
         else:
-            _close(stream)
+            close_now(stream)
         return response
 
     def send_nowait(
@@ -260,7 +222,8 @@ class NodeConnections:
             return None
         if not node.idle or type(node.idle[-1][0]) is not trio.SocketStream:
             return None
-        stream = self._take(node)
+        retry = method in IDEMPOTENT if idempotent is None else idempotent
+        stream = self._take(node, check=not retry)
         if stream is None:
             return None
         if body is None and method in ("PUT", "POST", "PATCH"):
@@ -269,11 +232,10 @@ class NodeConnections:
         try:
             sent = send_now(stream, request)
         except OSError:  # closed by the node meanwhile: the waiting path opens another
-            _close(stream)
+            close_now(stream)
             return None
         node.in_use += 1
         node.busy.add(stream)
-        retry = method in IDEMPOTENT if idempotent is None else idempotent
         return Sent(self, node, stream, request, method, retry, request[sent:])
 
     async def _open(self, node: _Node) -> trio.abc.Stream:
@@ -291,13 +253,16 @@ class NodeConnections:
             raise
         return stream
 
-    def _take(self, node: _Node) -> trio.abc.Stream | None:
+    def _take(self, node: _Node, *, check: bool = True) -> trio.abc.Stream | None:
+        """The most recently kept connection still young enough; ``check`` also
+        rules out one with anything to read (a poll per call, skipped when a
+        request that finds its connection closed may simply be sent again)."""
         now = seam.current().monotonic()
         while node.idle:
             stream, since = node.idle.pop()
-            if now - since < IDLE_SECONDS and not _stale(stream):
+            if now - since < IDLE_SECONDS and not (check and has_input(stream)):
                 return stream
-            _close(stream)
+            close_now(stream)
         return None
 
     def forget(self, addr: str) -> None:
@@ -305,7 +270,7 @@ class NodeConnections:
         node = self._nodes.pop(addr, None)
         if node is not None:
             for stream, _ in node.idle:
-                _close(stream)
+                close_now(stream)
             node.idle.clear()
 
     def close(self) -> None:
@@ -316,82 +281,7 @@ class NodeConnections:
             if node is None:
                 continue
             for stream, _ in node.idle:
-                _close(stream)
+                close_now(stream)
             for stream in node.busy:
-                _close(stream)
+                close_now(stream)
             node.idle.clear()
-
-
-class Sent:
-    """A request written by :meth:`NodeConnections.send_nowait`, its answer unread.
-
-    It holds one of the node's slots and its connection until :meth:`answer`
-    returns or :meth:`abandon` is called (a no-op after a complete answer).
-    """
-
-    __slots__ = (
-        "_method",
-        "_node",
-        "_pool",
-        "_released",
-        "_request",
-        "_retry",
-        "_stream",
-        "_unsent",
-    )
-
-    def __init__(
-        self,
-        pool: NodeConnections,
-        node: _Node,
-        stream: trio.abc.Stream,
-        request: bytes,
-        method: str,
-        retry: bool,
-        unsent: bytes,
-    ) -> None:
-        self._pool = pool
-        self._node = node
-        self._stream: trio.abc.Stream | None = stream
-        self._request = request
-        self._method = method
-        self._retry = retry
-        self._unsent = unsent
-        self._released = False
-
-    def has_input(self) -> bool:
-        """Whether some of the answer (or the connection's end) is there to read."""
-        return self._stream is not None and _stale(self._stream)
-
-    async def answer(self) -> Response:
-        """The node's answer; a kept connection the node had closed before answering
-        is retried once on a fresh one when the request is idempotent."""
-        stream, self._stream = self._stream, None
-        if stream is None:
-            raise RuntimeError("this request was answered or abandoned already")
-        pool, node = self._pool, self._node
-        try:
-            try:
-                return await pool._finish(
-                    node, stream, self._request, self._method, True, self._unsent
-                )
-            except _StaleConnection:
-                if not self._retry:
-                    raise
-            return await pool._send(node, self._request, self._method, fresh=True)
-        finally:
-            self._release()
-
-    def abandon(self) -> None:
-        """Give up the answer: the connection closes (it is mid-exchange)."""
-        stream, self._stream = self._stream, None
-        if stream is not None:
-            self._node.busy.discard(stream)
-            _close(stream)
-        self._release()
-
-    def _release(self) -> None:
-        if not self._released:
-            self._released = True
-            self._node.in_use -= 1
-            self._node.lot.unpark()
