@@ -25,7 +25,7 @@ from torua.cluster import Shard, shard_for_key
 from torua.coordinator.data.assignments import AssignmentSync
 from torua.coordinator.data.copy_actions import CopyActions
 from torua.coordinator.data.versions import Versions
-from torua.coordinator.data.write_tracker import WriteTracker
+from torua.coordinator.data.write_tracker import KeysWriting, WriteTracker, unmark
 from torua.coordinator.nodes.client import NodeClient, NodeUnreachable, Reply
 from torua.coordinator.state.state import ClusterState
 from torua.errors import ApiError, BadGateway, NotFound, ToruaError, Unavailable
@@ -49,34 +49,6 @@ class NotSent(Unavailable):
 
 class StaleVersion(ToruaError):
     """A copy holds a newer version of the key than the one this write carried."""
-
-
-def _unmark(in_flight: dict[tuple[int, str], int], item: tuple[int, str]) -> None:
-    count = in_flight[item]
-    if count == 1:
-        del in_flight[item]
-    else:
-        in_flight[item] = count - 1
-
-
-class _KeysWriting:
-    """The context manager :meth:`Router.writing` returns: a plain class, since a
-    generator-based one cost several microseconds of every write's CPU."""
-
-    __slots__ = ("_in_flight", "_marked")
-
-    def __init__(self, in_flight: dict[tuple[int, str], int], marked: list[tuple[int, str]]):
-        self._in_flight = in_flight
-        self._marked = marked
-
-    def __enter__(self) -> None:
-        in_flight = self._in_flight
-        for item in self._marked:
-            in_flight[item] = in_flight.get(item, 0) + 1
-
-    def __exit__(self, *exc_info: object) -> None:
-        for item in self._marked:
-            _unmark(self._in_flight, item)
 
 
 class Router:
@@ -117,9 +89,9 @@ class Router:
             f"no copy of shard {shard.shard_id} is reachable; retry shortly", code="no_copy"
         )
 
-    def writing(self, shard_id: int, keys: Iterable[str]) -> _KeysWriting:
+    def writing(self, shard_id: int, keys: Iterable[str]) -> KeysWriting:
         """Mark these keys as being written until the write has its outcome."""
-        return _KeysWriting(self._in_flight, [(shard_id, key) for key in keys])
+        return KeysWriting(self._in_flight, [(shard_id, key) for key in keys])
 
     def needs_settle(self, shard_id: int, key: str) -> bool:
         """Whether a read must compare every copy instead of asking one.
@@ -272,7 +244,7 @@ class Router:
         try:
             await self._write(shard_id, key, value)
         finally:
-            _unmark(in_flight, marked)
+            unmark(in_flight, marked)
 
     async def _write(self, shard_id: int, key: str, value: bytes | None) -> None:
         for _ in range(WRITE_ATTEMPTS):

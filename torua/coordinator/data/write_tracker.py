@@ -6,6 +6,9 @@ after the fill already exported that key. So a fill first bumps the shard's
 epoch and waits until every write of an older epoch has finished; only then
 does it export. It also learns whether a write to the copy failed meanwhile
 (the copy then missed it and the fill must not declare it in sync).
+
+Also here: the per-key count of writes in flight that the router keeps
+(:class:`KeysWriting`), so a read of a key being written compares its copies.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from collections import Counter, defaultdict
 
 import trio
 
-__all__ = ["WriteTracker"]
+__all__ = ["KeysWriting", "WriteTracker", "unmark"]
 
 
 class _Writing:
@@ -84,3 +87,32 @@ class WriteTracker:
         except KeyError:
             return False
         return True
+
+
+def unmark(in_flight: dict[tuple[int, str], int], item: tuple[int, str]) -> None:
+    """One write of ``item`` (shard, key) has its outcome."""
+    count = in_flight[item]
+    if count == 1:
+        del in_flight[item]
+    else:
+        in_flight[item] = count - 1
+
+
+class KeysWriting:
+    """The context manager :meth:`Router.writing` returns: a plain class, since a
+    generator-based one cost several microseconds of every write's CPU."""
+
+    __slots__ = ("_in_flight", "_marked")
+
+    def __init__(self, in_flight: dict[tuple[int, str], int], marked: list[tuple[int, str]]):
+        self._in_flight = in_flight
+        self._marked = marked
+
+    def __enter__(self) -> None:
+        in_flight = self._in_flight
+        for item in self._marked:
+            in_flight[item] = in_flight.get(item, 0) + 1
+
+    def __exit__(self, *exc_info: object) -> None:
+        for item in self._marked:
+            unmark(self._in_flight, item)
