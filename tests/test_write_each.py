@@ -80,7 +80,7 @@ async def test_every_node_has_the_write_before_any_answer_is_awaited() -> None:
     with trio.fail_after(10):
         async with trio.open_nursery() as nursery:
             addrs = [await _serve(nursery, a), await _serve(nursery, b)]
-            async with NodeConnections({}) as pool:
+            async with NodeConnections({"X-Torua-Epoch": "4"}) as pool:
                 nodes = NodeClient(pool)
                 # no kept connection yet: each node gets its own task
                 assert _statuses(await nodes.write_each(addrs, 3, "k", b"v1", 1)) == [204, 204]
@@ -97,6 +97,8 @@ async def test_every_node_has_the_write_before_any_answer_is_awaited() -> None:
     assert b"X-Torua-Version: 1\r\n" in a.requests[0]
     assert a.requests[1].startswith(b"DELETE /shard/3/store/k HTTP/1.1\r\n")
     assert b"X-Torua-Version: 2\r\n" in b.requests[1]
+    for request in a.requests + b.requests:  # the leader's epoch rides on every write
+        assert b"\r\nX-Torua-Epoch: 4\r\n" in request
 
 
 async def test_a_hung_node_fails_alone_even_when_its_answer_is_awaited_first() -> None:
