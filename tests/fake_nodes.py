@@ -26,6 +26,7 @@ from torua.coordinator.data.write_tracker import WriteTracker
 from torua.coordinator.nodes.client import NodeUnreachable, Reply
 from torua.coordinator.state.persistence import Persister
 from torua.coordinator.state.state import ClusterState
+from torua.fanout import fan_out
 from torua.http.records import decode_frames, encode_cursor, encode_frames
 
 
@@ -38,6 +39,7 @@ class FakeNode:
     write_gate: trio.Event | None = None  # single-key writes only
     import_gate: trio.Event | None = None  # imports only
     incarnation: str = "i1"
+    held: bool = True  # False: writes answer 404 shard_not_held until an assignment comes
     calls: int = 0
     exports: list[tuple[str | None, int]] = field(default_factory=list)  # (after, since) asked
     imported: list[tuple[str, int]] = field(default_factory=list)  # (key, version) received
@@ -81,6 +83,8 @@ class FakeNodeClient:
         await self._enter(node, addr)
         if node.fail == "500":
             return Reply(500, b"{}", {})
+        if not node.held:
+            return Reply(404, b'{"error": "shard_not_held"}', {})
         stored = node.records.get((shard_id, key), (None, 0))[1]
         applied = version > stored
         if applied:
@@ -92,6 +96,17 @@ class FakeNodeClient:
             "x-torua-applied": "1" if applied else "0",
         }
         return Reply(204, b"", headers)
+
+    async def write_each(
+        self, addrs: list[str], shard_id: int, key: str, value: bytes | None, version: int
+    ) -> list[Reply | NodeUnreachable]:
+        async def one(addr: str) -> Reply | NodeUnreachable:
+            try:
+                return await self.write(addr, shard_id, key, value, version)
+            except NodeUnreachable as exc:
+                return exc
+
+        return await fan_out(one, addrs)
 
     async def export_page(
         self, addr: str, shard_id: int, after: str | None, *, since: int = 0, limit: int = 1000
@@ -143,6 +158,7 @@ class FakeNodeClient:
         if wanted is not None and wanted != node.incarnation:
             body["error"] = "incarnation_mismatch"
             return Reply(409, json.dumps(body).encode(), {})
+        node.held = True
         return Reply(200, json.dumps({"ack": True, **body}).encode(), {})
 
 

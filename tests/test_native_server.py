@@ -322,6 +322,35 @@ async def test_an_idle_keep_alive_connection_is_closed_after_the_idle_timeout():
         stop.set()
 
 
+async def test_a_body_that_stops_after_its_first_bytes_is_cut_by_the_read_timeout():
+    # The first bytes come with the head (read without a wait); the rest never do.
+    limits = ServerLimits(read_timeout=0.5, idle_timeout=5.0)
+    server = NativeServer(make_app(), [KvRoute()], limits=limits)
+    stop = trio.Event()
+    async with trio.open_nursery() as nursery:
+        port = await nursery.start(
+            lambda task_status: server.serve(
+                "127.0.0.1", 0, shutdown_trigger=stop.wait, task_status=task_status
+            )
+        )
+        stream = await _open(port)
+        await stream.send_all(put("k", b"0123456789")[:-5])
+        started = trio.current_time()
+        with trio.fail_after(5):
+            answer = await _read_until_closed(stream)
+        assert answer.startswith(b"HTTP/1.1 408"), answer
+        assert b'"timeout"' in answer
+        assert 0.4 < trio.current_time() - started < 3
+        await stream.aclose()
+        stream = await _open(port)  # nothing of it was stored
+        await stream.send_all(get("/kv/k"))
+        with trio.fail_after(5):
+            answer = await stream.receive_some(65536)
+        assert b"key_not_found" in answer, answer
+        await stream.aclose()
+        stop.set()
+
+
 async def test_shutdown_finishes_busy_requests_closes_idle_ones_and_leaves_no_task():
     app = make_app()
     release = trio.Event()

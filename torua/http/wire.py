@@ -24,7 +24,7 @@ import trio
 from torua.errors import ToruaError
 from torua.http.direct_io import receive_when_ready, send_now
 
-__all__ = ["MAX_HEAD", "Response", "WireError", "encode_request", "exchange"]
+__all__ = ["MAX_HEAD", "Response", "WireError", "encode_request", "exchange", "read_response"]
 
 MAX_HEAD = 64 * 1024  # status line + headers
 _READ = 65536
@@ -162,6 +162,13 @@ async def exchange(
     if sent < len(request):
         await stream.send_all(request[sent:] if sent else request)
     # else no yield here: receiving the answer below yields anyway
+    return await read_response(stream, head_only=head_only, max_body=max_body)
+
+
+async def read_response(
+    stream: trio.abc.Stream, *, head_only: bool = False, max_body: int
+) -> Response:
+    """The whole response to a request already sent on ``stream`` (see :func:`exchange`)."""
     reader = _Reader(head_only, max_body)
     started = False
     fed_in_head = 0

@@ -18,15 +18,14 @@ hold, never a false 404 nor an old value.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable, Iterable
 from functools import partial
 
 from torua.cluster import Shard, shard_for_key
 from torua.coordinator.data.assignments import AssignmentSync
 from torua.coordinator.data.copy_actions import CopyActions
 from torua.coordinator.data.versions import Versions
-from torua.coordinator.data.write_tracker import WriteTracker
+from torua.coordinator.data.write_tracker import KeysWriting, WriteTracker, unmark
 from torua.coordinator.nodes.client import NodeClient, NodeUnreachable, Reply
 from torua.coordinator.state.state import ClusterState
 from torua.errors import ApiError, BadGateway, NotFound, ToruaError, Unavailable
@@ -38,6 +37,7 @@ __all__ = ["Router"]
 log = logging.getLogger(__name__)
 
 Send = Callable[[str], Awaitable[Reply]]
+SendEach = Callable[[list[str]], Awaitable[list[Reply | NodeUnreachable]]]
 Judge = Callable[[Reply], bool]  # False: the copy answered but did not take the write
 
 WRITE_ATTEMPTS = 4  # versions tried before a write answers 503
@@ -89,20 +89,9 @@ class Router:
             f"no copy of shard {shard.shard_id} is reachable; retry shortly", code="no_copy"
         )
 
-    @contextmanager
-    def writing(self, shard_id: int, keys: Iterable[str]) -> Iterator[None]:
+    def writing(self, shard_id: int, keys: Iterable[str]) -> KeysWriting:
         """Mark these keys as being written until the write has its outcome."""
-        marked = [(shard_id, key) for key in keys]
-        for item in marked:
-            self._in_flight[item] = self._in_flight.get(item, 0) + 1
-        try:
-            yield
-        finally:
-            for item in marked:
-                if self._in_flight[item] == 1:
-                    del self._in_flight[item]
-                else:
-                    self._in_flight[item] -= 1
+        return KeysWriting(self._in_flight, [(shard_id, key) for key in keys])
 
     def needs_settle(self, shard_id: int, key: str) -> bool:
         """Whether a read must compare every copy instead of asking one.
@@ -248,9 +237,14 @@ class Router:
             )
 
     async def write(self, key: str, value: bytes | None) -> None:
-        shard_id = self.shard_of(key).shard_id
-        with self.writing(shard_id, [key]):
+        shard_id = shard_for_key(key, self._state.table.num_shards)
+        marked = (shard_id, key)  # as writing(), inline: this is every routed write
+        in_flight = self._in_flight
+        in_flight[marked] = in_flight.get(marked, 0) + 1
+        try:
             await self._write(shard_id, key, value)
+        finally:
+            unmark(in_flight, marked)
 
     async def _write(self, shard_id: int, key: str, value: bytes | None) -> None:
         for _ in range(WRITE_ATTEMPTS):
@@ -262,6 +256,7 @@ class Router:
                     expect=204,
                     judge=self._applied(version),
                     lowest=version,
+                    send_each=partial(self._send_write_each, shard_id, key, value, version),
                 )
             except StaleVersion:
                 continue  # the newer version was observed: the next one is larger
@@ -295,6 +290,11 @@ class Router:
     ) -> Reply:
         return await self._nodes.write(addr, shard_id, key, value, version)
 
+    async def _send_write_each(
+        self, shard_id: int, key: str, value: bytes | None, version: int, addrs: list[str]
+    ) -> list[Reply | NodeUnreachable]:
+        return await self._nodes.write_each(addrs, shard_id, key, value, version)
+
     def _applied(self, version: int) -> Judge:
         def judge(reply: Reply) -> bool:
             if reply.headers.get("x-torua-applied") != "0":
@@ -319,6 +319,7 @@ class Router:
         expect: int,
         judge: Judge | None = None,
         lowest: int = 0,
+        send_each: SendEach | None = None,
     ) -> None:
         """Send one write (a key, or a batch) to every copy that must have it.
 
@@ -326,43 +327,57 @@ class Router:
         ``judge`` accepted the answer; raises 503 when none could be reached,
         502 when none took it, :class:`StaleVersion` when a copy holds newer data.
         ``lowest`` is the smallest version the write carries (0 when unknown): a
-        copy that misses it catches up from below it later.
+        copy that misses it catches up from below it later. ``send_each``, when
+        given, sends the same write to several addresses at once (instead of a
+        task per copy calling ``send``).
         """
-        shard = self._state.table.shards[shard_id]
-        copies = self._state.copies
-        with self._tracker.writing(shard_id):
-            authoritative, filling = copies.write_targets(shard_id, self._state.is_up)
+        state = self._state
+        shard = state.table.shards[shard_id]
+        copies = state.copies
+        tracker = self._tracker
+        epoch = tracker.begin(shard_id)  # as tracker.writing(), inline: every write
+        try:
+            authoritative, filling = copies.write_targets(shard_id, state.is_up)
             if not authoritative:
                 raise NotSent(str(self._unavailable(shard)), code="no_copy")
+            in_sync = shard.in_sync
             for node_id in shard.copies:
-                if node_id not in shard.in_sync and not self._state.is_up(node_id):
-                    self._tracker.note_missed(shard_id, node_id)
+                if node_id not in in_sync and not state.is_up(node_id):
+                    tracker.note_missed(shard_id, node_id)
             failed: dict[str, str] = {}
             unreachable: set[str] = set()
             stale: set[str] = set()
 
-            async def one(node_id: str) -> None:
-                try:
-                    reply = await self._call(node_id, send)
-                except NodeUnreachable as exc:
-                    failed[node_id] = str(exc)
+            def record(node_id: str, reply: Reply | NodeUnreachable) -> None:
+                if isinstance(reply, NodeUnreachable):
+                    failed[node_id] = str(reply)
                     unreachable.add(node_id)
-                    return
-                if reply.status != expect:
+                elif reply.status != expect:
                     failed[node_id] = f"HTTP {reply.status}: {reply.body[:200]!r}"
                     if reply.status == 503:  # e.g. its lease lapsed: unavailable, not broken
                         unreachable.add(node_id)
                 elif judge is not None and not judge(reply):
                     stale.add(node_id)
 
-            targets = authoritative + filling
-            if len(targets) == 1:  # one copy (R = 1): no task to spawn
+            async def one(node_id: str) -> None:
+                try:
+                    reply: Reply | NodeUnreachable = await self._call(node_id, send)
+                except NodeUnreachable as exc:
+                    reply = exc
+                record(node_id, reply)
+
+            targets = authoritative + filling if filling else authoritative
+            if send_each is not None:
+                await self._call_each(targets, send, send_each, record)
+            elif len(targets) == 1:  # one copy (R = 1): no task to spawn
                 await one(targets[0])
             else:
                 await fan_out(one, targets)
             for node_id in filling:
                 if node_id in failed or node_id in stale:
-                    self._tracker.note_missed(shard_id, node_id)
+                    tracker.note_missed(shard_id, node_id)
+        finally:
+            tracker.end(shard_id, epoch)
         ok, behind = copies.write_done(
             shard_id, authoritative, filling, set(failed), self._state.is_up, lowest
         )
@@ -377,6 +392,50 @@ class Router:
         await self._actions.durably(copies.since_saves(shard_id))
         if stale:
             raise StaleVersion(f"shard {shard_id}: {sorted(stale)} hold a newer version")
+
+    async def _call_each(
+        self,
+        node_ids: list[str],
+        send: Send,
+        send_each: SendEach,
+        record: Callable[[str, Reply | NodeUnreachable], None],
+    ) -> None:
+        """:meth:`_call` for every copy at once, through ``send_each``; each outcome
+        goes to ``record``. A node that did not know it holds the shard is told,
+        and asked again, as in :meth:`_call`."""
+        registry = self._state.registry
+        addrs: list[str] = []
+        known: list[str] = []
+        for node_id in node_ids:
+            entry = registry.get(node_id)
+            if entry is None:
+                record(node_id, NodeUnreachable(f"node {node_id} is no longer registered"))
+            else:
+                known.append(node_id)
+                addrs.append(entry.addr)
+        if not known:
+            return
+        again: list[tuple[str, str]] = []
+        for node_id, addr, reply in zip(known, addrs, await send_each(addrs), strict=True):
+            if (
+                isinstance(reply, Reply)
+                and reply.status == 404
+                and reply.error_code == "shard_not_held"
+            ):
+                again.append((node_id, addr))
+            else:
+                record(node_id, reply)
+
+        async def retry(node_id: str, addr: str) -> None:
+            await self._sync.push(node_id)
+            try:
+                reply: Reply | NodeUnreachable = await send(addr)
+            except NodeUnreachable as exc:
+                reply = exc
+            record(node_id, reply)
+
+        if again:
+            await fan_out(lambda item: retry(*item), again)
 
     async def _drop_from_in_sync(
         self, shard_id: int, node_ids: list[str], failed: dict[str, str]

@@ -25,7 +25,6 @@ idle or in use, so nothing outlives the coordinator's nursery.
 
 from __future__ import annotations
 
-import select
 import ssl
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -33,7 +32,10 @@ from urllib.parse import urlsplit
 import trio
 
 from torua.config import normalize_url
-from torua.http.wire import Response, WireError, encode_request, exchange
+from torua.coordinator.nodes.sent import Sent
+from torua.coordinator.nodes.streams import StaleConnection, close_now, has_input
+from torua.http.direct_io import send_now
+from torua.http.wire import Response, WireError, encode_request, exchange, read_response
 from torua.sim import seam
 
 __all__ = ["NodeConnections", "header_lines"]
@@ -59,45 +61,6 @@ class _Node:
     busy: set[trio.abc.Stream] = field(default_factory=set)
     in_use: int = 0
     lot: trio.lowlevel.ParkingLot = field(default_factory=trio.lowlevel.ParkingLot)
-
-
-class _StaleConnection(WireError):
-    """A kept connection failed before any byte of the answer: the node may not have
-    seen the request."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message, started=False)
-
-
-def _socket(stream: trio.abc.Stream) -> trio.socket.SocketType:
-    if isinstance(stream, trio.SSLStream):
-        stream = stream.transport_stream
-    assert isinstance(stream, trio.SocketStream)
-    return stream.socket
-
-
-def _close(stream: trio.abc.Stream) -> None:
-    """Close at once, without a TLS goodbye: usable where nothing may be awaited."""
-    if isinstance(stream, seam.SimulatedStream):
-        stream.close_now()
-        return
-    _socket(stream).close()
-
-
-def _stale(stream: trio.abc.Stream) -> bool:
-    """Anything to read on an idle connection (EOF, a reset, stray bytes) rules it out.
-
-    ``poll``, not ``select``: a coordinator watching many nodes has descriptors
-    past ``select``'s limit of 1,024.
-    """
-    if isinstance(stream, seam.SimulatedStream):
-        return stream.has_input()
-    poller = select.poll()
-    try:
-        poller.register(_socket(stream).fileno(), select.POLLIN)
-        return bool(poller.poll(0))
-    except (OSError, ValueError):
-        return True
 
 
 class NodeConnections:
@@ -180,7 +143,7 @@ class NodeConnections:
         try:
             try:
                 return await self._send(node, request, method, fresh=False)
-            except _StaleConnection:
+            except StaleConnection:
                 if not retry:
                     raise
             # a kept connection the node had closed: once more, on a fresh one
@@ -195,25 +158,85 @@ class NodeConnections:
         if stream is None:
             stream = await self._open(node)
         node.busy.add(stream)
+        return await self._finish(node, stream, request, method, reused, None)
+
+    async def _finish(
+        self,
+        node: _Node,
+        stream: trio.abc.Stream,
+        request: bytes,
+        method: str,
+        reused: bool,
+        unsent: bytes | None,
+    ) -> Response:
+        """The exchange on ``stream`` (in ``node.busy``): all of it, or, when the
+        request already went out but for ``unsent``, the rest of it."""
         try:
-            response = await exchange(
-                stream, request, head_only=method == "HEAD", max_body=self._max_body
-            )
+            if unsent is None:
+                response = await exchange(
+                    stream, request, head_only=method == "HEAD", max_body=self._max_body
+                )
+            else:
+                if unsent:
+                    await stream.send_all(unsent)
+                response = await read_response(
+                    stream, head_only=method == "HEAD", max_body=self._max_body
+                )
         except (WireError, OSError, trio.BrokenResourceError) as exc:
-            _close(stream)
+            close_now(stream)
             if reused and not (isinstance(exc, WireError) and exc.started):
-                raise _StaleConnection(str(exc) or type(exc).__name__) from exc
+                raise StaleConnection(str(exc) or type(exc).__name__) from exc
             raise
         except BaseException:  # cancelled mid-exchange: the connection is unusable
-            _close(stream)
+            close_now(stream)
             raise
         finally:
             node.busy.discard(stream)
         if response.reusable and not self._closed and len(node.idle) < self._max_idle:
             node.idle.append((stream, seam.current().monotonic()))
         else:
-            _close(stream)
+            close_now(stream)
         return response
+
+    def send_nowait(
+        self,
+        addr: str,
+        method: str,
+        path: str,
+        *,
+        body: bytes | None = None,
+        headers: bytes = b"",
+        idempotent: bool | None = None,
+    ) -> Sent | None:
+        """Write a request on a kept connection without waiting; read its answer with
+        :meth:`Sent.answer`, and always end it with :meth:`Sent.abandon`.
+
+        None when that would need a wait: no free slot, no kept plain-socket
+        connection (TLS and simulated streams included), a connection that
+        failed. The caller then uses :meth:`request`, which waits. This is how
+        one task sends a write to several nodes at once and then reads their
+        answers one after another: no task per node.
+        """
+        node = self._node(addr)
+        if node is None or node.tls or node.in_use >= self._per_node:
+            return None
+        if not node.idle or type(node.idle[-1][0]) is not trio.SocketStream:
+            return None
+        retry = method in IDEMPOTENT if idempotent is None else idempotent
+        stream = self._take(node, check=not retry)
+        if stream is None:
+            return None
+        if body is None and method in ("PUT", "POST", "PATCH"):
+            body = b""
+        request = encode_request(method, node.prefix + path, node.head + headers, body)
+        try:
+            sent = send_now(stream, request)
+        except OSError:  # closed by the node meanwhile: the waiting path opens another
+            close_now(stream)
+            return None
+        node.in_use += 1
+        node.busy.add(stream)
+        return Sent(self, node, stream, request, method, retry, request[sent:])
 
     async def _open(self, node: _Node) -> trio.abc.Stream:
         tcp = await seam.current().open_tcp_stream(node.host, node.port)
@@ -230,13 +253,16 @@ class NodeConnections:
             raise
         return stream
 
-    def _take(self, node: _Node) -> trio.abc.Stream | None:
+    def _take(self, node: _Node, *, check: bool = True) -> trio.abc.Stream | None:
+        """The most recently kept connection still young enough; ``check`` also
+        rules out one with anything to read (a poll per call, skipped when a
+        request that finds its connection closed may simply be sent again)."""
         now = seam.current().monotonic()
         while node.idle:
             stream, since = node.idle.pop()
-            if now - since < IDLE_SECONDS and not _stale(stream):
+            if now - since < IDLE_SECONDS and not (check and has_input(stream)):
                 return stream
-            _close(stream)
+            close_now(stream)
         return None
 
     def forget(self, addr: str) -> None:
@@ -244,7 +270,7 @@ class NodeConnections:
         node = self._nodes.pop(addr, None)
         if node is not None:
             for stream, _ in node.idle:
-                _close(stream)
+                close_now(stream)
             node.idle.clear()
 
     def close(self) -> None:
@@ -255,7 +281,7 @@ class NodeConnections:
             if node is None:
                 continue
             for stream, _ in node.idle:
-                _close(stream)
+                close_now(stream)
             for stream in node.busy:
-                _close(stream)
+                close_now(stream)
             node.idle.clear()

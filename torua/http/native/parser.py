@@ -100,6 +100,16 @@ class Head:
         return None
 
 
+def _body_piece(event: object | None) -> bytes | None:
+    """A body event as :meth:`RequestReader.next_body` answers it."""
+    if event is None:
+        raise ProtocolError(400, "bad_request", "the connection closed inside a body")
+    if event is END:
+        return None
+    assert type(event) is bytes
+    return event
+
+
 class RequestReader:
     """Parses requests off ``stream``; :meth:`next_head` and :meth:`next_body` pull them."""
 
@@ -315,17 +325,16 @@ class RequestReader:
 
     async def next_body(self) -> bytes | None:
         """The next piece of the current body, or None at its end."""
-        with trio.move_on_after(self._limits.read_timeout):
+        if self._events:  # parsed already (a small body comes with its head): no wait
             event = await self._pull()
-            if event is None:
-                raise ProtocolError(400, "bad_request", "the connection closed inside a body")
-            if event is END:
-                return None
-            assert type(event) is bytes
-            return event
-        raise ProtocolError(
-            408, "timeout", f"no body bytes arrived for {self._limits.read_timeout:g}s"
-        )
+        else:  # a cancel scope only around a wait: it costs as much as parsing the head
+            with trio.move_on_after(self._limits.read_timeout):
+                event = await self._pull()
+                return _body_piece(event)
+            raise ProtocolError(
+                408, "timeout", f"no body bytes arrived for {self._limits.read_timeout:g}s"
+            )
+        return _body_piece(event)
 
     async def wait_closed(self) -> None:
         """Return once the client closes; read ahead (bounded) meanwhile.
