@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from torua.bench.profile import summary_text, top_frames
-from torua.bench.report import targets, write_results
+from torua.bench.report import write_results
+from torua.bench.targets import targets
 
 COLLAPSED = """\
 <module> (torua/__main__.py:5);run (trio/_core/_run.py:10);send_now (torua/http/direct_io.py:34) 6

@@ -23,7 +23,8 @@ from typing import Any
 
 from torua.bench import detection, failover, moves, probelag, throughput
 from torua.bench.profile import summary_text
-from torua.bench.report import kept_up, write_results
+from torua.bench.report import write_results
+from torua.bench.targets import kept_up
 from torua.bench.wrk import require_wrk
 
 SECTIONS = ("throughput", "detection", "probes", "failover", "moves")
