@@ -95,25 +95,58 @@ class Router:
         marked = [(shard_id, key) for key in keys]
         for item in marked:
             self._in_flight[item] = self._in_flight.get(item, 0) + 1
+        began = self._begin_write()
         try:
             yield
+        except BaseException as exc:
+            if not isinstance(exc, ApiError):  # an API error's outcome is recorded already
+                self._outcome_unknown(shard_id, [key for _, key in marked])
+            raise
         finally:
+            self._end_write(began)
             for item in marked:
                 if self._in_flight[item] == 1:
                     del self._in_flight[item]
                 else:
                     self._in_flight[item] -= 1
 
+    def _begin_write(self) -> int:
+        """Hold the settled watermark below every version this write will use."""
+        began = self._state.version_hwm
+        self._state.write_starts[began] += 1
+        return began
+
+    def _end_write(self, began: int) -> None:
+        """The write's outcome is recorded: the watermark may pass it."""
+        starts = self._state.write_starts
+        if starts[began] <= 1:
+            del starts[began]
+        else:
+            starts[began] -= 1
+
+    def _outcome_unknown(self, shard_id: int, keys: list[str]) -> None:
+        """A write stopped without an outcome (cancelled: the client left, the
+        coordinator is stopping) may be on some copies only: its keys are marked
+        unsettled at once, in memory, so that no snapshot has the watermark past
+        it without the mark."""
+        copies = self._state.copies
+        self._actions.now([i for key in keys for i in copies.key_failed(shard_id, key)])
+
     def needs_settle(self, shard_id: int, key: str) -> bool:
         """Whether a read must compare every copy instead of asking one.
 
-        A key whose last write failed part-way, or that has a write in flight:
-        one copy may hold the new value while another does not yet, and a read
-        answered from the first would be contradicted by the next one answered
-        from the second, should the first fail meanwhile. Settling brings every
+        A key whose last write failed part-way, that has a write in flight, or
+        whose shard may hold writes a restart left half-done: one copy may hold
+        the new value while another does not, and a read answered from the first
+        would be contradicted by the next one answered from the second, should
+        the first fail meanwhile. Settling brings every
         copy to the newest version before answering, or answers 503.
         """
-        return (shard_id, key) in self._in_flight or self._state.copies.is_unsettled(shard_id, key)
+        return (
+            (shard_id, key) in self._in_flight
+            or self._state.copies.is_unsettled(shard_id, key)
+            or shard_id in self._state.suspects  # copies may differ since a restart
+        )
 
     async def get(self, key: str) -> bytes:
         shard = self.shard_of(key)
