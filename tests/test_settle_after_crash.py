@@ -166,3 +166,16 @@ async def test_a_moved_watermark_is_saved_within_the_interval(
         assert len(rig.backend.saved) == 1
         assert rig.backend.saved[-1]["settled"] >= written
         nursery.cancel_scope.cancel()
+
+
+async def test_a_suspect_shard_purges_no_tombstones_until_reconciled() -> None:
+    from torua.coordinator.control.tombstone_collector import TombstoneCollector
+
+    async with router_rig(["a", "b"]) as before:
+        saved = await crash_mid_write(before)
+    async with restarted(before, saved) as rig:
+        collector = TombstoneCollector(rig.state, rig.client)  # type: ignore[arg-type]
+        assert collector.plan() == {}
+        mover = Mover(rig.state, rig.client, rig.sync, rig.tracker, rig.actions)  # type: ignore[arg-type]
+        await mover._reconcile(0)
+        assert collector.plan() == {"a": [0], "b": [0]}
