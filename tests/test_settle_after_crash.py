@@ -179,3 +179,20 @@ async def test_a_suspect_shard_purges_no_tombstones_until_reconciled() -> None:
         mover = Mover(rig.state, rig.client, rig.sync, rig.tracker, rig.actions)  # type: ignore[arg-type]
         await mover._reconcile(0)
         assert collector.plan() == {"a": [0], "b": [0]}
+
+
+async def test_a_suspect_shard_left_with_one_copy_or_none_is_cleared() -> None:
+    """Placement may take a suspect shard's copies away before its reconcile: a
+    lone copy (or none) has nothing to disagree with."""
+    async with router_rig(["a", "b"], shards=2) as before:
+        saved = await crash_mid_write(before)
+    async with restarted(before, saved) as rig:
+        rig.state.table.shards[0].copies = []
+        rig.state.table.shards[0].in_sync = set()
+        rig.state.table.shards[1].copies = ["b"]
+        rig.state.table.shards[1].in_sync = {"b"}
+        mover = Mover(rig.state, rig.client, rig.sync, rig.tracker, rig.actions)  # type: ignore[arg-type]
+        await mover._reconcile(0)
+        await mover._reconcile(1)
+        assert len(rig.state.suspects) == 0
+        assert rig.nodes["a"].exports == rig.nodes["b"].exports == []

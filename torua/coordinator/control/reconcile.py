@@ -62,7 +62,8 @@ async def reconcile_shard(
 
     check()
     copied = 0
-    hub, others = holders[0], holders[1:]
+    # With one copy or none (placement took the others away) nothing can disagree.
+    hub, others = (holders[0], holders[1:]) if holders else ("", [])
     for node_id in others:
         copied += await copy(shard_id, node_id, hub, check, since)
     for node_id in others:
