@@ -196,3 +196,25 @@ async def test_a_suspect_shard_left_with_one_copy_or_none_is_cleared() -> None:
         await mover._reconcile(1)
         assert len(rig.state.suspects) == 0
         assert rig.nodes["a"].exports == rig.nodes["b"].exports == []
+
+
+async def test_a_bulk_write_in_flight_holds_the_watermark_below_it_too() -> None:
+    from torua.coordinator.data.bulk import BulkBody, run_bulk
+
+    async with router_rig(["a", "b"]) as before:
+        await before.router.write("k", b"old")
+        before.nodes["b"].write_gate = trio.Event()
+        body = BulkBody.model_validate({"ops": [{"op": "put", "key": "k", "value": "new"}]})
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(run_bulk, before.state, before.router, before.client, body)
+            await trio.testing.wait_all_tasks_blocked()
+            assert before.nodes["a"].records[(0, "k")][0] == b"new"
+            await before.persister.flush()
+            saved = before.backend.saved[-1]
+            nursery.cancel_scope.cancel()
+        before.nodes["b"].write_gate = None
+        assert saved["settled"] < before.nodes["a"].records[(0, "k")][1]
+    async with restarted(before, saved) as rig:
+        first = await read(rig)
+        rig.nodes["a"].fail = "unreachable"
+        assert (first, await read(rig)) in ((b"new", 503), (b"old", 503), (b"old", b"old"))

@@ -25,6 +25,7 @@ from functools import partial
 from torua.cluster import Shard, shard_for_key
 from torua.coordinator.data.assignments import AssignmentSync
 from torua.coordinator.data.copy_actions import CopyActions
+from torua.coordinator.data.outcomes import WriteOutcomes
 from torua.coordinator.data.versions import Versions
 from torua.coordinator.data.write_tracker import WriteTracker
 from torua.coordinator.nodes.client import NodeClient, NodeUnreachable, Reply
@@ -67,6 +68,7 @@ class Router:
         self._nodes = nodes
         self._sync = sync
         self._tracker = tracker
+        self.outcomes = WriteOutcomes(state, actions)
         # Keys with a write on its way to the copies: (shard, key) -> writes.
         self._in_flight: dict[tuple[int, str], int] = {}
 
@@ -95,42 +97,14 @@ class Router:
         marked = [(shard_id, key) for key in keys]
         for item in marked:
             self._in_flight[item] = self._in_flight.get(item, 0) + 1
-        began = self._begin_write()
         try:
             yield
-        except BaseException as exc:
-            if not isinstance(exc, ApiError):  # an API error's outcome is recorded already
-                self._outcome_unknown(shard_id, [key for _, key in marked])
-            raise
         finally:
-            self._end_write(began)
             for item in marked:
                 if self._in_flight[item] == 1:
                     del self._in_flight[item]
                 else:
                     self._in_flight[item] -= 1
-
-    def _begin_write(self) -> int:
-        """Hold the settled watermark below every version this write will use."""
-        began = self._state.version_hwm
-        self._state.write_starts[began] += 1
-        return began
-
-    def _end_write(self, began: int) -> None:
-        """The write's outcome is recorded: the watermark may pass it."""
-        starts = self._state.write_starts
-        if starts[began] <= 1:
-            del starts[began]
-        else:
-            starts[began] -= 1
-
-    def _outcome_unknown(self, shard_id: int, keys: list[str]) -> None:
-        """A write stopped without an outcome (cancelled: the client left, the
-        coordinator is stopping) may be on some copies only: its keys are marked
-        unsettled at once, in memory, so that no snapshot has the watermark past
-        it without the mark."""
-        copies = self._state.copies
-        self._actions.now([i for key in keys for i in copies.key_failed(shard_id, key)])
 
     def needs_settle(self, shard_id: int, key: str) -> bool:
         """Whether a read must compare every copy instead of asking one.
@@ -286,6 +260,10 @@ class Router:
             await self._write(shard_id, key, value)
 
     async def _write(self, shard_id: int, key: str, value: bytes | None) -> None:
+        with self.outcomes.track(shard_id, (key,)):  # the settled watermark waits for it
+            await self._write_attempts(shard_id, key, value)
+
+    async def _write_attempts(self, shard_id: int, key: str, value: bytes | None) -> None:
         for _ in range(WRITE_ATTEMPTS):
             version = await self.versions.next()
             try:
