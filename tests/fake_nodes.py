@@ -26,7 +26,7 @@ from torua.coordinator.data.write_tracker import WriteTracker
 from torua.coordinator.nodes.client import NodeUnreachable, Reply
 from torua.coordinator.state.persistence import Persister
 from torua.coordinator.state.state import ClusterState
-from torua.http.records import decode_frames, decode_sections, encode_cursor, encode_frames
+from torua.http.records import decode_frames, encode_cursor, encode_frames
 
 
 @dataclass
@@ -124,6 +124,8 @@ class FakeNodeClient:
 
     async def import_sections(self, addr: str, sections: bytes) -> Reply:
         """A bulk write's batched import (several shards); held by ``write_gate`` too."""
+        from torua.http.records import decode_sections
+
         node = self._node(addr)
         if node.write_gate is not None:
             await node.write_gate.wait()
