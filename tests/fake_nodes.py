@@ -137,6 +137,24 @@ class FakeNodeClient:
                 node.records[(shard_id, key)] = (value, version)
         return Reply(200, json.dumps({"received": len(rows)}).encode(), {})
 
+    async def import_sections(self, addr: str, sections: bytes) -> Reply:
+        """A bulk write's batched import (several shards); held by ``write_gate`` too."""
+        from torua.http.records import decode_sections
+
+        node = self._node(addr)
+        if node.write_gate is not None:
+            await node.write_gate.wait()
+        await self._enter(node, addr)
+        if node.fail == "500":
+            return Reply(500, b"{}", {})
+        results = []
+        for shard_id, rows in decode_sections(sections, max_records=10_000):
+            for key, value, version in rows:
+                if version > node.records.get((shard_id, key), (None, 0))[1]:
+                    node.records[(shard_id, key)] = (value, version)
+            results.append({"status": 200, "received": len(rows)})
+        return Reply(200, json.dumps({"results": results}).encode(), {})
+
     async def drop(self, addr: str, shard_id: int) -> Reply:
         node = self._node(addr)
         for key in [k for k in node.records if k[0] == shard_id]:

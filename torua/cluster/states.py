@@ -84,11 +84,13 @@ class MoveKind(StrEnum):
 
 
 class CopyJob(StrEnum):
-    """The mover's two jobs: a fill builds a copy, a merge brings a lost copy's
-    writes back into the shard."""
+    """The mover's jobs: a fill builds a copy, a merge brings a lost copy's
+    writes back into the shard, a reconcile makes a suspect shard's copies agree
+    after a restart."""
 
     FILL = "fill"
     MERGE = "merge"
+    RECONCILE = "reconcile"
 
 
 class FillKind(StrEnum):

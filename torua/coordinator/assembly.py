@@ -38,6 +38,7 @@ from torua.coordinator.nodes.connections import NodeConnections
 from torua.coordinator.nodes.http_probe import RawHttpProbe
 from torua.coordinator.state.persistence import Persister, StateBackend
 from torua.coordinator.state.state import ClusterState
+from torua.coordinator.state.watermark import save_watermark
 from torua.events import EventBus
 from torua.http.metrics import new_registry
 
@@ -130,6 +131,7 @@ async def open_services(
         )
         placement_events = bus.subscribe()
         await nursery.start(persister.run)
+        await nursery.start(save_watermark, state, persister)
         await nursery.start(bus.run)
         await nursery.start(partial(redistributor.run, placement_events))
         await nursery.start(monitor.run)

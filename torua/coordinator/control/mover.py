@@ -10,6 +10,8 @@ it, at most ``max_moves`` shard copies at a time:
 * **merge**: a node that returns holding a copy the cluster had lost (R = 1)
   has that copy merged into the shard's copies (highest version wins), which
   makes the shard complete again.
+* **reconcile**: after a restart, a shard whose copies may differ above a
+  version exchanges those records between its copies (:mod:`.reconcile`).
 
 Cancelling a fill part-way (the copy was moved again, its node failed, the
 coordinator stopped) leaves the old copies authoritative: nothing is declared
@@ -23,7 +25,9 @@ from collections.abc import Callable
 
 import trio
 
+from torua.cluster.instructions import Save
 from torua.cluster.states import CopyJob, FillKind, NodeStatus
+from torua.coordinator.control.reconcile import reconcilable, reconcile_shard
 from torua.coordinator.data.assignments import AssignmentSync
 from torua.coordinator.data.copy_actions import CopyActions
 from torua.coordinator.data.page_copy import MoveAborted, copy_pages, ok_or_abort
@@ -117,7 +121,10 @@ class Mover:
         fills = [(s, n) for s, n in self._state.syncing() if self._healthy(n)]
         # Primaries first: a shard whose primary is being rebuilt is the one at risk.
         fills.sort(key=lambda job: table.shards[job[0]].primary != job[1])
-        jobs = [(CopyJob.FILL, s, n) for s, n in fills]
+        # Reconciles first: cheap deltas, and the shard's reads are slow until done.
+        ready = reconcilable(self._state, self._healthy)
+        jobs = [(CopyJob.RECONCILE, s, "its copies") for s in ready]
+        jobs += [(CopyJob.FILL, s, n) for s, n in fills]
         jobs += [(CopyJob.MERGE, s, n) for s, n in self._state.copies.merges() if self._healthy(n)]
         return jobs
 
@@ -143,8 +150,10 @@ class Mover:
             with scope:
                 if kind == CopyJob.FILL:
                     await self._fill(shard_id, node_id)
-                else:
+                elif kind == CopyJob.MERGE:
                     await self._merge(shard_id, node_id)
+                else:
+                    await self._reconcile(shard_id)
         except (MoveAborted, NodeUnreachable) as exc:
             log.info("%s of shard %d on %s stopped: %s", kind, shard_id, node_id, exc)
             await trio.sleep(RETRY_AFTER)
@@ -269,6 +278,14 @@ class Mover:
         into = sorted(merged)[0]
         await self._actions.durably(self._state.copies.merge_done(shard_id, returning, into))
         log.info("shard %d: lost copy on %s merged back (%d records)", shard_id, returning, copied)
+
+    async def _reconcile(self, shard_id: int) -> None:
+        """Make a suspect shard's copies agree; the cleared mark is saved (lazily:
+        a coordinator that dies first reconciles again, which is harmless)."""
+        copied = await reconcile_shard(self._state, self._copy_pages, self._healthy, shard_id)
+        if shard_id not in self._state.suspects:
+            self._actions.now([Save("a shard's copies were reconciled")])
+            log.info("shard %d: copies reconciled (%d records exchanged)", shard_id, copied)
 
     def _release_finished_handovers(self) -> None:
         """Retiring copies whose successors are all in sync and up are no longer needed."""

@@ -78,6 +78,9 @@ class TombstoneCollector:
         healthy: Callable[[str], bool] = lambda n: state.status_of(n) == NodeStatus.HEALTHY  # noqa: E731
         shards: dict[str, list[int]] = {}
         for shard in state.table.shards:
+            # A suspect shard's copies may not agree on a delete yet (suspects.py).
+            if shard.shard_id in state.suspects:
+                continue
             if purgeable(state.copies, shard.shard_id, healthy):
                 for node_id in shard.copies:
                     shards.setdefault(node_id, []).append(shard.shard_id)

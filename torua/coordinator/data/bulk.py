@@ -133,7 +133,8 @@ async def run_bulk(
     batcher = ImportBatcher(nodes)  # one import request per node, not per shard
 
     async def write_shard(shard_id: int, indexes: list[int]) -> None:
-        with router.writing(shard_id, [body.ops[i].key for i in indexes]):
+        keys = [body.ops[i].key for i in indexes]
+        with router.writing(shard_id, keys), router.outcomes.track(shard_id, keys):
             await write_shard_now(shard_id, indexes)
 
     async def write_shard_now(shard_id: int, indexes: list[int]) -> None:

@@ -24,6 +24,7 @@ from functools import partial
 from torua.cluster import Shard, shard_for_key
 from torua.coordinator.data.assignments import AssignmentSync
 from torua.coordinator.data.copy_actions import CopyActions
+from torua.coordinator.data.outcomes import WriteOutcomes
 from torua.coordinator.data.versions import Versions
 from torua.coordinator.data.write_tracker import KeysWriting, WriteTracker, unmark
 from torua.coordinator.nodes.client import NodeClient, NodeUnreachable, Reply
@@ -67,6 +68,7 @@ class Router:
         self._nodes = nodes
         self._sync = sync
         self._tracker = tracker
+        self.outcomes = WriteOutcomes(state, actions)
         # Keys with a write on its way to the copies: (shard, key) -> writes.
         self._in_flight: dict[tuple[int, str], int] = {}
 
@@ -96,13 +98,18 @@ class Router:
     def needs_settle(self, shard_id: int, key: str) -> bool:
         """Whether a read must compare every copy instead of asking one.
 
-        A key whose last write failed part-way, or that has a write in flight:
-        one copy may hold the new value while another does not yet, and a read
-        answered from the first would be contradicted by the next one answered
-        from the second, should the first fail meanwhile. Settling brings every
+        A key whose last write failed part-way, that has a write in flight, or
+        whose shard may hold writes a restart left half-done: one copy may hold
+        the new value while another does not, and a read answered from the first
+        would be contradicted by the next one answered from the second, should
+        the first fail meanwhile. Settling brings every
         copy to the newest version before answering, or answers 503.
         """
-        return (shard_id, key) in self._in_flight or self._state.copies.is_unsettled(shard_id, key)
+        return (
+            (shard_id, key) in self._in_flight
+            or self._state.copies.is_unsettled(shard_id, key)
+            or shard_id in self._state.suspects  # copies may differ since a restart
+        )
 
     async def get(self, key: str) -> bytes:
         shard = self.shard_of(key)
@@ -247,6 +254,10 @@ class Router:
             unmark(in_flight, marked)
 
     async def _write(self, shard_id: int, key: str, value: bytes | None) -> None:
+        with self.outcomes.track(shard_id, (key,)):  # the settled watermark waits for it
+            await self._write_attempts(shard_id, key, value)
+
+    async def _write_attempts(self, shard_id: int, key: str, value: bytes | None) -> None:
         for _ in range(WRITE_ATTEMPTS):
             version = await self.versions.next()
             try:

@@ -24,6 +24,7 @@ import trio
 
 from torua.cluster.copies import Copies
 from torua.cluster.states import NodeMode
+from torua.cluster.suspects import Suspects
 from torua.config import HealthSettings
 from torua.coordinator.state.state import ClusterState
 from torua.sim import seam
@@ -43,6 +44,10 @@ def snapshot(state: ClusterState) -> dict[str, Any]:
         # state issues versions above every one issued before (versions.py).
         "version_hwm": max(state.version_reserved, state.version_hwm),
         "version_reserved": max(state.version_reserved, state.version_hwm),
+        # Every write at or below it has its outcome in this snapshot; a coordinator
+        # that starts from it doubts the copies only above it (suspects.py).
+        "settled": state.settled_watermark(),
+        "suspect": state.suspects.to_json(),
         "nodes": [
             {
                 "id": r.id,
@@ -117,6 +122,10 @@ def restore(state: ClusterState, data: dict[str, Any], *, origin: str = "saved s
         state.tombstone_grace = config.get("tombstone_grace", state.tombstone_grace)
         state.replica_delay = float(config.get("replica_delay", state.replica_delay))
     state.shutdowns.restore(data.get("shutdowns", {}))
+    # Writes in flight when the saver died may be on some copies only (rule 13);
+    # a state saved before the watermark existed vouches for no version at all.
+    state.suspects = Suspects.from_json(data.get("suspect", {}))
+    state.suspects.at_start(copies, int(data.get("settled", 0)))
 
 
 def load_state(state: ClusterState, directory: Path) -> bool:

@@ -6,11 +6,13 @@ are atomic; only code that awaits between reading and writing must re-check.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 
 from torua.cluster import NodeState, ShardTable, cluster_health
 from torua.cluster.copies import Copies
 from torua.cluster.states import ClusterHealth, NodeMode, NodeStatus, ShardState
+from torua.cluster.suspects import Suspects
 from torua.cluster.tombstone_gc import InSyncTimes
 from torua.config import CoordinatorSettings, HealthSettings
 from torua.coordinator.state.node_checks import NodeChecks
@@ -36,6 +38,11 @@ class ClusterState:
     version_hwm: int = 0
     version_reserved: int = 0
     version_saved: int = 0
+    # Writes in flight, by the version counter when each began (each version it
+    # uses is above that): the settled watermark is the smallest (suspects.py).
+    write_starts: Counter[int] = field(default_factory=Counter)
+    # Shards whose copies may differ above a version, since a restart (suspects.py).
+    suspects: Suspects = field(default_factory=Suspects)
     epoch: int = 0  # the leadership term this state is led under (0: a single coordinator)
     health: HealthSettings = field(init=False)
     node_capacity: int | None = field(init=False)
@@ -83,6 +90,12 @@ class ClusterState:
     @property
     def unsettled(self) -> dict[int, set[str]]:
         return self.copies.unsettled
+
+    def settled_watermark(self) -> int:
+        """Every write with a version at or below this has its outcome recorded here
+        (acknowledged, or its key unsettled): a snapshot taken now may vouch for it."""
+        starts = self.write_starts
+        return min(starts) if starts else self.version_hwm
 
     def status_of(self, node_id: str) -> str:
         return self.health_status.get(node_id, NodeStatus.UNKNOWN)
