@@ -14,13 +14,16 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
 import trio
 import trio.testing
 
+from torua.config import CoordinatorSettings
 from torua.coordinator.control.mover import Mover
+from torua.coordinator.service import Coordinator
 from torua.coordinator.state.persistence import restore, snapshot
 from torua.coordinator.state.watermark import save_watermark
 from torua.errors import ApiError, Unavailable
@@ -218,3 +221,60 @@ async def test_a_bulk_write_in_flight_holds_the_watermark_below_it_too() -> None
         first = await read(rig)
         rig.nodes["a"].fail = "unreachable"
         assert (first, await read(rig)) in ((b"new", 503), (b"old", 503), (b"old", b"old"))
+
+
+async def test_a_clean_stop_leaves_nothing_to_doubt_but_a_crash_does() -> None:
+    """Reconciling every shard after every restart walked every shard for nothing
+    when the coordinator had stopped cleanly: its last save says no write was in
+    flight, and the next start trusts the copies."""
+    async with router_rig(["a", "b"]) as before:
+        await before.router.write("k", b"v")
+        before.state.writes_closed = True  # the server has stopped for good
+        await before.persister.flush()
+        clean = before.backend.saved[-1]
+    assert clean["stopped_clean"] is True
+    async with restarted(before, clean) as rig:
+        assert len(rig.state.suspects) == 0
+        assert not rig.router.needs_settle(0, "k")
+        await rig.router.write("k", b"w")  # its block is saved first: no longer clean
+        assert rig.backend.saved[-1]["stopped_clean"] is False
+    async with router_rig(["a", "b"]) as before:
+        saved = await crash_mid_write(before)
+    assert saved["stopped_clean"] is False
+    async with restarted(before, saved) as rig:
+        assert rig.router.needs_settle(0, "k")
+
+
+async def test_a_stop_with_a_write_still_in_flight_is_not_clean() -> None:
+    async with router_rig(["a", "b"]) as rig:
+        rig.nodes["b"].write_gate = trio.Event()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(rig.router.write, "k", b"new")
+            await trio.testing.wait_all_tasks_blocked()
+            rig.state.writes_closed = True
+            await rig.persister.flush()
+            assert rig.backend.saved[-1]["stopped_clean"] is False
+            nursery.cancel_scope.cancel()
+        rig.nodes["b"].write_gate = None
+
+
+async def test_a_coordinator_stopped_cleanly_says_so_in_its_state_file(tmp_path: Path) -> None:
+    settings = CoordinatorSettings(
+        host="127.0.0.1", port=0, data_dir=str(tmp_path), shards=4, replication_factor=2
+    )
+    async with trio.open_nursery() as nursery:
+        coordinator = Coordinator(settings)
+        await nursery.start(coordinator.run)
+        coordinator.stop()
+    saved = json.loads((tmp_path / "coordinator" / "state.json").read_text())
+    assert saved["stopped_clean"] is True
+    async with trio.open_nursery() as nursery:
+        again = Coordinator(settings)
+        await nursery.start(again.run)
+        assert again.services is not None
+        await again.services.persister.flush()
+        saved = json.loads((tmp_path / "coordinator" / "state.json").read_text())
+        assert saved["stopped_clean"] is False  # running: writes may start
+        nursery.cancel_scope.cancel()  # a crash, not a stop: nothing more is vouched for
+    saved = json.loads((tmp_path / "coordinator" / "state.json").read_text())
+    assert saved["stopped_clean"] is False

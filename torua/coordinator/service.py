@@ -73,24 +73,29 @@ class Coordinator:
     async def run(self, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
         self._load()
         backend = self._backend()
-        async with (
-            open_services(self.state, backend, stopping=self._stopping, info=self.info) as services,
-            trio.open_nursery() as nursery,
-        ):
-            self.services = services
-            app = create_coordinator_app(services)
-            install_openapi(app, "Torua coordinator", __version__, COORDINATOR_DOCS)
-            self.port = await nursery.start(
-                partial(
-                    serve_then_cancel,
-                    nursery,
-                    app,
-                    self.settings.host,
-                    self.settings.port,
-                    stopping=self._stopping,
-                    server=self.settings.server,
-                    access_log=self.settings.access_log,
+        async with open_services(
+            self.state, backend, stopping=self._stopping, info=self.info
+        ) as services:
+            async with trio.open_nursery() as nursery:
+                self.services = services
+                app = create_coordinator_app(services)
+                install_openapi(app, "Torua coordinator", __version__, COORDINATOR_DOCS)
+                self.port = await nursery.start(
+                    partial(
+                        serve_then_cancel,
+                        nursery,
+                        app,
+                        self.settings.host,
+                        self.settings.port,
+                        stopping=self._stopping,
+                        server=self.settings.server,
+                        access_log=self.settings.access_log,
+                    )
                 )
-            )
-            log.info("coordinator serving at %s", self.url)
-            task_status.started(self.url)
+                log.info("coordinator serving at %s", self.url)
+                task_status.started(self.url)
+            if self._stopping.is_set():
+                # The server and every request are done: no write can start now, so
+                # the last save (as the services stop) may say none is in flight.
+                self.state.writes_closed = True
+                services.persister.mark()

@@ -48,6 +48,10 @@ def snapshot(state: ClusterState) -> dict[str, Any]:
         # that starts from it doubts the copies only above it (suspects.py).
         "settled": state.settled_watermark(),
         "suspect": state.suspects.to_json(),
+        # Written true only by the last save of a coordinator that stopped with no
+        # write in flight (any save after a start writes false, and the first write
+        # waits for a save): a start from it has no half-written copies to doubt.
+        "stopped_clean": state.writes_closed and not state.write_starts,
         "nodes": [
             {
                 "id": r.id,
@@ -125,7 +129,8 @@ def restore(state: ClusterState, data: dict[str, Any], *, origin: str = "saved s
     # Writes in flight when the saver died may be on some copies only (rule 13);
     # a state saved before the watermark existed vouches for no version at all.
     state.suspects = Suspects.from_json(data.get("suspect", {}))
-    state.suspects.at_start(copies, int(data.get("settled", 0)))
+    if not data.get("stopped_clean"):
+        state.suspects.at_start(copies, int(data.get("settled", 0)))
 
 
 def load_state(state: ClusterState, directory: Path) -> bool:

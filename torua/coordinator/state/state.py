@@ -43,6 +43,10 @@ class ClusterState:
     write_starts: Counter[int] = field(default_factory=Counter)
     # Shards whose copies may differ above a version, since a restart (suspects.py).
     suspects: Suspects = field(default_factory=Suspects)
+    # Set once this coordinator's server has stopped for good: no write can start
+    # any more, so a snapshot with none in flight says so and the next start
+    # doubts nothing (persistence.py).
+    writes_closed: bool = False
     epoch: int = 0  # the leadership term this state is led under (0: a single coordinator)
     health: HealthSettings = field(init=False)
     node_capacity: int | None = field(init=False)
