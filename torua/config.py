@@ -253,9 +253,13 @@ class NodeSettings:
     disk_critical: DiskLimit = DiskLimit(used_percent=95.0)
     check_interval: float = 10.0
     access_log: bool = False  # one log line per request (TORUA_ACCESS_LOG, --access-log)
+    # Recently read records a durable node keeps in memory (TORUA_READ_CACHE_MB; 0: none).
+    read_cache_mb: int = 32
 
     def __post_init__(self) -> None:
         _check_server(self.server)
+        if self.read_cache_mb < 0:
+            raise ConfigError(f"TORUA_READ_CACHE_MB={self.read_cache_mb} must be 0 or more")
         object.__setattr__(self, "server", ServerKind(self.server))
         _check_disk_limits(self.disk_warn, self.disk_critical)
         if not 0.05 <= self.check_interval <= 3600:

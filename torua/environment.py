@@ -183,5 +183,8 @@ def node_settings(args: argparse.Namespace, env: Mapping[str, str]) -> NodeSetti
         check_interval=parse_duration(
             env.get("TORUA_CHECK_INTERVAL") or "10s", setting="TORUA_CHECK_INTERVAL"
         ),
+        read_cache_mb=parse_int(
+            env.get("TORUA_READ_CACHE_MB") or "32", setting="TORUA_READ_CACHE_MB", minimum=0
+        ),
         **_shared(args, env),
     )

@@ -40,9 +40,25 @@ class Config:
     name: str
     replicas: int
     memory: bool
+    read_cache: bool = True  # a durable node's read cache (TORUA_READ_CACHE_MB)
+    only: frozenset[str] | None = None  # these wrk runs (and no bulk) when set
+    targets: bool = True  # whether the targets table judges this configuration
 
 
-CONFIGS = (Config("R=1 memory", 1, True), Config("R=2 durable", 2, False))
+CONFIGS = (
+    Config("R=1 memory", 1, True),
+    Config("R=2 durable", 2, False),
+    # The same GETs with every read going to SQLite: what the cache is worth,
+    # and what a node does on reads of keys it has not read lately.
+    Config(
+        "R=2 durable, no read cache",
+        2,
+        False,
+        read_cache=False,
+        only=frozenset({"GET:32"}),
+        targets=False,
+    ),
+)
 
 
 def _direct_paths(cluster: Cluster) -> tuple[str, str, list[str]]:
@@ -74,6 +90,8 @@ def _env(config: Config, data_dir: Path) -> dict[str, str]:
         env["TORUA_MEMORY"] = "1"
     else:
         env["TORUA_DATA_DIR"] = str(data_dir)
+    if not config.read_cache:
+        env["TORUA_READ_CACHE_MB"] = "0"
     return env
 
 
@@ -145,6 +163,8 @@ def run_config(
     ``{"GET:32", "bulk"}``) keeps only those wrk runs and the bulk run, for
     measuring one change without the whole section.
     """
+    if config.only is not None:
+        rows = config.only if rows is None else rows & config.only
     runs: list[dict[str, Any]] = []
     profiles: list[dict[str, Any]] = []
     get_scripts: dict[str, Path] = {}
@@ -240,6 +260,7 @@ def run_config(
     node_peaks = {k: v for k, v in peaks.items() if k != "coordinator"}
     return {
         "config": config.name,
+        "targets": config.targets,
         "replication_factor": config.replicas,
         "memory": config.memory,
         "nodes": 2,

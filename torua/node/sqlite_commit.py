@@ -84,7 +84,10 @@ class WriteOp:
 class GroupCommit:
     """The writer side of the store; see the module docstring.
 
-    ``checkpoint`` runs one passive checkpoint (called on a worker thread).
+    ``checkpoint`` runs one passive checkpoint (called on a worker thread);
+    ``committed`` is told of every batch, on the Trio thread, after its
+    transaction ended and before any of its writers is woken (the store's read
+    cache forgets what the batch touched).
     """
 
     def __init__(
@@ -94,9 +97,11 @@ class GroupCommit:
         *,
         fsync: bool,
         name: str,
+        committed: Callable[[list[WriteOp]], None] = lambda batch: None,
     ) -> None:
         self._writer = writer
         self._checkpoint = checkpoint
+        self._committed = committed
         self._fsync = fsync
         self._name = name
         self.commits = 0  # transactions committed: shows group commit working
@@ -176,6 +181,7 @@ class GroupCommit:
                     op.error = op.error or exc
                 raise
             finally:
+                self._committed(batch)
                 for op in batch:
                     op.done.set()
             self._pages += _PAGES_PER_COMMIT + _rows(batch) // 8

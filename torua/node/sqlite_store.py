@@ -13,6 +13,9 @@ file, its schema and its statements are in :mod:`torua.node.sqlite_schema`.
 A row is replaced only by a strictly greater version (one SQL upsert), so
 copies merged in any order converge; a delete leaves a NULL value (tombstone).
 
+Recently read records are kept in memory (:mod:`torua.node.record_cache`);
+every commit forgets the keys it touched before its writers are woken.
+
 Durability: WAL with ``synchronous=NORMAL`` (default) keeps every committed
 transaction through SIGKILL or any crash of the process (the commit is in the
 WAL file, in the OS page cache; the WAL is synced at checkpoints). Power loss
@@ -36,6 +39,7 @@ from typing import TypeVar
 
 import trio
 
+from torua.node.record_cache import DEFAULT_CACHE_BYTES, RecordCache
 from torua.node.sqlite_commit import GroupCommit, WriteOp
 from torua.node.sqlite_schema import (
     DB_FILE,
@@ -70,8 +74,15 @@ class SqliteStore:
     :func:`open_sqlite_store`) commits what is queued and ends that task.
     """
 
-    def __init__(self, directory: str | os.PathLike[str], *, fsync: bool = False) -> None:
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        *,
+        fsync: bool = False,
+        cache_bytes: int = DEFAULT_CACHE_BYTES,
+    ) -> None:
         self.directory = os.fspath(directory)
+        self.cache = RecordCache(cache_bytes)
         self.path = os.path.join(self.directory, DB_FILE)
         self._scan_lock = trio.Lock()
         self._closed = False
@@ -89,7 +100,11 @@ class SqliteStore:
             self._release_files()
             raise
         self._commits = GroupCommit(
-            self._writer, self._checkpoint, fsync=fsync, name=f"store {self.path}"
+            self._writer,
+            self._checkpoint,
+            fsync=fsync,
+            name=f"store {self.path}",
+            committed=self._forget,
         )
         log.debug("opened %s (fsync=%s, max_version=%d)", self.path, fsync, self._max_version)
 
@@ -107,10 +122,17 @@ class SqliteStore:
         return rows[0] if rows else None
 
     async def get(self, shard: int, key: str) -> Record | None:
+        cached = self.cache.get(shard, key)
+        if cached is not None:
+            return cached
         row = self._read_one(
             "SELECT value, version FROM kv WHERE shard = ? AND key = ?", (shard, key)
         )
-        return None if row is None else Record(row[0], row[1])
+        if row is None:
+            return None
+        record = Record(row[0], row[1])
+        self.cache.put(shard, key, record)  # no await since the read: still current
+        return record
 
     async def keys(self, shard: int) -> list[str]:
         found: list[str] = []
@@ -219,6 +241,13 @@ class SqliteStore:
             await self._commits.stop()
         self._release_files()
 
+    def _forget(self, batch: list[WriteOp]) -> None:
+        for op in batch:
+            if op.heavy:
+                self.cache.clear()
+            else:
+                self.cache.forget(op.shard, (key for key, _, _ in op.rows or ()))
+
     def _checkpoint(self) -> None:
         self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
@@ -232,10 +261,13 @@ class SqliteStore:
 
 @asynccontextmanager
 async def open_sqlite_store(
-    directory: str | os.PathLike[str], *, fsync: bool = False
+    directory: str | os.PathLike[str],
+    *,
+    fsync: bool = False,
+    cache_bytes: int = DEFAULT_CACHE_BYTES,
 ) -> AsyncIterator[SqliteStore]:
-    """A :class:`SqliteStore` whose writer thread is joined when the block exits."""
-    store = SqliteStore(directory, fsync=fsync)
+    """A :class:`SqliteStore` whose writer task has ended when the block exits."""
+    store = SqliteStore(directory, fsync=fsync, cache_bytes=cache_bytes)
     try:
         yield store
     finally:

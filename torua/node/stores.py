@@ -34,7 +34,8 @@ async def open_store(settings: NodeSettings) -> AsyncIterator[Store]:
         finally:
             await store.close()
         return
-    async with open_sqlite_store(store_directory(settings)) as durable:
+    cache_bytes = settings.read_cache_mb * 1024 * 1024
+    async with open_sqlite_store(store_directory(settings), cache_bytes=cache_bytes) as durable:
         yield durable
 
 
