@@ -60,9 +60,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     def add(what: str, measured: str, required: str, ok: bool | None) -> None:
         rows.append({"target": what, "measured": measured, "required": required, "result": ok})
 
-    by_config = {
-        s["config"]: s for s in results.get("throughput", []) if s.get("targets", True)
-    }
+    by_config = {s["config"]: s for s in results.get("throughput", []) if s.get("targets", True)}
     for name, section in by_config.items():
         ceiling = find_run(section, "ceiling", "GET", 32)
         for target, required in (
