@@ -32,7 +32,8 @@ from pydantic import Field, model_validator
 
 from torua.cluster import shard_for_key
 from torua.coordinator.data.import_batch import ImportBatcher
-from torua.coordinator.data.router import WRITE_ATTEMPTS, NotSent, Router, StaleVersion
+from torua.coordinator.data.replication import NotSent, StaleVersion
+from torua.coordinator.data.router import WRITE_ATTEMPTS, Router
 from torua.coordinator.nodes.client import NodeClient, Reply
 from torua.coordinator.state.state import ClusterState
 from torua.errors import ApiError, BadGateway, BadRequest, NotFound, TooLarge, Unavailable

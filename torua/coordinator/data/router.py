@@ -1,14 +1,9 @@
 """Route client reads and writes to the nodes holding the key's shard.
 
-Writes go concurrently to every authoritative copy (in sync, or handing over
-after a move) and to every copy being filled; they are acknowledged only when
-every authoritative copy has *applied* them: a copy that answers "not applied,
-I hold a newer version" makes the write retry with a larger version, never an
-acknowledgement. An authoritative copy that fails leaves the in-sync set, and
-that change is saved *before* the client hears back and before the copy stops
-counting for anyone (it waits in ``state.dropping`` meanwhile), so no later
-read can reach a copy that misses an acknowledged write, even after a
-coordinator crash. Reads go to the primary and fail over to the other
+A write takes a version and goes to the shard's copies through
+:mod:`torua.coordinator.data.replication` (which copies, and when it counts
+as acknowledged); a copy holding a newer version makes it retry with a larger
+one, never an acknowledgement. Reads go to the primary and fail over to the other
 authoritative copies, and an answer counts only if its copy is still
 authoritative when it arrives. A shard that lost copies with failed nodes
 answers 503 for a miss, and for a hit older than what the lost copies may
@@ -18,38 +13,34 @@ hold, never a false 404 nor an old value.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from functools import partial
 
 from torua.cluster import Shard, shard_for_key
 from torua.coordinator.data.assignments import AssignmentSync
 from torua.coordinator.data.copy_actions import CopyActions
 from torua.coordinator.data.outcomes import WriteOutcomes
+from torua.coordinator.data.replication import (
+    Judge,
+    NotSent,
+    Replication,
+    Send,
+    SendEach,
+    StaleVersion,
+    unavailable,
+)
 from torua.coordinator.data.versions import Versions
 from torua.coordinator.data.write_tracker import KeysWriting, WriteTracker, unmark
 from torua.coordinator.nodes.client import NodeClient, NodeUnreachable, Reply
 from torua.coordinator.state.state import ClusterState
-from torua.errors import ApiError, BadGateway, NotFound, ToruaError, Unavailable
+from torua.errors import ApiError, BadGateway, NotFound, Unavailable
 from torua.fanout import fan_out
-from torua.sim import seam
 
-__all__ = ["Router"]
+__all__ = ["WRITE_ATTEMPTS", "Router"]
 
 log = logging.getLogger(__name__)
 
-Send = Callable[[str], Awaitable[Reply]]
-SendEach = Callable[[list[str]], Awaitable[list[Reply | NodeUnreachable]]]
-Judge = Callable[[Reply], bool]  # False: the copy answered but did not take the write
-
 WRITE_ATTEMPTS = 4  # versions tried before a write answers 503
-
-
-class NotSent(Unavailable):
-    """No copy could take the write, so none got it: nothing to settle afterwards."""
-
-
-class StaleVersion(ToruaError):
-    """A copy holds a newer version of the key than the one this write carried."""
 
 
 class Router:
@@ -69,27 +60,12 @@ class Router:
         self._sync = sync
         self._tracker = tracker
         self.outcomes = WriteOutcomes(state, actions)
+        self._replication = Replication(state, sync, tracker, actions)
         # Keys with a write on its way to the copies: (shard, key) -> writes.
         self._in_flight: dict[tuple[int, str], int] = {}
 
     def shard_of(self, key: str) -> Shard:
         return self._state.table.shards[shard_for_key(key, self._state.table.num_shards)]
-
-    async def _call(self, node_id: str, send: Send) -> Reply:
-        """One node call, retried once after telling the node about its copy."""
-        record = self._state.registry.get(node_id)
-        if record is None:
-            raise NodeUnreachable(f"node {node_id} is no longer registered")
-        reply = await send(record.addr)
-        if reply.status == 404 and reply.error_code == "shard_not_held":
-            await self._sync.push(node_id)
-            reply = await send(record.addr)
-        return reply
-
-    def _unavailable(self, shard: Shard) -> Unavailable:
-        return Unavailable(
-            f"no copy of shard {shard.shard_id} is reachable; retry shortly", code="no_copy"
-        )
 
     def writing(self, shard_id: int, keys: Iterable[str]) -> KeysWriting:
         """Mark these keys as being written until the write has its outcome."""
@@ -118,7 +94,7 @@ class Router:
             return await self._settle(shard_id, key)
         candidates = self._state.readable_copies(shard_id)
         if not candidates:
-            raise self._unavailable(shard)
+            raise unavailable(shard)
         errors: list[str] = []
         unreachable = 0
         candidates = list(candidates)
@@ -128,7 +104,9 @@ class Router:
                 self._add_successors(shard_id, candidates)
                 continue
             try:
-                reply = await self._call(node_id, lambda addr: self._nodes.get(addr, shard_id, key))
+                reply = await self._replication.call(
+                    node_id, lambda addr: self._nodes.get(addr, shard_id, key)
+                )
             except NodeUnreachable as exc:
                 errors.append(str(exc))
                 unreachable += 1
@@ -154,7 +132,7 @@ class Router:
                 raise NotFound(f"no key {key!r}", code="key_not_found")
             errors.append(f"{node_id}: HTTP {reply.status}")
         if unreachable == len(candidates) or not errors:
-            raise self._unavailable(shard)
+            raise unavailable(shard)
         raise BadGateway(f"every copy of shard {shard_id} failed: {'; '.join(errors)}")
 
     def _add_successors(self, shard_id: int, candidates: list[str]) -> None:
@@ -172,12 +150,14 @@ class Router:
         shard = self._state.table.shards[shard_id]
         copies = self._state.readable_copies(shard_id)
         if not copies:
-            raise self._unavailable(shard)
+            raise unavailable(shard)
         found: dict[str, tuple[bytes | None, int]] = {}
 
         async def read(node_id: str) -> None:
             try:
-                reply = await self._call(node_id, lambda addr: self._nodes.get(addr, shard_id, key))
+                reply = await self._replication.call(
+                    node_id, lambda addr: self._nodes.get(addr, shard_id, key)
+                )
             except NodeUnreachable:
                 return
             if reply.status == 200:
@@ -215,7 +195,7 @@ class Router:
 
         async def one(node_id: str) -> None:
             try:
-                reply = await self._call(
+                reply = await self._replication.call(
                     node_id, partial(self._send_write, shard_id, key, value, version)
                 )
             except NodeUnreachable:
@@ -332,143 +312,10 @@ class Router:
         lowest: int = 0,
         send_each: SendEach | None = None,
     ) -> None:
-        """Send one write (a key, or a batch) to every copy that must have it.
-
-        Acknowledged only when every authoritative copy answered ``expect`` and
-        ``judge`` accepted the answer; raises 503 when none could be reached,
-        502 when none took it, :class:`StaleVersion` when a copy holds newer data.
-        ``lowest`` is the smallest version the write carries (0 when unknown): a
-        copy that misses it catches up from below it later. ``send_each``, when
-        given, sends the same write to several addresses at once (instead of a
-        task per copy calling ``send``).
-        """
-        state = self._state
-        shard = state.table.shards[shard_id]
-        copies = state.copies
-        tracker = self._tracker
-        epoch = tracker.begin(shard_id)  # as tracker.writing(), inline: every write
-        try:
-            authoritative, filling = copies.write_targets(shard_id, state.is_up)
-            if not authoritative:
-                raise NotSent(str(self._unavailable(shard)), code="no_copy")
-            in_sync = shard.in_sync
-            for node_id in shard.copies:
-                if node_id not in in_sync and not state.is_up(node_id):
-                    tracker.note_missed(shard_id, node_id)
-            failed: dict[str, str] = {}
-            unreachable: set[str] = set()
-            stale: set[str] = set()
-
-            def record(node_id: str, reply: Reply | NodeUnreachable) -> None:
-                if isinstance(reply, NodeUnreachable):
-                    failed[node_id] = str(reply)
-                    unreachable.add(node_id)
-                elif reply.status != expect:
-                    failed[node_id] = f"HTTP {reply.status}: {reply.body[:200]!r}"
-                    if reply.status == 503:  # e.g. its lease lapsed: unavailable, not broken
-                        unreachable.add(node_id)
-                elif judge is not None and not judge(reply):
-                    stale.add(node_id)
-
-            async def one(node_id: str) -> None:
-                try:
-                    reply: Reply | NodeUnreachable = await self._call(node_id, send)
-                except NodeUnreachable as exc:
-                    reply = exc
-                record(node_id, reply)
-
-            targets = authoritative + filling if filling else authoritative
-            if send_each is not None:
-                await self._call_each(targets, send, send_each, record)
-            elif len(targets) == 1:  # one copy (R = 1): no task to spawn
-                await one(targets[0])
-            else:
-                await fan_out(one, targets)
-            for node_id in filling:
-                if node_id in failed or node_id in stale:
-                    tracker.note_missed(shard_id, node_id)
-        finally:
-            tracker.end(shard_id, epoch)
-        ok, behind = copies.write_done(
-            shard_id, authoritative, filling, set(failed), self._state.is_up, lowest
+        """See :meth:`Replication.replicate` (bulk batches use it too)."""
+        await self._replication.replicate(
+            shard_id, send, expect=expect, judge=judge, lowest=lowest, send_each=send_each
         )
-        if not ok:
-            if set(failed) <= unreachable:
-                raise self._unavailable(shard)
-            raise BadGateway(
-                f"no copy of shard {shard_id} took the write: {'; '.join(failed.values())}"
-            )
-        if behind:
-            await self._drop_from_in_sync(shard_id, behind, failed)
-        await self._actions.durably(copies.since_saves(shard_id))
-        if stale:
-            raise StaleVersion(f"shard {shard_id}: {sorted(stale)} hold a newer version")
-
-    async def _call_each(
-        self,
-        node_ids: list[str],
-        send: Send,
-        send_each: SendEach,
-        record: Callable[[str, Reply | NodeUnreachable], None],
-    ) -> None:
-        """:meth:`_call` for every copy at once, through ``send_each``; each outcome
-        goes to ``record``. A node that did not know it holds the shard is told,
-        and asked again, as in :meth:`_call`."""
-        registry = self._state.registry
-        addrs: list[str] = []
-        known: list[str] = []
-        for node_id in node_ids:
-            entry = registry.get(node_id)
-            if entry is None:
-                record(node_id, NodeUnreachable(f"node {node_id} is no longer registered"))
-            else:
-                known.append(node_id)
-                addrs.append(entry.addr)
-        if not known:
-            return
-        again: list[tuple[str, str]] = []
-        for node_id, addr, reply in zip(known, addrs, await send_each(addrs), strict=True):
-            if (
-                isinstance(reply, Reply)
-                and reply.status == 404
-                and reply.error_code == "shard_not_held"
-            ):
-                again.append((node_id, addr))
-            else:
-                record(node_id, reply)
-
-        async def retry(node_id: str, addr: str) -> None:
-            await self._sync.push(node_id)
-            try:
-                reply: Reply | NodeUnreachable = await send(addr)
-            except NodeUnreachable as exc:
-                reply = exc
-            record(node_id, reply)
-
-        if again:
-            await fan_out(lambda item: retry(*item), again)
-
-    async def _drop_from_in_sync(
-        self, shard_id: int, node_ids: list[str], failed: dict[str, str]
-    ) -> None:
-        """Take copies that missed a write out of the authoritative set, durably first.
-
-        Until the save completes they still count (for reads and later writes): the
-        write they missed is not acknowledged yet, so serving from them is right, and
-        a coordinator that crashes meanwhile comes back with them still in the set
-        only if no write they missed was acknowledged.
-        """
-        for node_id in node_ids:
-            log.warning(
-                "copy of shard %d on %s is out of sync: %s",
-                shard_id,
-                node_id,
-                failed.get(node_id, "down"),
-            )
-        copies = self._state.copies
-        self._state.in_sync_times.note_leaving(shard_id, node_ids, seam.wall_time())
-        await self._actions.durably(copies.write_missed(shard_id, node_ids))
-        self._actions.now(copies.missed_saved(shard_id, node_ids))
 
     async def read_from_copies(self, shard_id: int, send: Send) -> Reply:
         """The first authoritative copy's 200 answer, primary first."""
@@ -479,7 +326,7 @@ class Router:
             if node_id not in self._state.readable_copies(shard_id):
                 continue
             try:
-                reply = await self._call(node_id, send)
+                reply = await self._replication.call(node_id, send)
             except NodeUnreachable as exc:
                 errors.append(str(exc))
                 continue
@@ -490,5 +337,5 @@ class Router:
                 return reply
             errors.append(f"{node_id}: HTTP {reply.status}")
         if all("HTTP" not in e for e in errors):
-            raise self._unavailable(shard)
+            raise unavailable(shard)
         raise BadGateway(f"every copy of shard {shard_id} failed: {'; '.join(errors)}")
