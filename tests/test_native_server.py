@@ -7,6 +7,8 @@ for something that never comes shows up as a test timeout, not a pass.
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import pytest
 import trio
@@ -270,8 +272,9 @@ async def _read_until_closed(stream: trio.SocketStream) -> bytes:
         received += data
 
 
-async def test_a_slowloris_client_is_cut_by_the_read_timeout():
-    limits = ServerLimits(read_timeout=1.0, idle_timeout=5.0)
+@asynccontextmanager
+async def _serving(limits: ServerLimits) -> AsyncIterator[tuple[trio.Nursery, int]]:
+    """A server with these limits on a loopback port, stopped when the block ends."""
     server = NativeServer(make_app(), [KvRoute()], limits=limits)
     stop = trio.Event()
     async with trio.open_nursery() as nursery:
@@ -280,6 +283,15 @@ async def test_a_slowloris_client_is_cut_by_the_read_timeout():
                 "127.0.0.1", 0, shutdown_trigger=stop.wait, task_status=task_status
             )
         )
+        try:
+            yield nursery, port
+        finally:
+            stop.set()
+
+
+async def test_a_slowloris_client_is_cut_by_the_read_timeout():
+    limits = ServerLimits(read_timeout=1.0, idle_timeout=5.0)
+    async with _serving(limits) as (nursery, port):
         stream = await _open(port)
         await stream.send_all(b"GET /hello HTTP/1.1\r\n")
         started = trio.current_time()
@@ -300,39 +312,23 @@ async def test_a_slowloris_client_is_cut_by_the_read_timeout():
         assert answer.startswith(b"HTTP/1.1 408"), answer
         assert 0.9 < elapsed < 3
         await stream.aclose()
-        stop.set()
 
 
 async def test_an_idle_keep_alive_connection_is_closed_after_the_idle_timeout():
     limits = ServerLimits(read_timeout=5.0, idle_timeout=0.5)
-    server = NativeServer(make_app(), [KvRoute()], limits=limits)
-    stop = trio.Event()
-    async with trio.open_nursery() as nursery:
-        port = await nursery.start(
-            lambda task_status: server.serve(
-                "127.0.0.1", 0, shutdown_trigger=stop.wait, task_status=task_status
-            )
-        )
+    async with _serving(limits) as (nursery, port):
         stream = await _open(port)
         await stream.send_all(get("/hello"))
         with trio.fail_after(5):
             answer = await _read_until_closed(stream)
         assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(b"hello")
         await stream.aclose()
-        stop.set()
 
 
 async def test_a_body_that_stops_after_its_first_bytes_is_cut_by_the_read_timeout():
     # The first bytes come with the head (read without a wait); the rest never do.
     limits = ServerLimits(read_timeout=0.5, idle_timeout=5.0)
-    server = NativeServer(make_app(), [KvRoute()], limits=limits)
-    stop = trio.Event()
-    async with trio.open_nursery() as nursery:
-        port = await nursery.start(
-            lambda task_status: server.serve(
-                "127.0.0.1", 0, shutdown_trigger=stop.wait, task_status=task_status
-            )
-        )
+    async with _serving(limits) as (nursery, port):
         stream = await _open(port)
         await stream.send_all(put("k", b"0123456789")[:-5])
         started = trio.current_time()
@@ -348,7 +344,6 @@ async def test_a_body_that_stops_after_its_first_bytes_is_cut_by_the_read_timeou
             answer = await stream.receive_some(65536)
         assert b"key_not_found" in answer, answer
         await stream.aclose()
-        stop.set()
 
 
 async def test_shutdown_finishes_busy_requests_closes_idle_ones_and_leaves_no_task():

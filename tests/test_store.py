@@ -10,7 +10,8 @@ import os
 import sqlite3
 import tempfile
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -223,33 +224,40 @@ async def test_concurrent_puts_all_commit_in_few_transactions(tmp_path: Path) ->
         assert raw.execute("SELECT count(*) FROM kv").fetchone() == (200,)
 
 
+@asynccontextmanager
+async def loop_ticks() -> AsyncIterator[Callable[[], int]]:
+    """How often another task ran meanwhile: a call that holds the loop adds none."""
+    ticks = 0
+
+    async def other_work() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await trio.lowlevel.checkpoint()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(other_work)
+        await trio.lowlevel.checkpoint()
+        yield lambda: ticks
+        nursery.cancel_scope.cancel()
+
+
 async def test_listing_a_large_shard_leaves_the_loop_free_meanwhile(tmp_path: Path) -> None:
     """Reading 50k keys or a 10k-row page must not hold the event loop: a node
     doing it still answers its health probes and serves other requests."""
     async with open_sqlite_store(tmp_path / "node") as store:
         rows = [(f"k{i:06}", Record(b"v" * 100, 1 + i % 7)) for i in range(50_000)]
         await store.put_many(0, rows)
-        ticks = 0
-
-        async def other_work() -> None:
-            nonlocal ticks
-            while True:
-                ticks += 1
-                await trio.lowlevel.checkpoint()
-
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(other_work)
-            await trio.lowlevel.checkpoint()
-            before = ticks
+        async with loop_ticks() as ticks:
+            before = ticks()
             assert len(await store.keys(0)) == 50_000
-            assert ticks > before
-            before = ticks
+            assert ticks() > before
+            before = ticks()
             page = await store.export_page(0, max_rows=10_000, max_bytes=2**30)
-            assert len(page.rows) == 10_000 and ticks > before
-            before = ticks
+            assert len(page.rows) == 10_000 and ticks() > before
+            before = ticks()
             assert len(await store.export(0, since=6)) == 50_000 // 7
-            assert ticks > before
-            nursery.cancel_scope.cancel()
+            assert ticks() > before
 
 
 async def test_a_large_merge_commits_off_the_loop(tmp_path: Path) -> None:
@@ -257,21 +265,10 @@ async def test_a_large_merge_commits_off_the_loop(tmp_path: Path) -> None:
     keeps answering meanwhile. Single-key writes commit on the loop (cheaper)."""
     async with open_sqlite_store(tmp_path / "node") as store:
         rows = [(f"k{i:06}", Record(b"v" * 100, 1)) for i in range(50_000)]
-        ticks = 0
-
-        async def other_work() -> None:
-            nonlocal ticks
-            while True:
-                ticks += 1
-                await trio.lowlevel.checkpoint()
-
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(other_work)
-            await trio.lowlevel.checkpoint()
-            before = ticks
+        async with loop_ticks() as ticks:
+            before = ticks()
             assert await store.put_many(0, rows) == 50_000
-            assert ticks > before
-            nursery.cancel_scope.cancel()
+            assert ticks() > before
 
 
 async def test_one_failing_write_fails_only_its_caller(

@@ -133,9 +133,7 @@ class NodeConnections:
         node = self._node(addr)
         if node is None:
             raise ValueError(f"{addr} is not an http:// or https:// address")
-        if body is None and method in ("PUT", "POST", "PATCH"):
-            body = b""
-        request = encode_request(method, node.prefix + path, node.head + headers, body)
+        request = _encode(node, method, path, headers, body)
         retry = method in IDEMPOTENT if idempotent is None else idempotent
         while node.in_use >= self._per_node:
             await node.lot.park()
@@ -226,9 +224,7 @@ class NodeConnections:
         stream = self._take(node, check=not retry)
         if stream is None:
             return None
-        if body is None and method in ("PUT", "POST", "PATCH"):
-            body = b""
-        request = encode_request(method, node.prefix + path, node.head + headers, body)
+        request = _encode(node, method, path, headers, body)
         try:
             sent = send_now(stream, request)
         except OSError:  # closed by the node meanwhile: the waiting path opens another
@@ -285,3 +281,11 @@ class NodeConnections:
             for stream in node.busy:
                 close_now(stream)
             node.idle.clear()
+
+
+def _encode(node: _Node, method: str, path: str, headers: bytes, body: bytes | None) -> bytes:
+    """The request's bytes: the node's path prefix, its Host and pool headers, and
+    an empty body where the method carries one."""
+    if body is None and method in ("PUT", "POST", "PATCH"):
+        body = b""
+    return encode_request(method, node.prefix + path, node.head + headers, body)
