@@ -40,12 +40,23 @@ class LocalCluster:
         return node
 
     async def wait_healthy(self, count: int) -> None:
+        """``count`` nodes healthy and placement done with them: every shard active
+        with as many in-sync copies as there are nodes for it, and every healthy
+        node holding a copy. All shards active is not enough on its own: right
+        after the last node turns healthy they still sit on the others, and
+        placement has yet to give it its share."""
         with trio.fail_after(10):
             while True:
                 nodes = (await self.http.get("/nodes")).json()["nodes"]
-                if sum(n["status"] == "healthy" for n in nodes) >= count:
-                    shards = (await self.http.get("/shards")).json()["shards"]
-                    if all(s["state"] == "active" for s in shards):
+                healthy = [n for n in nodes if n["status"] == "healthy"]
+                if len(healthy) >= count:
+                    table = (await self.http.get("/shards")).json()
+                    want = min(table["replication_factor"], len(healthy))
+                    shards = table["shards"]
+                    placed = all(
+                        s["state"] == "active" and len(s["in_sync"]) == want for s in shards
+                    )
+                    if placed and all(n["shards"] for n in healthy):
                         return
                 await trio.sleep(0.05)
 
